@@ -1,0 +1,5 @@
+"""``python -m lumbar``: the same as the ``lumbar`` command."""
+
+from lumbar.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The analysis engine: pure functions on long trial data, results that know their method.
+
+Start from :class:`TrialData` (any long DataFrame with a column mapping, or
+lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
+:func:`multiple_imputation` and :func:`responders`, or run them all with
+:func:`analyze`. :func:`baseline_table` and :func:`consort_counts` describe the
+trial. No function here reads a database (docs/analysis.md).
+"""
+
+from lumbar.analysis.ancova import AncovaResult, ancova
+from lumbar.analysis.baseline import BaselineTable, baseline_table, participant_rows
+from lumbar.analysis.consort import ConsortFlow, consort_counts
+from lumbar.analysis.covariance import STRUCTURES
+from lumbar.analysis.data import Columns, TrialData
+from lumbar.analysis.gee import GeeResult, gee
+from lumbar.analysis.imputation import (
+    ImputationResult,
+    TippingPointResult,
+    multiple_imputation,
+    pool,
+    tipping_point,
+)
+from lumbar.analysis.mmrm import MmrmResult, mmrm
+from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze, write_results
+from lumbar.analysis.responders import Definition, ResponderResult, definitions_from, responders
+from lumbar.analysis.results import Estimate, Provenance
+
+__all__ = [
+    "STRUCTURES",
+    "AncovaResult",
+    "BaselineTable",
+    "Columns",
+    "ConsortFlow",
+    "Definition",
+    "Estimate",
+    "GeeResult",
+    "ImputationResult",
+    "MmrmResult",
+    "OutcomeAnalysis",
+    "Provenance",
+    "ResponderResult",
+    "Settings",
+    "TippingPointResult",
+    "TrialData",
+    "analyze",
+    "ancova",
+    "baseline_table",
+    "consort_counts",
+    "definitions_from",
+    "gee",
+    "mmrm",
+    "multiple_imputation",
+    "participant_rows",
+    "pool",
+    "responders",
+    "tipping_point",
+    "write_results",
+]

@@ -1,0 +1,43 @@
+"""The ``lumbar`` command: a thin shell over operations, analysis and report.
+
+Commands parse arguments, call one function of the packages below, and draw
+the result. Commands on a trial take ``--db`` (or ``LUMBAR_DB``), ``--as`` (or
+``LUMBAR_USER``) and ``--key-file`` (or ``LUMBAR_KEY_FILE``; or the key itself in
+``LUMBAR_KEY``). The reference is generated from ``--help`` into docs/cli.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lumbar import __version__
+from lumbar.cli import analysis, reference, report, trial
+from lumbar.cli._common import EXIT_REFUSED, app
+from lumbar.protocol import PROTOCOL_FORMAT
+
+__all__ = ["EXIT_REFUSED", "analysis", "app", "main", "reference", "report", "trial"]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lumbar {__version__} (protocol format {PROTOCOL_FORMAT})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """lumbar runs randomized trials of treatments for chronic low back pain."""
+
+
+def main() -> None:
+    """Entry point of the ``lumbar`` console script."""
+    app()

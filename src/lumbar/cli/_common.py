@@ -1,0 +1,152 @@
+"""What every command shares: the root app, global options, output, and error translation.
+
+Errors are translated in one place (:class:`LumbarGroup`): a
+:class:`~lumbar.errors.LumbarError` prints its message on stderr and exits with
+status 2; anything else is a bug and shows a traceback without local variables
+(which could hold participants' data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from lumbar._summary import SummaryTable
+from lumbar.errors import LumbarError, OperationError, Problem
+
+__all__ = [
+    "EXIT_REFUSED",
+    "LumbarGroup",
+    "app",
+    "console",
+    "echo_table",
+    "error_console",
+    "parse_answers",
+    "parse_date",
+    "print_tables",
+]
+
+EXIT_REFUSED = 2
+"""Exit status when lumbar refuses input (a LumbarError); usage errors also exit 2."""
+
+_PIPED_WIDTH = 140
+"""Columns for output that is not a terminal (a file, a pipe): wide enough for the tables."""
+
+
+class LumbarGroup(TyperGroup):
+    """The root command group: translates lumbar's errors into exit status 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LumbarError as error:
+            error_console().print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_REFUSED) from None
+
+
+app = typer.Typer(
+    cls=LumbarGroup,
+    name="lumbar",
+    help="lumbar runs randomized trials of treatments for chronic low back pain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+
+def console() -> Console:
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=_PIPED_WIDTH)
+    return out
+
+
+def error_console() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def print_tables(tables: Sequence[SummaryTable]) -> None:
+    out = console()
+    for summary in tables:
+        if not summary.rows:
+            out.print(f"{summary.title}: {summary.note or 'none'}", markup=False)
+            continue
+        table = Table(
+            title=summary.title,
+            title_justify="left",
+            title_style="bold",
+            caption=summary.note or None,
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        for column in summary.columns:
+            table.add_column(column)
+        for row in summary.rows:
+            table.add_row(*row)
+        out.print(table, markup=False)
+
+
+def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print rows of values as a table (None shows as '-')."""
+    cells = tuple(tuple("-" if value is None else str(value) for value in row) for row in rows)
+    print_tables([SummaryTable(title, tuple(columns), cells, note="" if cells else "none")])
+
+
+def parse_date(text: str | None, option: str, today: dt.date | None = None) -> dt.date:
+    """A date written YYYY-MM-DD, or today when not given."""
+    if text is None:
+        return today or dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise OperationError(
+            "not a date",
+            [Problem(option, "must be a date written YYYY-MM-DD", text, "e.g. 2026-03-01")],
+        ) from None
+
+
+def parse_answers(
+    file: Path | None, pairs: Sequence[str], option: str = "--answer"
+) -> dict[str, Any]:
+    """Answers from a YAML/JSON mapping file and ``name=value`` pairs (pairs win).
+
+    Values are read as YAML scalars: ``45`` is a number, ``true`` is yes, ``female`` is text.
+    """
+    answers: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise OperationError(
+                "cannot read the answers",
+                [Problem(str(file), str(error), hint="give a YAML or JSON mapping")],
+            ) from None
+        if not isinstance(loaded, dict):
+            raise OperationError(
+                "cannot read the answers",
+                [
+                    Problem(
+                        str(file), "must be a mapping of names to answers", type(loaded).__name__
+                    )
+                ],
+            )
+        answers.update(loaded)
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise OperationError(
+                "not an answer",
+                [Problem(option, "must be written name=value", pair, "e.g. age=45")],
+            )
+        answers[name.strip()] = None if value == "" else yaml.safe_load(value)
+    return answers

@@ -1,0 +1,140 @@
+"""``lumbar analyze``: the pre-specified analysis, of a trial database or of any long data file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pandas as pd
+import typer
+
+from lumbar.analysis import Columns, TrialData
+from lumbar.analysis.covariance import STRUCTURES
+from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze, analyze_trial, write_results
+from lumbar.cli._common import app
+from lumbar.cli.trial import As, Db, KeyFile, open_trial
+from lumbar.errors import AnalysisError, Problem
+
+__all__ = ["analyze_command", "read_table"]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with a clear error when it cannot be read."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, comment="#")
+    except (OSError, ValueError) as error:
+        raise AnalysisError(
+            "cannot read the data",
+            [Problem(str(path), str(error), hint="give a CSV or Parquet file")],
+        ) from None
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+@app.command("analyze")
+def analyze_command(
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="A long CSV/Parquet file (one row per participant and visit)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and the CSV tables.")] = Path(
+        "results"
+    ),
+    outcome: Annotated[
+        str | None, typer.Option(help="Outcome column (with --db: a score column, e.g. rdq_total).")
+    ] = None,
+    arm: Annotated[str, typer.Option(help="Arm column.")] = "arm",
+    participant: Annotated[str, typer.Option("--id", help="Participant column.")] = "participant",
+    visit: Annotated[str, typer.Option(help="Visit column.")] = "visit",
+    baseline: Annotated[
+        str | None, typer.Option(help="Baseline column (none: models without baseline).")
+    ] = None,
+    covariates: Annotated[
+        str | None, typer.Option(help="Covariate columns, comma-separated.")
+    ] = None,
+    reference: Annotated[str | None, typer.Option(help="The reference (control) arm.")] = None,
+    visits: Annotated[
+        str | None, typer.Option(help="Post-baseline visits in time order, comma-separated.")
+    ] = None,
+    baseline_visit: Annotated[
+        str | None, typer.Option(help="The visit value that marks baseline rows (left out).")
+    ] = None,
+    covariance: Annotated[
+        str, typer.Option(help="MMRM covariance: " + ", ".join(STRUCTURES) + ".")
+    ] = "unstructured",
+    robust: Annotated[bool, typer.Option(help="HC3 standard errors for the ANCOVA.")] = False,
+    higher_is_better: Annotated[
+        bool, typer.Option(help="Higher outcome values are better (default: worse).")
+    ] = False,
+    imputations: Annotated[int, typer.Option(help="Number of imputations.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for the imputations.")] = 20110705,
+    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Run the pre-specified analysis: ANCOVA, MMRM, GEE, multiple imputation, responders.
+
+    Give a long data file with its column names, or --db (with --as) to analyse a trial
+    with its protocol's pre-specified settings.
+    """
+    direction: Literal["higher_is_worse", "higher_is_better"] = (
+        "higher_is_better" if higher_is_better else "higher_is_worse"
+    )
+    base = Settings(
+        alpha=alpha,
+        covariance=covariance,
+        robust=robust,
+        direction=direction,
+        imputations=imputations,
+        seed=seed,
+    )
+    if data is None and db is None:
+        raise AnalysisError(
+            "nothing to analyse",
+            [
+                Problem(
+                    "DATA",
+                    "give a data file, or --db for a trial",
+                    hint="see lumbar analyze --help",
+                )
+            ],
+        )
+    if data is not None:
+        if outcome is None:
+            raise AnalysisError(
+                "no outcome",
+                [Problem("--outcome", "is required with a data file", hint="--outcome rdq")],
+            )
+        columns = Columns(
+            outcome=outcome,
+            participant=participant,
+            arm=arm,
+            visit=visit,
+            baseline=baseline,
+            covariates=_split(covariates),
+            reference=reference,
+            baseline_visit=baseline_visit,
+            visits=_split(visits) or None,
+        )
+        trial_data = TrialData.from_frame(read_table(data), columns)
+        analyses = [analyze(trial_data, base)]
+        files = write_results(analyses, out, extra={"source": {"file": data.name}})
+    else:
+        trial = open_trial(db, actor, key_file)
+        result = analyze_trial(
+            trial.protocol, trial.dataset(), trial.consort_records(), base, outcome=outcome
+        )
+        analyses = list(result.outcomes)
+        files = result.write(out)
+    for analysis in analyses:
+        _summary(analysis)
+    typer.echo(f"wrote {len(files)} files to {out}/ (results.json and CSV tables)")
+
+
+def _summary(analysis: OutcomeAnalysis) -> None:
+    typer.echo(str(analysis.mmrm))

@@ -1,0 +1,132 @@
+"""``lumbar report`` (any trial) and ``lumbar demo`` (a synthetic trial, end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lumbar.analysis.plan import Settings
+from lumbar.cli._common import app, console
+from lumbar.cli.trial import As, Db, KeyFile, open_trial
+from lumbar.demo import run_demo
+from lumbar.report import ReportContent, ReportFiles, gather, write_report
+from lumbar.report.render import glance
+
+__all__ = ["demo_command", "report_command"]
+
+Imputations = Annotated[int, typer.Option(help="Number of imputations.")]
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[Path, typer.Option(help="Folder for report.html, figures/ and tables/.")] = Path(
+        "report"
+    ),
+    pdf: Annotated[
+        bool, typer.Option(help="Also write report.pdf (needs the optional 'pdf' extra).")
+    ] = False,
+    imputations: Imputations = 20,
+    seed: Annotated[int, typer.Option(help="Seed for the imputations.")] = 20110705,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Write the trial report: flow, Table 1, the pre-specified analysis, responders, safety.
+
+    Reads the trial as --as may: a blinded user's report masks the arms and leaves out
+    sessions and adverse events.
+    """
+    trial = open_trial(db, actor, key_file)
+    try:
+        content = gather(trial, settings=Settings(imputations=imputations, seed=seed))
+    finally:
+        trial.close()
+    files = write_report(content, out, pdf=pdf)
+    _summary(content, files)
+
+
+@app.command("demo")
+def demo_command(
+    participants: Annotated[int, typer.Option(help="Participants to randomize.")] = 401,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation and the analysis.")] = 20110705,
+    out: Annotated[Path, typer.Option(help="Folder for the demo trial and its report.")] = Path(
+        "lumbar-demo"
+    ),
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an earlier demo in the folder.")
+    ] = False,
+) -> None:
+    """Run the reference trial on SYNTHETIC participants, analyse it, and write its report.
+
+    Every write goes through lumbar's operations (screening, consent, concealed
+    randomization, sessions, questionnaires, audit trail) on a fresh SQLite trial in --out.
+    """
+    screen = console()
+    screen.print(
+        "[bold red]SYNTHETIC DATA[/]: simulating the massage-clbp trial with "
+        f"{participants} participants (seed {seed}) in {out}/"
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=screen,
+        transient=False,
+    ) as bars:
+        trial_task = bars.add_task("simulated days", total=1, status="")
+        steps = bars.add_task("analysis and report", total=4, status="waiting")
+
+        def progress(status: str, day: int, days: int) -> None:
+            bars.update(trial_task, completed=day, total=days, status=status)
+
+        def phase(name: str) -> None:
+            if name in ("analysing", "writing the report"):
+                bars.update(trial_task, completed=bars.tasks[trial_task].total, status="done")
+                bars.update(steps, advance=2 if name == "analysing" else 1, status=name)
+
+        result = run_demo(
+            out,
+            participants=participants,
+            seed=seed,
+            replace_existing=replace,
+            progress=progress,
+            phase=phase,
+        )
+        bars.update(steps, completed=4, status="done")
+    simulation = result.simulation
+    arms = ", ".join(f"{arm} {count}" for arm, count in sorted(simulation.by_arm.items()))
+    screen.print(
+        f"Screened {simulation.screened}, randomized {simulation.randomized} ({arms}); "
+        f"{simulation.sessions} sessions, {simulation.questionnaires} questionnaires, "
+        f"{simulation.adverse_events} adverse events, {simulation.lost} lost to follow-up."
+    )
+    if result.audit is not None:
+        state = "intact" if result.audit.intact else "BROKEN"
+        screen.print(f"Audit trail: {result.audit.records} records, {state}.")
+    screen.print(
+        "Timings: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.timings.items())
+    )
+    _summary(result.content, result.report)
+    screen.print(
+        f"The trial database is {result.database}; try "
+        f"'lumbar participants --db {result.database} --as coordinator'."
+    )
+
+
+def _summary(content: ReportContent, files: ReportFiles) -> None:
+    screen = console()
+    if content.synthetic:
+        screen.print("[bold red]SYNTHETIC DATA[/] (simulated participants)")
+    for sentence in glance(content):
+        screen.print(f"  {sentence}")
+    screen.print(f"Report: {files.html.resolve().as_uri()}")
+    if files.pdf is not None:
+        screen.print(f"PDF: {files.pdf}")
+    screen.print(
+        f"{len(files.tables)} tables (CSV) and {len(files.figures)} figure files beside it."
+    )

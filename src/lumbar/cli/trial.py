@@ -1,0 +1,725 @@
+"""Commands that run a trial: init, sites and users, screening to follow-up, audit, backup.
+
+Each command opens the trial as the user named by ``--as`` (or ``LUMBAR_USER``),
+calls one operation, and prints what it did. Dates are written YYYY-MM-DD and
+default to today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lumbar.cli._common import app, echo_table, parse_answers, parse_date
+from lumbar.errors import AccessError, Problem
+from lumbar.operations import (
+    EXPORT_FORMATS,
+    OUTCOMES,
+    RELATEDNESS,
+    ROLES,
+    SEVERITIES,
+    SOURCES,
+    WITHDRAWAL_KINDS,
+    Trial,
+    backup,
+    create_trial,
+    restore,
+)
+from lumbar.protocol import resolve_protocol
+
+__all__ = ["open_trial"]
+
+site_app = typer.Typer(help="Add and list sites.", no_args_is_help=True, rich_markup_mode=None)
+user_app = typer.Typer(help="Add and list staff.", no_args_is_help=True, rich_markup_mode=None)
+screening_app = typer.Typer(
+    help="Screen people against the eligibility rules.", no_args_is_help=True, rich_markup_mode=None
+)
+identity_app = typer.Typer(
+    help="Record and open direct identifiers (encrypted in the vault).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+questionnaire_app = typer.Typer(
+    help="Record and correct questionnaires.", no_args_is_help=True, rich_markup_mode=None
+)
+randomization_app = typer.Typer(
+    help="Check the concealed allocation list.", no_args_is_help=True, rich_markup_mode=None
+)
+session_app = typer.Typer(
+    help="Log treatment sessions.", no_args_is_help=True, rich_markup_mode=None
+)
+ae_app = typer.Typer(help="Adverse events.", no_args_is_help=True, rich_markup_mode=None)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True, rich_markup_mode=None)
+for sub, name in (
+    (site_app, "site"),
+    (user_app, "user"),
+    (screening_app, "screening"),
+    (identity_app, "identity"),
+    (questionnaire_app, "questionnaire"),
+    (randomization_app, "randomization"),
+    (session_app, "session"),
+    (ae_app, "ae"),
+    (audit_app, "audit"),
+):
+    app.add_typer(sub, name=name)
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="LUMBAR_DB",
+        help="The trial database: a SQLite file (default lumbar.db) or postgresql://...",
+    ),
+]
+As = Annotated[
+    str | None, typer.Option("--as", envvar="LUMBAR_USER", help="Your user name in the trial.")
+]
+KeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        envvar="LUMBAR_KEY_FILE",
+        help="The vault key file (default: beside a SQLite file, else ./lumbar.key; "
+        "or set LUMBAR_KEY).",
+    ),
+]
+Reference = Annotated[
+    str, typer.Argument(help="A study id (SEA-0001) or screening number (S00001).")
+]
+DateOption = Annotated[str | None, typer.Option(help="YYYY-MM-DD; today when not given.")]
+AnswersFile = Annotated[
+    Path | None, typer.Option("--answers", help="A YAML or JSON file mapping names to answers.")
+]
+AnswerPairs = Annotated[
+    list[str] | None,
+    typer.Option("--answer", help="One answer as name=value (repeat the option)."),
+]
+
+
+def open_trial(db: str | None, actor: str | None, key_file: Path | None) -> Trial:
+    """The trial of ``--db``, opened as ``--as``."""
+    if not actor:
+        raise AccessError(
+            "who are you?",
+            [Problem("--as", "is required", hint="give --as USERNAME or set LUMBAR_USER")],
+        )
+    return Trial.open(db, actor, key_file=key_file)
+
+
+def _today(trial: Trial) -> dt.date:
+    return trial.clock().date()
+
+
+# ---------------------------------------------------------------- creating the trial
+
+
+@app.command("init")
+def init(
+    protocol: Annotated[str, typer.Argument(help="A protocol file, or a shipped protocol's name.")],
+    admin: Annotated[str, typer.Option(help="User name of the first administrator.")] = "admin",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the allocation list (random when not given).")
+    ] = None,
+    allocation_list: Annotated[
+        Path | None,
+        typer.Option(help="Use a statistician's list (CSV: stratum, position, block, arm)."),
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option(help="Mark the trial's data as synthetic (for demos and tests).")
+    ] = False,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Create a trial database from a protocol, with its concealed allocation list and vault key."""
+    loaded = resolve_protocol(protocol)
+    created = create_trial(
+        loaded,
+        db,
+        admin=admin,
+        key_file=key_file,
+        seed=seed,
+        allocation_csv=allocation_list,
+        synthetic=synthetic,
+    )
+    typer.echo(f"created trial {loaded.id} (protocol {loaded.version}) in {created.url}")
+    typer.echo(f"allocation list: {created.slots} slots, {created.allocation_source}, sealed")
+    if created.key_file is not None:
+        typer.echo(
+            f"vault key: {created.key_file} (owner-only). Back it up apart from the database: "
+            "without it identifiers and unused allocations cannot be read."
+        )
+    typer.echo(f"first user: {admin} (admin). Next: lumbar site add CODE NAME --as {admin}")
+
+
+# ---------------------------------------------------------------- sites and staff
+
+
+@site_app.command("add")
+def site_add(
+    code: Annotated[str, typer.Argument(help="1 to 8 capitals or digits; starts study ids.")],
+    name: Annotated[str, typer.Argument(help="The site's name.")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Add a site."""
+    site = open_trial(db, actor, key_file).add_site(code, name)
+    typer.echo(f"added site {site.code} ({site.name})")
+
+
+@site_app.command("list")
+def site_list(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """List the sites."""
+    echo_table(
+        "Sites",
+        ("code", "name"),
+        [(s.code, s.name) for s in open_trial(db, actor, key_file).sites()],
+    )
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="The new user's name.")],
+    role: Annotated[str, typer.Option(help="One of: " + ", ".join(ROLES) + ".")],
+    site: Annotated[
+        list[str] | None, typer.Option(help="A site code (repeat for several).")
+    ] = None,
+    all_sites: Annotated[bool, typer.Option(help="Works at every site.")] = False,
+    unblinded: Annotated[
+        bool | None,
+        typer.Option(
+            "--unblinded/--blinded",
+            help="Whether the user sees arms (default: only therapists do).",
+        ),
+    ] = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Add a member of staff with a role, at some sites or all."""
+    member = open_trial(db, actor, key_file).add_staff(
+        username, role, site or [], all_sites=all_sites, unblinded=unblinded
+    )
+    blinding = "unblinded" if member.unblinded else "blinded"
+    typer.echo(
+        f"added {member.username}: {member.role}, {blinding}, sites {', '.join(member.sites)}"
+    )
+
+
+@user_app.command("list")
+def user_list(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """List the staff."""
+    rows = [
+        (m.username, m.role, "yes" if m.unblinded else "no", ", ".join(m.sites), m.active)
+        for m in open_trial(db, actor, key_file).staff()
+    ]
+    echo_table("Staff", ("user", "role", "unblinded", "sites", "active"), rows)
+
+
+# ---------------------------------------------------------------- screening to enrolment
+
+
+@screening_app.command("add")
+def screening_add(
+    site: Annotated[str, typer.Option(help="The site screening the person.")],
+    answers: AnswersFile = None,
+    answer: AnswerPairs = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Screen a person: record the answers and the verdict with every reason."""
+    result = open_trial(db, actor, key_file).screen(site, parse_answers(answers, answer or []))
+    typer.echo(f"{result.screening_number}: {result.status}")
+    for reason in result.reasons:
+        typer.echo(f"  {reason}")
+    if result.unanswered:
+        typer.echo("  still to ask: " + ", ".join(result.unanswered))
+
+
+@screening_app.command("update")
+def screening_update(
+    reference: Reference,
+    reason: Annotated[str, typer.Option(help="Why the answers change.")],
+    answers: AnswersFile = None,
+    answer: AnswerPairs = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Add or correct screening answers before enrolment (a reason is required)."""
+    result = open_trial(db, actor, key_file).update_screening(
+        reference, parse_answers(answers, answer or []), reason
+    )
+    typer.echo(f"{result.screening_number}: {result.status}")
+    for reason_text in result.reasons:
+        typer.echo(f"  {reason_text}")
+    if result.unanswered:
+        typer.echo("  still to ask: " + ", ".join(result.unanswered))
+
+
+@identity_app.command("set")
+def identity_set(
+    reference: Reference,
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    contact: Annotated[str | None, typer.Option(help="Phone, e-mail or address.")] = None,
+    birth_date: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD.")] = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Seal a person's name, contact details or date of birth in the vault."""
+    born = None if birth_date is None else parse_date(birth_date, "--birth-date")
+    open_trial(db, actor, key_file).record_identity(
+        reference, name=name, contact=contact, birth_date=born
+    )
+    typer.echo(f"identifiers of {reference} sealed")
+
+
+@identity_app.command("show")
+def identity_show(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Open a person's identifiers (the opening is audited)."""
+    opened = open_trial(db, actor, key_file).identity(reference)
+    typer.echo(f"name: {opened.name or '-'}")
+    typer.echo(f"contact: {opened.contact or '-'}")
+    typer.echo(f"date of birth: {opened.birth_date or '-'}")
+
+
+@app.command("consent")
+def consent(
+    reference: Reference,
+    version: Annotated[str, typer.Option(help="The consent form's version.")],
+    date: DateOption = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record an eligible person's consent (you are recorded as who took it)."""
+    trial = open_trial(db, actor, key_file)
+    day = parse_date(date, "--date", _today(trial))
+    trial.consent(reference, version, day)
+    typer.echo(f"{reference}: consent version {version} on {day}")
+
+
+@app.command("enrol")
+def enrol(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Enrol an eligible, consented person; prints their study id."""
+    typer.echo(open_trial(db, actor, key_file).enrol(reference))
+
+
+@app.command("participants")
+def participants(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """List everyone screened at your sites and where they stand."""
+    rows = [
+        (p.screening_number, p.study_id, p.site, p.status)
+        for p in open_trial(db, actor, key_file).participants()
+    ]
+    echo_table("Participants", ("screening", "study id", "site", "status"), rows)
+
+
+# ---------------------------------------------------------------- questionnaires
+
+
+@questionnaire_app.command("add")
+def questionnaire_add(
+    reference: Reference,
+    visit: Annotated[str, typer.Argument(help="The visit id, e.g. baseline or week_10.")],
+    instrument: Annotated[str, typer.Argument(help="The instrument, e.g. rdq.")],
+    answers: AnswersFile = None,
+    answer: AnswerPairs = None,
+    completed: DateOption = None,
+    source: Annotated[
+        str, typer.Option(help="One of: " + ", ".join(SOURCES) + ".")
+    ] = "staff_entry",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record a completed questionnaire (checked and scored before it is stored)."""
+    trial = open_trial(db, actor, key_file)
+    view = trial.record_questionnaire(
+        reference,
+        visit,
+        instrument,
+        parse_answers(answers, answer or []),
+        completed_on=parse_date(completed, "--completed", _today(trial)),
+        source=source,
+    )
+    scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
+    typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+
+
+@questionnaire_app.command("visit")
+def questionnaire_visit(
+    reference: Reference,
+    visit: Annotated[str, typer.Argument(help="The visit id, e.g. week_10.")],
+    answers: Annotated[
+        Path,
+        typer.Option(
+            "--answers", help="A YAML or JSON file mapping each instrument to its answers."
+        ),
+    ],
+    completed: DateOption = None,
+    source: Annotated[
+        str, typer.Option(help="One of: " + ", ".join(SOURCES) + ".")
+    ] = "staff_entry",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record a visit's questionnaires together: every one is stored, or none."""
+    trial = open_trial(db, actor, key_file)
+    views = trial.record_visit(
+        reference,
+        visit,
+        parse_answers(answers, []),
+        completed_on=parse_date(completed, "--completed", _today(trial)),
+        source=source,
+    )
+    for view in views:
+        scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
+        typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+
+
+@questionnaire_app.command("edit")
+def questionnaire_edit(
+    reference: Reference,
+    visit: Annotated[str, typer.Argument(help="The visit id.")],
+    instrument: Annotated[str, typer.Argument(help="The instrument.")],
+    reason: Annotated[str, typer.Option(help="Why the answers change.")],
+    answers: AnswersFile = None,
+    answer: AnswerPairs = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Correct answers of a recorded questionnaire; the old values stay in the audit trail."""
+    view = open_trial(db, actor, key_file).edit_questionnaire(
+        reference, visit, instrument, parse_answers(answers, answer or []), reason
+    )
+    scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
+    typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+
+
+# ---------------------------------------------------------------- randomization
+
+
+@app.command("randomize")
+def randomize(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Randomize an enrolled participant whose baseline is complete."""
+    assignment = open_trial(db, actor, key_file).randomize(reference)
+    typer.echo(
+        f"{assignment.study_id}: {assignment.arm} (stratum {assignment.stratum}, "
+        f"{assignment.randomized_on})"
+    )
+
+
+@app.command("unblind")
+def unblind(
+    reference: Reference,
+    reason: Annotated[str, typer.Option(help="Why unblinding is needed (recorded).")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Emergency unblinding of one participant (audited, with the reason)."""
+    arm = open_trial(db, actor, key_file).unblind(reference, reason)
+    typer.echo(f"{reference}: {arm}")
+
+
+@randomization_app.command("verify")
+def randomization_verify(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Check the sealed list against its fingerprint and seed, and every assignment against it."""
+    report = open_trial(db, actor, key_file).verify_randomization()
+    typer.echo(
+        f"allocation list ({report.source}): {report.strata} strata, {report.slots} slots, "
+        f"{report.used} used"
+    )
+    if report.valid:
+        typer.echo("valid: blocks whole and in ratio, list unchanged, slots taken in order")
+        return
+    for problem in report.problems:
+        typer.echo("  " + problem.describe())
+    raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- schedule
+
+
+@app.command("schedule")
+def schedule(
+    reference: Reference,
+    on: DateOption = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A participant's follow-up visits and where each stands."""
+    trial = open_trial(db, actor, key_file)
+    rows = [
+        (
+            s.visit,
+            s.target,
+            f"{s.opens} to {s.closes}",
+            s.status,
+            s.completed_on,
+            "yes" if s.out_of_window else "",
+        )
+        for s in trial.schedule(reference, parse_date(on, "--on", _today(trial)))
+    ]
+    echo_table(
+        f"Schedule of {reference}",
+        ("visit", "target", "window", "status", "completed", "out of window"),
+        rows,
+    )
+
+
+@app.command("due")
+def due(
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    on: DateOption = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Who is due or overdue for a follow-up visit, by site."""
+    trial = open_trial(db, actor, key_file)
+    rows = [
+        (s.site, s.study_id, s.visit, s.status, s.target, s.closes)
+        for s in trial.due(site, parse_date(on, "--on", _today(trial)))
+    ]
+    echo_table(
+        "Due or overdue", ("site", "study id", "visit", "status", "target", "window closes"), rows
+    )
+
+
+# ---------------------------------------------------------------- treatment and safety
+
+
+@session_app.command("log")
+def session_log(
+    reference: Reference,
+    minutes: Annotated[int, typer.Option(help="Length of the session.")],
+    technique: Annotated[list[str], typer.Option(help="A technique used (repeat).")],
+    region: Annotated[list[str], typer.Option(help="A body region treated (repeat).")],
+    date: DateOption = None,
+    home_care: Annotated[
+        list[str] | None, typer.Option(help="Home-care advice given (repeat).")
+    ] = None,
+    notes: Annotated[str, typer.Option(help="Notes (no identifiers, please).")] = "",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Log a treatment session you gave."""
+    trial = open_trial(db, actor, key_file)
+    number = trial.log_session(
+        reference,
+        parse_date(date, "--date", _today(trial)),
+        minutes,
+        technique,
+        region,
+        home_care=home_care or [],
+        notes=notes,
+    )
+    typer.echo(f"{reference}: session {number} logged")
+
+
+@app.command("adherence")
+def adherence(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Sessions attended over planned, per randomized participant."""
+    rows = [
+        (a.study_id, a.arm, a.attended, a.planned, "-" if a.share is None else f"{a.share:.0%}")
+        for a in open_trial(db, actor, key_file).adherence()
+    ]
+    echo_table("Adherence", ("study id", "arm", "attended", "planned", "share"), rows)
+
+
+@ae_app.command("add")
+def ae_add(
+    reference: Reference,
+    description: Annotated[str, typer.Option(help="What happened.")],
+    severity: Annotated[str, typer.Option(help="One of: " + ", ".join(SEVERITIES) + ".")],
+    relatedness: Annotated[str, typer.Option(help="One of: " + ", ".join(RELATEDNESS) + ".")],
+    serious: Annotated[
+        bool, typer.Option("--serious/--not-serious", help="A serious adverse event?")
+    ] = False,
+    onset: DateOption = None,
+    outcome: Annotated[str, typer.Option(help="One of: " + ", ".join(OUTCOMES) + ".")] = "unknown",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record an adverse event."""
+    trial = open_trial(db, actor, key_file)
+    event = trial.report_adverse_event(
+        reference,
+        description,
+        parse_date(onset, "--onset", _today(trial)),
+        severity=severity,
+        serious=serious,
+        relatedness=relatedness,
+        outcome=outcome,
+    )
+    flag = " SERIOUS" if event.serious else ""
+    typer.echo(f"adverse event {event.id} recorded for {event.study_id}{flag}")
+
+
+@ae_app.command("update")
+def ae_update(
+    event: Annotated[int, typer.Argument(help="The adverse event's number.")],
+    outcome: Annotated[str, typer.Option(help="One of: " + ", ".join(OUTCOMES) + ".")],
+    reason: Annotated[str, typer.Option(help="Why it changes.")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record how an adverse event turned out."""
+    updated = open_trial(db, actor, key_file).update_adverse_event(
+        event, outcome=outcome, reason=reason
+    )
+    typer.echo(f"adverse event {updated.id}: {updated.outcome}")
+
+
+@ae_app.command("list")
+def ae_list(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """List adverse events at your sites."""
+    rows = [
+        (
+            e.id,
+            e.study_id,
+            e.onset_date,
+            e.severity,
+            "yes" if e.serious else "",
+            e.relatedness,
+            e.outcome,
+        )
+        for e in open_trial(db, actor, key_file).adverse_events()
+    ]
+    echo_table(
+        "Adverse events",
+        ("#", "study id", "onset", "severity", "serious", "related", "outcome"),
+        rows,
+    )
+
+
+@app.command("withdraw")
+def withdraw(
+    reference: Reference,
+    kind: Annotated[str, typer.Option(help="One of: " + ", ".join(WITHDRAWAL_KINDS) + ".")],
+    reason: Annotated[str, typer.Option(help="The reason given.")],
+    date: DateOption = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Record a stop of treatment, a withdrawal of consent, or loss to follow-up."""
+    trial = open_trial(db, actor, key_file)
+    trial.withdraw(reference, kind, reason, parse_date(date, "--date", _today(trial)))
+    typer.echo(f"{reference}: {kind.replace('_', ' ')}")
+
+
+# ---------------------------------------------------------------- data out, audit, backup
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    file_format: Annotated[
+        str, typer.Option("--format", help="One of: " + ", ".join(EXPORT_FORMATS) + ".")
+    ] = "csv",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Write the de-identified tidy dataset (one row per participant and visit)."""
+    rows = open_trial(db, actor, key_file).export(out, file_format)
+    typer.echo(f"wrote {rows} rows to {out}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Recompute the hash chain; name any record changed, deleted or inserted (exit 1 if so)."""
+    report = open_trial(db, actor, key_file).verify_audit()
+    typer.echo(f"{report.records} records; head {report.head_seq} {report.head_hash}")
+    if report.intact:
+        typer.echo("intact: every record matches its hash and follows the one before it")
+        return
+    for finding in report.findings:
+        typer.echo(f"  record {finding.seq}: {finding.kind}: {finding.detail}")
+    raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup_command(
+    target: Annotated[Path, typer.Argument(help="The backup file to create.")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Make a consistent copy of the trial database while it is in use (admins)."""
+    trial = open_trial(db, actor, key_file)
+    trial.authorize("backup")
+    trial.close()
+    backup(db, target)
+    typer.echo(f"backup written to {target} (the vault key is not in it: keep the key file safe)")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="A file 'lumbar backup' made.")],
+    replace: Annotated[bool, typer.Option(help="Replace an existing SQLite database.")] = False,
+    db: Db = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Restore a backup into the trial database (SQLite: --replace to overwrite); check the key."""
+    restore(source, db, replace=replace)
+    trial_id = Trial.check_key(db, key_file=key_file)
+    typer.echo(f"restored trial {trial_id} from {source}; the vault key opens it")

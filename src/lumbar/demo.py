@@ -1,0 +1,146 @@
+"""The demo: a SYNTHETIC reference trial run end to end, analysed, and reported.
+
+:func:`run_demo` creates a fresh SQLite trial of the shipped ``massage-clbp``
+protocol, simulates it through the operations API (screening to the 52-week
+visit, audit trail included), analyses it as pre-specified as an unblinded
+statistician, and writes the report. ``lumbar demo`` and ``make demo`` call it;
+bench/demo.py times its phases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lumbar.analysis.plan import Settings
+from lumbar.errors import OperationError, Problem
+from lumbar.operations import Trial, create_trial
+from lumbar.protocol import shipped_protocol
+from lumbar.report import ReportContent, ReportFiles, gather, write_report
+from lumbar.simulate import DEFAULT_ASSUMPTIONS, Assumptions, SimulationSummary, SyntheticClock
+from lumbar.simulate import simulate_trial as simulate
+from lumbar.store.audit import AuditReport
+
+__all__ = ["DEMO_PROTOCOL", "DEMO_START", "DemoResult", "run_demo"]
+
+DEMO_PROTOCOL = "massage-clbp"
+DEMO_START = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.UTC)
+"""The synthetic trial's first day: fixed, so a seed always gives the same trial, and in the
+past, so every visit has happened by the time the report is made."""
+
+DEMO_FILES = ("trial.db", "trial.db-wal", "trial.db-shm", "trial.db.key")
+
+
+@dataclass
+class DemoResult:
+    """What the demo made, and how long each phase took (seconds)."""
+
+    folder: Path
+    database: Path
+    simulation: SimulationSummary
+    content: ReportContent
+    report: ReportFiles
+    audit: AuditReport | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_demo(
+    out: Path,
+    *,
+    participants: int = DEFAULT_ASSUMPTIONS.participants,
+    seed: int = 20110705,
+    replace_existing: bool = False,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    settings: Settings | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    phase: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
+
+    ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
+    """
+    if participants < 30:
+        raise OperationError(
+            "too few participants",
+            [
+                Problem(
+                    "--participants",
+                    "must be at least 30 (ten per arm) for the analysis to be estimable",
+                    participants,
+                )
+            ],
+        )
+    announce = phase or (lambda name: None)
+    database = _fresh(out, replace_existing)
+    url = f"sqlite:///{database}"
+    key_file = out / "trial.db.key"
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    announce("creating the trial")
+    clock = SyntheticClock(DEMO_START)
+    protocol = shipped_protocol(DEMO_PROTOCOL)
+    create_trial(
+        protocol,
+        url,
+        admin="admin",
+        key_file=key_file,
+        seed=seed,
+        synthetic=True,
+        clock=clock,
+    )
+    timings["create"] = time.perf_counter() - started
+    announce("simulating the trial")
+    mark = time.perf_counter()
+    chosen = replace(assumptions, participants=participants)
+    summary = simulate(
+        protocol,
+        lambda user: Trial.open(url, user, key_file=key_file, clock=clock),
+        clock,
+        assumptions=chosen,
+        seed=seed,
+        progress=progress,
+    )
+    timings["simulate"] = time.perf_counter() - mark
+    announce("analysing")
+    mark = time.perf_counter()
+    statistician = Trial.open(url, "statistician", key_file=key_file)
+    try:
+        content = gather(
+            statistician,
+            settings=settings or Settings(seed=seed),
+            assumptions=[*chosen.describe(), ("seed", str(seed), "the demo's --seed")],
+        )
+        timings["analyse"] = time.perf_counter() - mark
+        announce("writing the report")
+        mark = time.perf_counter()
+        report = write_report(content, out / "report")
+        timings["report"] = time.perf_counter() - mark
+    finally:
+        statistician.close()
+    timings["total"] = time.perf_counter() - started
+    return DemoResult(out, database, summary, content, report, content.audit, timings)
+
+
+def _fresh(out: Path, replace_existing: bool) -> Path:
+    """The demo's database path in ``out``, refusing (or clearing) an earlier demo's files."""
+    out.mkdir(parents=True, exist_ok=True)
+    database = out / "trial.db"
+    if database.exists():
+        if not replace_existing:
+            raise OperationError(
+                "a demo trial exists here",
+                [
+                    Problem(
+                        "--out",
+                        "already holds trial.db",
+                        str(out),
+                        "choose another folder, or add --replace to start again",
+                    )
+                ],
+            )
+        for name in DEMO_FILES:
+            (out / name).unlink(missing_ok=True)
+    return database

@@ -1,0 +1,202 @@
+"""The tidy dataset: the seam between collecting data and analysing it.
+
+One row per randomized participant and visit (baseline included), in the
+schema documented in ``docs/dataset.md``. It holds study ids, never names or
+contact details, and days since randomization, never calendar dates. Blinded
+users get masked arm codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from lumbar.errors import OperationError, Problem
+from lumbar.instruments import INSTRUMENTS
+from lumbar.operations.context import Unit
+from lumbar.operations.schedule import follow_up_ended_on, visit_statuses
+from lumbar.operations.treatment import TreatmentOperations
+from lumbar.store.schema import (
+    Allocation,
+    Participant,
+    Questionnaire,
+    QuestionnaireScore,
+    Site,
+)
+
+__all__ = ["EXPORT_FORMATS", "DatasetOperations", "score_columns"]
+
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+def score_columns(protocol_instruments: list[str]) -> list[str]:
+    """The score columns for these instruments: ``<instrument>_<score>``."""
+    return [
+        f"{name}_{score.id}"
+        for name in protocol_instruments
+        for score in INSTRUMENTS.get(name).scores
+    ]
+
+
+class DatasetOperations(TreatmentOperations):
+    """Building and exporting the tidy dataset."""
+
+    def dataset(self, on: dt.date | None = None) -> pd.DataFrame:
+        """The tidy dataset as of ``on`` (today by default); see docs/dataset.md."""
+        with self._unit("dataset", write=False) as unit:
+            return self._build(unit, on or unit.now.date())
+
+    def export(self, path: Path, file_format: str = "csv") -> int:
+        """Write the de-identified dataset to ``path``; return the number of rows (audited)."""
+        if file_format not in EXPORT_FORMATS:
+            raise OperationError(
+                "unknown format",
+                [Problem("--format", "is not supported", file_format, "use csv or parquet")],
+            )
+        with self._unit("dataset") as unit:
+            frame = self._build(unit, unit.now.date())
+            if file_format == "csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+            unit.audit(
+                "dataset.export",
+                "dataset",
+                file_format,
+                new={"rows": len(frame), "columns": len(frame.columns), "file": path.name},
+            )
+            return len(frame)
+
+    def _build(self, unit: Unit, today: dt.date) -> pd.DataFrame:
+        session = unit.session
+        protocol = self.protocol
+        instruments = [instrument.name for instrument in protocol.instruments()]
+        columns = score_columns(instruments)
+        baseline_columns = score_columns(list(protocol.baseline.instruments))
+        codes = {site.id: site.code for site in session.execute(select(Site)).scalars()}
+        factors = [factor.id for factor in protocol.randomization.strata]
+        rows: list[dict[str, Any]] = []
+        participants = session.execute(
+            select(Participant, Allocation)
+            .join(Allocation, Allocation.participant_id == Participant.id)
+            .order_by(Participant.study_id)
+        ).all()
+        all_scores, all_completed = self._scores(unit)
+        for participant, allocation in participants:
+            if not unit.actor.sees_site(participant.site_id):
+                continue
+            scores = all_scores.get(participant.id, {})
+            completed = all_completed.get(participant.id, {})
+            ended = follow_up_ended_on(session, participant.id)
+            recorded = {
+                visit: [(instrument, day) for instrument, day in pairs.items()]
+                for visit, pairs in completed.items()
+            }
+            statuses = {
+                status.visit: status
+                for status in visit_statuses(
+                    protocol,
+                    study_id=str(participant.study_id),
+                    site=codes[participant.site_id],
+                    randomized_on=allocation.randomized_on,
+                    recorded=recorded,
+                    today=today,
+                    follow_up_ended_on=ended,
+                )
+            }
+            common: dict[str, Any] = {
+                "participant": participant.study_id,
+                "site": codes[participant.site_id],
+                "arm": allocation.arm if unit.actor.unblinded else self.masked_arm(allocation.arm),
+                "stratum": allocation.stratum,
+            }
+            levels = dict(
+                part.split("=", 1) for part in allocation.stratum.split(";") if "=" in part
+            )
+            for factor in factors:
+                common[f"stratum_{factor}"] = levels.get(factor)
+            for covariate in protocol.analysis.covariates:
+                common[covariate] = participant.screening_answers.get(covariate)
+            baseline_scores = scores.get(protocol.baseline.id, {})
+            for column in baseline_columns:
+                common[f"{column}_baseline"] = baseline_scores.get(column)
+            for visit in protocol.visits:
+                row = dict(common)
+                done = completed.get(visit.id, {})
+                last = max(done.values()) if done else None
+                row["visit"] = visit.id
+                row["visit_day"] = visit.day
+                row["day"] = (last - allocation.randomized_on).days if last else None
+                if visit.id == protocol.baseline.id:
+                    complete = all(name in done for name in visit.instruments)
+                    row["status"] = "complete" if complete else "incomplete"
+                    row["out_of_window"] = False
+                else:
+                    status = statuses[visit.id]
+                    row["status"] = status.status
+                    row["out_of_window"] = status.out_of_window
+                visit_scores = scores.get(visit.id, {})
+                for column in columns:
+                    row[column] = visit_scores.get(column)
+                row["synthetic"] = participant.synthetic
+                rows.append(row)
+        ordered = [
+            "participant",
+            "site",
+            "arm",
+            "stratum",
+            *(f"stratum_{factor}" for factor in factors),
+            *protocol.analysis.covariates,
+            "visit",
+            "visit_day",
+            "day",
+            "status",
+            "out_of_window",
+            *(f"{column}_baseline" for column in baseline_columns),
+            *columns,
+            "synthetic",
+        ]
+        frame = pd.DataFrame(rows, columns=ordered)
+        for column in ("visit_day", "day"):
+            frame[column] = frame[column].astype("Int64")
+        for column in (*columns, *(f"{c}_baseline" for c in baseline_columns)):
+            frame[column] = frame[column].astype("Float64")
+        return frame
+
+    @staticmethod
+    def _scores(
+        unit: Unit,
+    ) -> tuple[
+        dict[int, dict[str, dict[str, float | None]]], dict[int, dict[str, dict[str, dt.date]]]
+    ]:
+        """Every score and completion date, by participant id then visit (two queries)."""
+        scores: dict[int, dict[str, dict[str, float | None]]] = {}
+        completed: dict[int, dict[str, dict[str, dt.date]]] = {}
+        for participant_id, visit, instrument, completed_on in unit.session.execute(
+            select(
+                Questionnaire.participant_id,
+                Questionnaire.visit,
+                Questionnaire.instrument,
+                Questionnaire.completed_on,
+            )
+        ).all():
+            completed.setdefault(participant_id, {}).setdefault(visit, {})[instrument] = (
+                completed_on
+            )
+        for participant_id, visit, instrument, score, value in unit.session.execute(
+            select(
+                Questionnaire.participant_id,
+                Questionnaire.visit,
+                Questionnaire.instrument,
+                QuestionnaireScore.score,
+                QuestionnaireScore.value,
+            ).join(Questionnaire, Questionnaire.id == QuestionnaireScore.questionnaire_id)
+        ).all():
+            scores.setdefault(participant_id, {}).setdefault(visit, {})[f"{instrument}_{score}"] = (
+                value
+            )
+        return scores, completed

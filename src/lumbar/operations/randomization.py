@@ -1,0 +1,350 @@
+"""Concealed randomization: assigning the next slot, emergency unblinding, checking the list.
+
+Assignment takes the next free slot of the participant's stratum in one
+transaction: it advances the stratum's counter (a row every assignment locks),
+opens that slot's sealed arm, and records the allocation, so a slot is never
+taken twice or skipped, whatever the number of coordinators at once. Nobody
+can read a slot before it is taken: arms are sealed in the vault and no
+operation returns an unused slot. The audit record of an assignment carries a
+keyed code of the arm, not the arm, so the audit trail unblinds no one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from lumbar.errors import OperationError, Problem
+from lumbar.instruments import Scores, ScoreValue
+from lumbar.operations.allocation import (
+    Slot,
+    allocation_digest,
+    check_allocation_list,
+    generate_allocation_list,
+)
+from lumbar.operations.context import Unit, require_text
+from lumbar.operations.responses import ResponseOperations
+from lumbar.protocol import assign_stratum, stratum_key
+from lumbar.store.schema import (
+    Allocation,
+    AllocationSlot,
+    Participant,
+    Questionnaire,
+    QuestionnaireScore,
+    StratumCounter,
+    TrialRecord,
+    Unblinding,
+    Withdrawal,
+)
+
+__all__ = ["Assignment", "RandomizationOperations", "RandomizationReport"]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A participant's randomization, as the acting user may see it.
+
+    ``arm`` is the arm for unblinded users and a masked code (``group A``...) for
+    everyone else.
+    """
+
+    study_id: str
+    stratum: str
+    arm: str
+    randomized_on: dt.date
+
+
+@dataclass(frozen=True)
+class RandomizationReport:
+    """The result of checking the allocation list and every assignment (no arms shown)."""
+
+    source: str
+    strata: int
+    slots: int
+    used: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+class RandomizationOperations(ResponseOperations):
+    """Randomizing, unblinding and verifying."""
+
+    def randomize(self, reference: str) -> Assignment:
+        """Assign the next slot of the participant's stratum (baseline must be complete)."""
+        with self._unit("randomize") as unit:
+            participant = self._enrolled(unit, reference)
+            if unit.session.get(Allocation, participant.id) is not None:
+                raise OperationError(
+                    "already randomized",
+                    [
+                        Problem(
+                            "participant",
+                            "is randomized; a participant is randomized once only",
+                            participant.study_id,
+                            "nothing to do",
+                        )
+                    ],
+                )
+            self._not_withdrawn(unit, participant)
+            baseline = self._baseline_scores(unit, participant)
+            levels = assign_stratum(self.protocol, participant.screening_answers, baseline)
+            stratum = stratum_key(levels)
+            position = (
+                unit.session.execute(
+                    update(StratumCounter)
+                    .where(StratumCounter.stratum == stratum)
+                    .values(next_position=StratumCounter.next_position + 1)
+                    .returning(StratumCounter.next_position)
+                ).scalar_one()
+                - 1
+            )
+            slot = unit.session.execute(
+                select(AllocationSlot).where(
+                    AllocationSlot.stratum == stratum, AllocationSlot.position == position
+                )
+            ).scalar_one_or_none()
+            if slot is None:
+                raise OperationError(
+                    "the allocation list is used up",
+                    [
+                        Problem(
+                            f"stratum {stratum}",
+                            f"has no slot {position}",
+                            hint="the list was made for randomization.slots_per_stratum "
+                            "participants a stratum; a statistician must extend it",
+                        )
+                    ],
+                )
+            arm = self.vault.open(slot.arm_sealed, _slot_context(slot.stratum, slot.position))
+            today = unit.now.date()
+            unit.session.add(
+                Allocation(
+                    participant_id=participant.id,
+                    slot_id=slot.id,
+                    stratum=stratum,
+                    arm=arm,
+                    randomized_on=today,
+                    randomized_at=unit.now,
+                    randomized_by=unit.actor.id,
+                )
+            )
+            unit.audit(
+                "participant.randomize",
+                "participant",
+                str(participant.study_id),
+                new={"stratum": stratum, "position": position, "arm_code": self.vault.code(arm)},
+            )
+            return Assignment(str(participant.study_id), stratum, self._arm_view(unit, arm), today)
+
+    def unblind(self, reference: str, reason: str) -> str:
+        """Emergency unblinding of one participant, with a reason; returns the arm (audited)."""
+        reason = require_text(reason, "reason", "reason for unblinding")
+        with self._unit("unblind") as unit:
+            participant = self._enrolled(unit, reference)
+            allocation = self._allocation(unit, participant)
+            unit.session.add(
+                Unblinding(
+                    participant_id=participant.id,
+                    staff_id=unit.actor.id,
+                    reason=reason,
+                    at=unit.now,
+                )
+            )
+            unit.audit(
+                "participant.unblind", "participant", str(participant.study_id), reason=reason
+            )
+            return allocation.arm
+
+    def assignment(self, reference: str) -> Assignment:
+        """A participant's randomization as the acting user may see it."""
+        with self._unit("view", write=False) as unit:
+            participant = self._enrolled(unit, reference)
+            allocation = self._allocation(unit, participant)
+            return Assignment(
+                str(participant.study_id),
+                allocation.stratum,
+                self._arm_view(unit, allocation.arm),
+                allocation.randomized_on,
+            )
+
+    def verify_randomization(self) -> RandomizationReport:
+        """Check the concealed list and every assignment; report problems, never arms."""
+        with self._unit("verify_randomization", write=False) as unit:
+            record = unit.session.execute(select(TrialRecord)).scalar_one()
+            rows = list(unit.session.execute(select(AllocationSlot)).scalars())
+            slots = [
+                Slot(
+                    row.stratum,
+                    row.position,
+                    row.block,
+                    row.block_size,
+                    self.vault.open(row.arm_sealed, _slot_context(row.stratum, row.position)),
+                )
+                for row in rows
+            ]
+            problems = list(check_allocation_list(self.protocol, slots))
+            if allocation_digest(slots) != record.allocation_digest:
+                problems.append(
+                    Problem(
+                        "allocation list",
+                        "differs from the list fixed when the trial was created",
+                        hint="restore the database from a backup and investigate",
+                    )
+                )
+            if record.allocation_source == "generated" and record.allocation_seed_sealed:
+                seed = int(self.vault.open(record.allocation_seed_sealed, "allocation-seed"))
+                regenerated = generate_allocation_list(
+                    self.protocol, seed, record.allocation_length
+                )
+                if allocation_digest(regenerated) != allocation_digest(slots):
+                    problems.append(
+                        Problem(
+                            "allocation list",
+                            "is not the list its recorded seed generates",
+                            hint="the list was altered after it was made",
+                        )
+                    )
+            problems.extend(self._check_assignments(unit, rows, slots))
+            used = unit.session.execute(select(func.count()).select_from(Allocation)).scalar_one()
+            return RandomizationReport(
+                record.allocation_source,
+                len({slot.stratum for slot in slots}),
+                len(slots),
+                used,
+                tuple(problems),
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_assignments(
+        self, unit: Unit, rows: list[AllocationSlot], slots: list[Slot]
+    ) -> list[Problem]:
+        problems = []
+        arm_of = {row.id: slot.arm for row, slot in zip(rows, slots, strict=True)}
+        position_of = {row.id: (row.stratum, row.position) for row in rows}
+        used: dict[str, list[int]] = {}
+        for allocation in unit.session.execute(select(Allocation)).scalars():
+            stratum, position = position_of[allocation.slot_id]
+            used.setdefault(stratum, []).append(position)
+            if allocation.arm != arm_of[allocation.slot_id] or allocation.stratum != stratum:
+                problems.append(
+                    Problem(
+                        f"allocation of participant #{allocation.participant_id}",
+                        "does not match the slot it took",
+                        hint="investigate: the record was altered",
+                    )
+                )
+        counters = {
+            counter.stratum: counter.next_position
+            for counter in unit.session.execute(select(StratumCounter)).scalars()
+        }
+        for stratum, next_position in counters.items():
+            positions = sorted(used.get(stratum, []))
+            if positions != list(range(1, next_position)):
+                problems.append(
+                    Problem(
+                        f"stratum {stratum}",
+                        "slots were not taken in order: "
+                        f"{len(positions)} used, counter at {next_position}",
+                        hint="investigate: a slot was skipped or reused",
+                    )
+                )
+        return problems
+
+    def _allocation(self, unit: Unit, participant: Participant) -> Allocation:
+        """The participant's randomization; OperationError when there is none yet."""
+        allocation = unit.session.get(Allocation, participant.id)
+        if allocation is None:
+            raise OperationError(
+                "not randomized",
+                [
+                    Problem(
+                        "participant",
+                        "is not randomized yet",
+                        participant.study_id,
+                        "randomize first",
+                    )
+                ],
+            )
+        return allocation
+
+    def _baseline_scores(self, unit: Unit, participant: Participant) -> dict[str, Scores]:
+        baseline = self.protocol.baseline
+        scores: dict[str, Scores] = {}
+        missing = []
+        for instrument in baseline.instruments:
+            questionnaire = unit.session.execute(
+                select(Questionnaire).where(
+                    Questionnaire.participant_id == participant.id,
+                    Questionnaire.visit == baseline.id,
+                    Questionnaire.instrument == instrument,
+                )
+            ).scalar_one_or_none()
+            if questionnaire is None:
+                missing.append(instrument)
+                continue
+            rows = unit.session.execute(
+                select(QuestionnaireScore).where(
+                    QuestionnaireScore.questionnaire_id == questionnaire.id
+                )
+            ).scalars()
+            scores[instrument] = Scores(
+                instrument,
+                tuple(
+                    ScoreValue(row.score, row.value, 0, 0, (), row.prorated, row.reason)
+                    for row in rows
+                ),
+            )
+        if missing:
+            raise OperationError(
+                "baseline incomplete",
+                [
+                    Problem(
+                        "baseline",
+                        "every baseline questionnaire must be recorded before randomization; "
+                        "missing: " + ", ".join(missing),
+                        participant.study_id,
+                        "record the missing baseline questionnaires",
+                    )
+                ],
+            )
+        return scores
+
+    def _not_withdrawn(self, unit: Unit, participant: Participant) -> None:
+        withdrawn = unit.session.execute(
+            select(Withdrawal.kind).where(
+                Withdrawal.participant_id == participant.id,
+                Withdrawal.kind.in_(("withdrew_consent", "lost_to_follow_up")),
+            )
+        ).first()
+        if withdrawn is not None:
+            raise OperationError(
+                "withdrawn",
+                [
+                    Problem(
+                        "participant",
+                        f"has {withdrawn[0].replace('_', ' ')}",
+                        participant.study_id,
+                        "nothing can be recorded",
+                    )
+                ],
+            )
+
+    def _arm_view(self, unit: Unit, arm: str) -> str:
+        if unit.actor.unblinded:
+            return arm
+        return self.masked_arm(arm)
+
+    def masked_arm(self, arm: str) -> str:
+        """The code a blinded user sees for ``arm``: stable, and meaningless without the key."""
+        ordered = sorted((arm_.id for arm_ in self.protocol.arms), key=self.vault.code)
+        return f"group {chr(ord('A') + ordered.index(arm))}"
+
+
+def _slot_context(stratum: str, position: int) -> str:
+    return f"slot:{stratum}:{position}"

@@ -1,0 +1,394 @@
+"""Questionnaire responses: item-level answers per participant, visit and instrument.
+
+Answers are checked and scored with :mod:`lumbar.instruments` before anything
+is stored; a questionnaire is accepted whole or not at all. Each records its
+source (the participant's own link, staff entry, or a paper form), the date it
+was completed and who entered it. An edit needs a reason; the old answers and
+scores stay in the audit trail beside the new ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import insert, select
+
+from lumbar.errors import OperationError, Problem
+from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
+from lumbar.operations.context import Unit, not_after, require_text
+from lumbar.operations.enrolment import EnrolmentOperations
+from lumbar.store.schema import (
+    Allocation,
+    Participant,
+    Questionnaire,
+    QuestionnaireAnswer,
+    QuestionnaireScore,
+)
+
+__all__ = ["SOURCES", "QuestionnaireView", "ResponseOperations"]
+
+Source = Literal["participant_link", "staff_entry", "paper"]
+SOURCES: tuple[str, ...] = ("participant_link", "staff_entry", "paper")
+
+
+@dataclass(frozen=True)
+class QuestionnaireView:
+    study_id: str
+    visit: str
+    instrument: str
+    completed_on: dt.date
+    source: str
+    scores: dict[str, float | None]
+
+
+class ResponseOperations(EnrolmentOperations):
+    """Recording and correcting questionnaires."""
+
+    def record_questionnaire(
+        self,
+        reference: str,
+        visit: str,
+        instrument: str,
+        answers: Mapping[str, Any],
+        *,
+        completed_on: dt.date,
+        source: str = "staff_entry",
+    ) -> QuestionnaireView:
+        """Store one completed questionnaire after checking and scoring it."""
+        (view,) = self.record_visit(
+            reference, visit, {instrument: answers}, completed_on=completed_on, source=source
+        )
+        return view
+
+    def record_visit(
+        self,
+        reference: str,
+        visit: str,
+        questionnaires: Mapping[str, Mapping[str, Any]],
+        *,
+        completed_on: dt.date,
+        source: str = "staff_entry",
+    ) -> tuple[QuestionnaireView, ...]:
+        """Store several questionnaires of one visit together: all of them, or none.
+
+        ``questionnaires`` maps an instrument to its answers, as a participant
+        completing the visit's set on their phone would send them.
+        """
+        if source not in SOURCES:
+            raise OperationError(
+                "unknown source",
+                [Problem("source", "is not a source", source, "sources: " + ", ".join(SOURCES))],
+            )
+        if not questionnaires:
+            raise OperationError(
+                "nothing to record",
+                [
+                    Problem(
+                        "questionnaires", "give at least one instrument's answers", hint="--answer"
+                    )
+                ],
+            )
+        checked_all = {}
+        for instrument, answers in questionnaires.items():
+            definition = self._collected(visit, instrument)
+            checked_all[instrument] = (
+                score_answers(definition, answers),
+                check_answers(definition, answers),
+            )
+        views = []
+        with self._unit("questionnaire") as unit:
+            participant = self._enrolled(unit, reference)
+            self._may_record(unit, participant, visit, completed_on)
+            recorded = set(
+                unit.session.execute(
+                    select(Questionnaire.instrument).where(
+                        Questionnaire.participant_id == participant.id,
+                        Questionnaire.visit == visit,
+                        Questionnaire.instrument.in_(list(checked_all)),
+                    )
+                ).scalars()
+            )
+            if recorded:
+                raise OperationError(
+                    "already recorded",
+                    [
+                        Problem(
+                            "questionnaire",
+                            f"{instrument} at {visit} is recorded for {participant.study_id}",
+                            hint="correct it with an edit and a reason",
+                        )
+                        for instrument in sorted(recorded)
+                    ],
+                )
+            rows = {
+                instrument: Questionnaire(
+                    participant_id=participant.id,
+                    visit=visit,
+                    instrument=instrument,
+                    source=source,
+                    completed_on=completed_on,
+                    entered_by=unit.actor.id,
+                    recorded_at=unit.now,
+                )
+                for instrument in checked_all
+            }
+            unit.session.add_all(rows.values())
+            unit.session.flush()
+            self._store(
+                unit,
+                [
+                    (rows[instrument], checked, scores)
+                    for instrument, (scores, checked) in checked_all.items()
+                ],
+            )
+            for instrument, (scores, checked) in checked_all.items():
+                unit.audit(
+                    "questionnaire.record",
+                    "questionnaire",
+                    f"{participant.study_id}/{visit}/{instrument}",
+                    new={
+                        "answers": checked,
+                        "scores": scores.as_dict(),
+                        "completed_on": completed_on.isoformat(),
+                        "source": source,
+                    },
+                )
+                views.append(
+                    QuestionnaireView(
+                        str(participant.study_id),
+                        visit,
+                        instrument,
+                        completed_on,
+                        source,
+                        scores.as_dict(),
+                    )
+                )
+        return tuple(views)
+
+    def edit_questionnaire(
+        self,
+        reference: str,
+        visit: str,
+        instrument: str,
+        answers: Mapping[str, Any],
+        reason: str,
+    ) -> QuestionnaireView:
+        """Change some answers of a recorded questionnaire; the reason is required."""
+        reason = require_text(reason, "reason", "reason for the edit")
+        definition = self._collected(visit, instrument)
+        with self._unit("questionnaire") as unit:
+            participant = self._enrolled(unit, reference)
+            questionnaire = self._questionnaire(unit, participant, visit, instrument)
+            if questionnaire is None:
+                raise OperationError(
+                    "not recorded",
+                    [
+                        Problem(
+                            "questionnaire",
+                            f"{instrument} at {visit} is not recorded for {participant.study_id}",
+                            hint="record it first",
+                        )
+                    ],
+                )
+            current = {
+                row.item: row.value
+                for row in unit.session.execute(
+                    select(QuestionnaireAnswer).where(
+                        QuestionnaireAnswer.questionnaire_id == questionnaire.id
+                    )
+                ).scalars()
+            }
+            merged = {**current, **answers}
+            scores = score_answers(definition, merged)
+            checked = check_answers(definition, merged)
+            old_scores = self._scores_of(unit, questionnaire.id)
+            changed_items = sorted(item for item in checked if checked[item] != current.get(item))
+            if not changed_items:
+                raise OperationError(
+                    "nothing changed",
+                    [
+                        Problem(
+                            "answers", "are the same as those recorded", hint="give the new answers"
+                        )
+                    ],
+                )
+            for stale in (QuestionnaireAnswer, QuestionnaireScore):
+                for old_row in unit.session.execute(
+                    select(stale).where(stale.questionnaire_id == questionnaire.id)
+                ).scalars():
+                    unit.session.delete(old_row)
+            unit.session.flush()
+            self._store(unit, [(questionnaire, checked, scores)])
+            questionnaire.edited_at = unit.now
+            unit.audit(
+                "questionnaire.edit",
+                "questionnaire",
+                f"{participant.study_id}/{visit}/{instrument}",
+                old={
+                    "answers": {item: current.get(item) for item in changed_items},
+                    "scores": old_scores,
+                },
+                new={
+                    "answers": {item: checked[item] for item in changed_items},
+                    "scores": scores.as_dict(),
+                },
+                reason=reason,
+            )
+            return QuestionnaireView(
+                str(participant.study_id),
+                visit,
+                instrument,
+                questionnaire.completed_on,
+                questionnaire.source,
+                scores.as_dict(),
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _collected(self, visit: str, instrument: str) -> Any:
+        visits = [v.id for v in self.protocol.visits]
+        if visit not in visits:
+            raise OperationError(
+                "unknown visit",
+                [
+                    Problem(
+                        "visit",
+                        "is not a visit of the protocol",
+                        visit,
+                        "visits: " + ", ".join(visits),
+                    )
+                ],
+            )
+        collected = self.protocol.visit(visit).instruments
+        if instrument not in collected:
+            raise OperationError(
+                "instrument not collected at this visit",
+                [
+                    Problem(
+                        "instrument",
+                        f"is not collected at {visit}",
+                        instrument,
+                        f"{visit} collects: " + ", ".join(collected),
+                    )
+                ],
+            )
+        return INSTRUMENTS.get(instrument)
+
+    def _enrolled(self, unit: Unit, reference: str) -> Participant:
+        participant = self._participant(unit, reference)
+        if participant.study_id is None:
+            raise OperationError(
+                "not enrolled",
+                [
+                    Problem(
+                        "participant",
+                        "questionnaires are for enrolled participants",
+                        reference,
+                        "enrol first",
+                    )
+                ],
+            )
+        return participant
+
+    def _may_record(
+        self, unit: Unit, participant: Participant, visit: str, completed_on: dt.date
+    ) -> None:
+        not_after(completed_on, unit.now.date(), "completed_on")
+        allocation = unit.session.get(Allocation, participant.id)
+        if visit == self.protocol.baseline.id:
+            if allocation is not None:
+                raise OperationError(
+                    "baseline after randomization",
+                    [
+                        Problem(
+                            "visit",
+                            "the baseline is completed before randomization",
+                            visit,
+                            "record a follow-up visit, or edit the baseline with a reason",
+                        )
+                    ],
+                )
+            return
+        if allocation is None:
+            raise OperationError(
+                "not randomized",
+                [
+                    Problem(
+                        "visit",
+                        "follow-up visits come after randomization",
+                        visit,
+                        "randomize first",
+                    )
+                ],
+            )
+        if completed_on < allocation.randomized_on:
+            raise OperationError(
+                "before randomization",
+                [
+                    Problem(
+                        "completed_on",
+                        "a follow-up cannot be completed before randomization "
+                        f"({allocation.randomized_on})",
+                        completed_on.isoformat(),
+                        "check the date",
+                    )
+                ],
+            )
+
+    def _questionnaire(
+        self, unit: Unit, participant: Participant, visit: str, instrument: str
+    ) -> Questionnaire | None:
+        return unit.session.execute(
+            select(Questionnaire).where(
+                Questionnaire.participant_id == participant.id,
+                Questionnaire.visit == visit,
+                Questionnaire.instrument == instrument,
+            )
+        ).scalar_one_or_none()
+
+    def _store(
+        self,
+        unit: Unit,
+        entries: Sequence[tuple[Questionnaire, Mapping[str, Any], Scores]],
+    ) -> None:
+        """Every answer and score of the questionnaires: one multi-row INSERT each."""
+        unit.session.execute(
+            insert(QuestionnaireAnswer),
+            [
+                {
+                    "questionnaire_id": questionnaire.id,
+                    "item": item,
+                    "value": None if value is None else float(value),
+                }
+                for questionnaire, answers, _ in entries
+                for item, value in answers.items()
+            ],
+        )
+        unit.session.execute(
+            insert(QuestionnaireScore),
+            [
+                {
+                    "questionnaire_id": questionnaire.id,
+                    "score": value.score,
+                    "value": value.value,
+                    "prorated": value.prorated,
+                    "missing_items": len(value.missing_items),
+                    "reason": value.reason,
+                }
+                for questionnaire, _, scores in entries
+                for value in scores.values
+            ],
+        )
+
+    def _scores_of(self, unit: Unit, questionnaire_id: int) -> dict[str, float | None]:
+        return {
+            row.score: row.value
+            for row in unit.session.execute(
+                select(QuestionnaireScore).where(
+                    QuestionnaireScore.questionnaire_id == questionnaire_id
+                )
+            ).scalars()
+        }

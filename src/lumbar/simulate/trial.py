@@ -1,0 +1,486 @@
+"""Run a SYNTHETIC trial through the real operations API, day by day.
+
+Every synthetic person is screened, consented, enrolled, questioned, randomized,
+treated and followed up by calling :class:`lumbar.operations.Trial` exactly as
+staff would, on a clock the simulator moves forward: the audit trail, the
+checks and the concealed randomization all run for real. Every participant is
+marked synthetic, and so is the trial.
+
+The staff the simulator uses: ``coordinator`` (unblinded: the simulator must
+know each arm to simulate its outcomes), ``assessor`` (a blinded outcome
+assessor who records the follow-up questionnaires), ``therapist1``... and
+``statistician`` (unblinded, so the demo's report names the arms).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lumbar.instruments import INSTRUMENTS
+from lumbar.operations import Trial
+from lumbar.protocol import Protocol
+from lumbar.simulate.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
+
+__all__ = ["SimulationSummary", "SyntheticClock", "populate_staff", "simulate_trial"]
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(status, day, days): a status line, the simulated day and the expected
+length of the trial in days (recruitment plus the last visit's window)."""
+
+VISITS_MODELLED = 3
+"""The outcome model has a mean per follow-up visit: the reference trial's three."""
+
+
+class SyntheticClock:
+    """The simulation's clock, moved forward event by event."""
+
+    def __init__(self, start: dt.datetime):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class SimulationSummary:
+    screened: int = 0
+    ineligible: int = 0
+    declined: int = 0
+    randomized: int = 0
+    by_arm: dict[str, int] = field(default_factory=dict)
+    sessions: int = 0
+    adverse_events: int = 0
+    lost: int = 0
+    questionnaires: int = 0
+    operations: int = 0
+
+
+@dataclass
+class _Person:
+    """A synthetic person's latent values, drawn once so the arm alone changes the outcome."""
+
+    number: int
+    answers: dict[str, Any]
+    eligible: bool
+    declines: bool
+    rdq: float
+    bother: float
+    noise: np.ndarray  # (2, visits): standardized follow-up noise for rdq and bothersomeness
+    lost_before: int | None  # index of the first follow-up visit missed for good
+    extras: np.random.Generator
+    study_id: str = ""
+    arm: str = ""
+    randomized_on: dt.date | None = None
+
+
+def populate_staff(admin: Trial, assumptions: Assumptions = DEFAULT_ASSUMPTIONS) -> list[str]:
+    """Add the simulator's site and staff; return the therapists' user names."""
+    admin.add_site("SEA", "Seattle (synthetic)")
+    admin.add_staff("coordinator", "coordinator", ["SEA"], unblinded=True)
+    admin.add_staff("assessor", "outcome_assessor", ["SEA"])
+    admin.add_staff("statistician", "statistician", all_sites=True, unblinded=True)
+    therapists = [f"therapist{number}" for number in range(1, assumptions.therapists + 1)]
+    for name in therapists:
+        admin.add_staff(name, "therapist", ["SEA"])
+    return therapists
+
+
+def simulate_trial(
+    protocol: Protocol,
+    open_as: Callable[[str], Trial],
+    clock: SyntheticClock,
+    *,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    seed: int = 20110705,
+    progress: Progress | None = None,
+) -> SimulationSummary:
+    """Recruit, treat and follow a synthetic trial to its last visit; return what happened."""
+    rng = np.random.default_rng(seed)
+    therapists = populate_staff(open_as("admin"), assumptions)
+    runner = _Runner(protocol, open_as, clock, assumptions, rng, therapists, progress)
+    return runner.run()
+
+
+class _Runner:
+    def __init__(
+        self,
+        protocol: Protocol,
+        open_as: Callable[[str], Trial],
+        clock: SyntheticClock,
+        assumptions: Assumptions,
+        rng: np.random.Generator,
+        therapists: list[str],
+        progress: Progress | None,
+    ):
+        self.protocol = protocol
+        self.clock = clock
+        self.assumptions = assumptions
+        self.rng = rng
+        self.coordinator = open_as("coordinator")
+        self.assessor = open_as("assessor")
+        self.therapists = [open_as(name) for name in therapists]
+        self.progress = progress or (lambda phase, done, total: None)
+        self.summary = SimulationSummary()
+        self.queue: list[tuple[dt.datetime, int, str, _Person, Any]] = []
+        self.sequence = 0
+        self.pending = 0  # screenings scheduled that will end in a randomization
+        self.start = clock.now
+        last = protocol.follow_up_visits[-1]
+        self.expected_days = assumptions.recruitment_days + last.day + last.window.after
+        if len(protocol.follow_up_visits) != VISITS_MODELLED:
+            raise ValueError("the simulator models a protocol with three follow-up visits")
+
+    # ------------------------------------------------------------------ the event loop
+
+    def _schedule(self, when: dt.datetime, kind: str, person: _Person, detail: Any = None) -> None:
+        self.sequence += 1
+        heapq.heappush(self.queue, (when, self.sequence, kind, person, detail))
+
+    def run(self) -> SimulationSummary:
+        target = self.assumptions.participants
+        expected_screens = target / (
+            self.assumptions.eligible_share * (1 - self.assumptions.declined_share)
+        )
+        spacing = self.assumptions.recruitment_days * 86400 / expected_screens
+        number = 0
+        next_screen = self.start
+        while self.summary.randomized < target or self.queue:
+            if self.summary.randomized + self.pending < target and (
+                not self.queue or next_screen <= self.queue[0][0]
+            ):
+                number += 1
+                person = self._person(number)
+                if person.eligible and not person.declines:
+                    self.pending += 1
+                self._schedule(next_screen, "screen", person)
+                next_screen += dt.timedelta(seconds=float(self.rng.exponential(spacing)))
+                continue
+            when, _, kind, person, detail = heapq.heappop(self.queue)
+            self.clock.now = when
+            getattr(self, f"_{kind}")(person, detail)
+            self.summary.operations += 1
+            if kind in ("screen", "visit"):
+                day = (self.clock.now - self.start).days
+                status = (
+                    f"recruiting: {self.summary.randomized}/{target} randomized"
+                    if self.summary.randomized < target
+                    else f"following up: {self.summary.questionnaires} questionnaires"
+                )
+                self.progress(status, day, max(day, self.expected_days))
+        return self.summary
+
+    # ------------------------------------------------------------------ people
+
+    def _person(self, number: int) -> _Person:
+        a, rng = self.assumptions, self.rng
+        eligible = bool(rng.random() < a.eligible_share)
+        age = int(np.clip(round(rng.normal(a.age_mean, a.age_sd)), 20, 64))
+        answers = _eligible_answers(
+            self.protocol, age, "female" if rng.random() < a.female_share else "male"
+        )
+        if not eligible:
+            _make_ineligible(self.protocol, answers, rng)
+        correlation = np.full((2 * VISITS_MODELLED, 2 * VISITS_MODELLED), 0.3)
+        block = np.full((VISITS_MODELLED, VISITS_MODELLED), a.visit_correlation)
+        correlation[:VISITS_MODELLED, :VISITS_MODELLED] = block
+        correlation[VISITS_MODELLED:, VISITS_MODELLED:] = block
+        np.fill_diagonal(correlation, 1.0)
+        noise = rng.multivariate_normal(np.zeros(2 * VISITS_MODELLED), correlation).reshape(
+            2, VISITS_MODELLED
+        )
+        lost_before = None
+        for index, share in enumerate(a.lost_by_visit):
+            if rng.random() < share:
+                lost_before = index
+                break
+        return _Person(
+            number=number,
+            answers=answers,
+            eligible=eligible,
+            declines=bool(rng.random() < a.declined_share),
+            rdq=float(np.clip(rng.normal(a.rdq_baseline_mean, a.rdq_baseline_sd), 2, 24)),
+            bother=float(np.clip(rng.normal(a.bother_baseline_mean, a.bother_baseline_sd), 1, 10)),
+            noise=noise,
+            lost_before=lost_before,
+            extras=np.random.default_rng(rng.integers(2**63)),
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _screen(self, person: _Person, _: Any) -> None:
+        coordinator = self.coordinator
+        self.summary.screened += 1
+        if person.eligible and not person.declines:
+            self.pending -= 1
+        screening = coordinator.screen("SEA", person.answers, synthetic=True)
+        if screening.status != "eligible":
+            self.summary.ineligible += 1
+            return
+        if person.declines:
+            self.summary.declined += 1
+            return
+        today = self.clock.now.date()
+        coordinator.consent(screening.screening_number, "1.0", today)
+        person.study_id = coordinator.enrol(screening.screening_number)
+        baseline = self.protocol.baseline
+        coordinator.record_visit(
+            person.study_id,
+            baseline.id,
+            {name: self._answers(person, name, None) for name in baseline.instruments},
+            completed_on=today,
+            source="staff_entry",
+        )
+        assignment = coordinator.randomize(person.study_id)
+        person.arm = assignment.arm
+        person.randomized_on = today
+        self.summary.randomized += 1
+        self.summary.by_arm[person.arm] = self.summary.by_arm.get(person.arm, 0) + 1
+        self.summary.questionnaires += len(baseline.instruments)
+        self._plan_follow_up(person)
+
+    def _plan_follow_up(self, person: _Person) -> None:
+        a, rng = self.assumptions, person.extras
+        arm = self.protocol.arm(person.arm)
+        start = self.clock.now
+        visits = self.protocol.follow_up_visits
+        lost = person.lost_before
+        if lost is not None and arm.sessions.planned and rng.random() > a.massage_lost_factor:
+            lost = None  # massage arms lose fewer
+        lost_on: float = math.inf
+        if lost is not None:
+            previous = visits[lost - 1].day if lost else 14
+            lost_on = int(rng.integers(previous + 1, visits[lost].day))
+            self._schedule(start + dt.timedelta(days=lost_on), "withdraw", person, None)
+        if arm.sessions.planned and rng.random() >= a.never_start:
+            interval = arm.sessions.interval_days or 7
+            attended = [
+                k
+                for k in range(arm.sessions.planned)
+                if rng.random() < a.attendance and 3 + interval * k < lost_on
+            ]
+            for k in attended:
+                day = start + dt.timedelta(days=3 + interval * k, hours=float(rng.uniform(0, 6)))
+                self._schedule(day, "session", person, k)
+            if attended and rng.random() < a.adverse_event_share:
+                k = attended[int(rng.integers(len(attended)))]
+                self._schedule(
+                    start + dt.timedelta(days=4 + interval * k), "adverse_event", person, False
+                )
+        serious_on = int(rng.integers(20, 300))
+        if rng.random() < a.serious_event_share and serious_on < lost_on:
+            self._schedule(start + dt.timedelta(days=serious_on), "adverse_event", person, True)
+        for index, visit in enumerate(visits):
+            if lost is not None and index >= lost:
+                return
+            offset = float(
+                np.clip(
+                    rng.normal(0, a.visit_timing_sd_days), -visit.window.before, visit.window.after
+                )
+            )
+            self._schedule(
+                start + dt.timedelta(days=visit.day + offset, hours=2), "visit", person, index
+            )
+
+    def _session(self, person: _Person, number: int) -> None:
+        arm = self.protocol.arm(person.arm)
+        rng = person.extras
+        therapist = self.therapists[person.number % len(self.therapists)]
+        techniques = list(
+            rng.choice(
+                arm.techniques,
+                size=min(len(arm.techniques), int(rng.integers(2, 5))),
+                replace=False,
+            )
+        )
+        regions = [
+            "low_back",
+            *rng.choice(
+                ["buttocks", "hips", "upper_back", "thighs"],
+                size=int(rng.integers(0, 3)),
+                replace=False,
+            ),
+        ]
+        minutes = (
+            (arm.sessions.first_session_minutes or 60)
+            if number == 0
+            else (arm.sessions.minutes or 60)
+        )
+        home_care = list(arm.home_care[:1]) if arm.home_care and rng.random() < 0.5 else []
+        therapist.log_session(
+            person.study_id,
+            self.clock.now.date(),
+            int(minutes - rng.integers(0, 10)),
+            [str(t) for t in techniques],
+            [str(r) for r in regions],
+            home_care=home_care,
+        )
+        self.summary.sessions += 1
+
+    def _adverse_event(self, person: _Person, serious: bool) -> None:
+        if serious:
+            self.coordinator.report_adverse_event(
+                person.study_id,
+                "hospital admission unrelated to back pain (synthetic)",
+                self.clock.now.date(),
+                severity="severe",
+                serious=True,
+                relatedness="not_related",
+                outcome="recovered",
+            )
+        else:
+            self.coordinator.report_adverse_event(
+                person.study_id,
+                "increased back pain for a day after a session (synthetic)",
+                self.clock.now.date(),
+                severity="mild" if person.extras.random() < 0.7 else "moderate",
+                serious=False,
+                relatedness="probable",
+                outcome="recovered",
+            )
+        self.summary.adverse_events += 1
+
+    def _withdraw(self, person: _Person, _: Any) -> None:
+        self.coordinator.withdraw(
+            person.study_id,
+            "lost_to_follow_up",
+            "did not answer calls (synthetic)",
+            self.clock.now.date(),
+        )
+        self.summary.lost += 1
+
+    def _visit(self, person: _Person, index: int) -> None:
+        visit = self.protocol.follow_up_visits[index]
+        self.assessor.record_visit(
+            person.study_id,
+            visit.id,
+            {name: self._answers(person, name, index) for name in visit.instruments},
+            completed_on=self.clock.now.date(),
+            source="participant_link",
+        )
+        self.summary.questionnaires += len(visit.instruments)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _scores(self, person: _Person, index: int | None) -> tuple[float, float]:
+        """RDQ and bothersomeness at baseline (index None) or a follow-up visit."""
+        if index is None:
+            return person.rdq, person.bother
+        a = self.assumptions
+        rdq_mean = (
+            a.rdq_baseline_mean
+            + a.rdq_usual_care_change[index]
+            + a.rdq_effect.get(person.arm, (0, 0, 0))[index]
+        )
+        bother_mean = (
+            a.bother_baseline_mean
+            + a.bother_usual_care_change[index]
+            + a.bother_effect.get(person.arm, (0, 0, 0))[index]
+        )
+        rho = a.baseline_correlation
+        rdq = (
+            rdq_mean
+            + rho * a.rdq_sd / a.rdq_baseline_sd * (person.rdq - a.rdq_baseline_mean)
+            + a.rdq_sd * math.sqrt(1 - rho**2) * float(person.noise[0, index])
+        )
+        bother = (
+            bother_mean
+            + rho * a.bother_sd / a.bother_baseline_sd * (person.bother - a.bother_baseline_mean)
+            + a.bother_sd * math.sqrt(1 - rho**2) * float(person.noise[1, index])
+        )
+        return float(np.clip(rdq, 0, 24)), float(np.clip(bother, 0, 10))
+
+    def _answers(self, person: _Person, instrument: str, index: int | None) -> dict[str, Any]:
+        rdq, bother = self._scores(person, index)
+        rng = person.extras
+        improvement = (person.rdq - rdq) / 24 if index is not None else 0.0
+        if instrument == "rdq":
+            items = [item.id for item in INSTRUMENTS.get("rdq").items]
+            yes = set(rng.choice(items, size=round(rdq), replace=False))
+            return {item: int(item in yes) for item in items}
+        if instrument == "bothersomeness":
+            return {"bothersomeness": round(bother)}
+        if instrument == "satisfaction":
+            massage = index is not None and bool(self.protocol.arm(person.arm).sessions.planned)
+            level = 3 + 4 * improvement + (0.8 if massage else 0) + rng.normal(0, 0.8)
+            return {"satisfaction": int(np.clip(round(level), 1, 5))}
+        if instrument == "disability_days":
+            restricted = int(np.clip(rng.poisson(max(rdq, 0.1) / 2), 0, 28))
+            return {"restricted_days": restricted, "bed_days": int(rng.binomial(restricted, 0.15))}
+        if instrument == "medication_use":
+            takes = bool(rng.random() < 0.25 + rdq / 40)
+            if not takes:
+                return {"any_medication": 0}
+            kinds = {
+                k: int(rng.random() < p)
+                for k, p in (
+                    ("non_opioid_analgesic", 0.8),
+                    ("opioid", 0.1),
+                    ("muscle_relaxant", 0.15),
+                    ("other_medication", 0.1),
+                )
+            }
+            return {"any_medication": 1, **kinds}
+        if instrument == "lifestyle":
+            sleep = float(np.clip(round(rng.normal(7 - bother / 10, 0.9) * 2) / 2, 3, 10))
+            return {"sleep_hours": sleep, "exercise_days": int(rng.integers(0, 6))}
+        if instrument == "global_improvement":
+            rating = 4 - 12 * improvement + rng.normal(0, 0.9)
+            return {"global_change": int(np.clip(round(rating), 1, 7))}
+        raise ValueError(f"the simulator does not know instrument {instrument}")
+
+
+def _eligible_answers(protocol: Protocol, age: int, sex: str) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        q.id: False for q in protocol.eligibility.questions if q.type == "yes_no"
+    }
+    for rule in protocol.eligibility.inclusion:
+        if rule.when.question is not None and rule.when.is_ is True:
+            answers[rule.when.question] = True
+    answers.update(age=age, sex=sex, pain_duration="years_1_to_5", pain_frequency="every_day")
+    return answers
+
+
+# Reasons people are not eligible, and their relative frequency: an assumption.
+INELIGIBILITY_WEIGHTS: dict[str, float] = {
+    "adult_under_65": 0.08,
+    "chronic_low_back_pain": 0.16,
+    "within_reach": 0.06,
+    "sciatica": 0.14,
+    "recent_massage": 0.14,
+    "other_provider": 0.08,
+    "prone": 0.05,
+    "stenosis": 0.06,
+    "recent_surgery": 0.05,
+    "litigation": 0.04,
+    "disc_disease": 0.05,
+    "fibromyalgia": 0.03,
+    "cancer": 0.02,
+    "pregnancy": 0.02,
+    "english": 0.02,
+}
+
+
+def _make_ineligible(protocol: Protocol, answers: dict[str, Any], rng: np.random.Generator) -> None:
+    rules = {
+        rule.id: rule for rule in (*protocol.eligibility.inclusion, *protocol.eligibility.exclusion)
+    }
+    names = [name for name in INELIGIBILITY_WEIGHTS if name in rules]
+    weights = np.array([INELIGIBILITY_WEIGHTS[name] for name in names])
+    count = 1 if rng.random() < 0.8 else 2
+    for name in rng.choice(names, size=count, replace=False, p=weights / weights.sum()):
+        rule = rules[str(name)]
+        if rule.id == "adult_under_65":
+            answers["age"] = int(rng.choice([18, 19, 66, 70, 75]))
+        elif rule.id == "chronic_low_back_pain":
+            answers["pain_duration"] = "months_1_to_3"
+        elif rule.when.question is not None:
+            answers[rule.when.question] = (
+                not bool(rule.when.is_) if rule in protocol.eligibility.inclusion else True
+            )

@@ -1,0 +1,206 @@
+"""Connecting to a trial database: URLs, engine settings, units of work, migrations.
+
+SQLite is the embedded default and runs in WAL mode with ``synchronous=FULL``
+(an acknowledged commit survives a crash or power loss), foreign keys on and a
+busy timeout. Every write transaction starts with ``BEGIN IMMEDIATE``, so two
+writers never deadlock on a lock upgrade; they queue. PostgreSQL is the
+multi-site server (``postgresql://...``); writers serialize on the audit head
+row, which every write locks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from lumbar.errors import Problem, StoreError
+
+__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url"]
+
+DEFAULT_URL = "sqlite:///lumbar.db"
+"""A SQLite file named lumbar.db in the working folder."""
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another to finish before giving up."""
+
+
+def resolve_url(url: str | None) -> str:
+    """A SQLAlchemy URL from what a user typed: a URL, or a path to a SQLite file."""
+    if not url:
+        return DEFAULT_URL
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def default_key_file(url: str) -> Path:
+    """Where ``lumbar init`` puts the vault key: beside a SQLite file, else ./lumbar.key."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(f"{parsed.database}.key")
+    return Path("lumbar.key")
+
+
+class Database:
+    """One trial database: an engine and units of work over it."""
+
+    def __init__(self, url: str | None = None):
+        self.url = resolve_url(url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise StoreError(
+                "the database URL is not valid",
+                [
+                    Problem(
+                        "--db",
+                        "must be a path to a SQLite file or a URL",
+                        url,
+                        "for example trial.db or postgresql://user@host/dbname",
+                    )
+                ],
+            ) from None
+        self.backend = parsed.get_backend_name()
+        if self.backend not in ("sqlite", "postgresql"):
+            raise StoreError(
+                "unsupported database",
+                [Problem("--db", "must be SQLite or PostgreSQL", self.backend)],
+            )
+        self.engine = _engine(self.url, self.backend)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        database = make_url(self.url).database
+        return Path(database) if self.backend == "sqlite" and database else None
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A unit of work that writes: committed whole when the block ends, or not at all."""
+        with self._unit(write=True) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads (rolled back at the end)."""
+        with self._unit(write=False) as session:
+            yield session
+
+    @contextmanager
+    def _unit(self, *, write: bool) -> Iterator[Session]:
+        try:
+            connection = self.engine.connect()
+        except OperationalError as error:
+            raise _unreachable(self.url, error) from None
+        with connection:
+            connection.info["lumbar_write"] = write
+            transaction = connection.begin()
+            session = Session(bind=connection, autoflush=True, expire_on_commit=False)
+            try:
+                yield session
+                session.flush()
+                if write:
+                    transaction.commit()
+                else:
+                    transaction.rollback()
+            except BaseException:
+                transaction.rollback()
+                raise
+            finally:
+                session.close()
+                connection.info.pop("lumbar_write", None)
+
+    def is_initialised(self) -> bool:
+        """Whether a trial lives here (a read: it never waits for a writer's lock)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.info["lumbar_write"] = False
+                try:
+                    return inspect(connection).has_table("trial")
+                finally:
+                    connection.info.pop("lumbar_write", None)
+        except OperationalError as error:
+            raise _unreachable(self.url, error) from None
+
+    def migrate(self) -> None:
+        """Bring the schema up to the newest migration."""
+        with self.engine.connect() as connection:
+            connection.info["lumbar_write"] = True
+            try:
+                with connection.begin():
+                    config = _alembic_config()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            finally:
+                connection.info.pop("lumbar_write", None)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    folder = resources.files("lumbar.store").joinpath("migrations")
+    config.set_main_option("script_location", str(folder))
+    return config
+
+
+def _engine(url: str, backend: str) -> Engine:
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event, not the driver, open transactions.
+    connection.isolation_level = None
+    cursor = connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Units of work say whether they write; anything else only reads.
+    write = connection.info.get("lumbar_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _unreachable(url: str, error: OperationalError) -> StoreError:
+    shown = make_url(url).render_as_string(hide_password=True)
+    return StoreError(
+        "cannot open the trial database",
+        [
+            Problem(
+                "--db",
+                str(error.orig).strip().splitlines()[0] if error.orig else str(error),
+                shown,
+                "check the URL, that the server runs, and that the file's folder exists",
+            )
+        ],
+    )
+
+
+def environment_url() -> str | None:
+    """The database URL from ``LUMBAR_DB``, when set."""
+    return os.environ.get("LUMBAR_DB") or None

@@ -1,0 +1,376 @@
+"""The tables of a trial database (SQLAlchemy 2, typed ORM).
+
+One database holds one trial. Only :mod:`lumbar.operations` writes to these
+tables, and every write also appends to ``audit`` in the same transaction.
+
+Conventions:
+
+- record timestamps (``*_at``) are timezone-aware UTC; clinical dates
+  (consent, session, onset, completion) are calendar dates;
+- direct identifiers live only in ``identity``, encrypted (see :mod:`lumbar.store.vault`);
+- upcoming allocations are encrypted too (``allocation_slot.arm_sealed``), so the
+  list is concealed even from someone who reads the database;
+- participant status is not stored: it follows from the facts recorded
+  (screening, consent, enrolment, randomization, withdrawal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "AdverseEvent",
+    "Allocation",
+    "AllocationSlot",
+    "AuditHead",
+    "AuditRecord",
+    "Base",
+    "Consent",
+    "Identity",
+    "Participant",
+    "Questionnaire",
+    "QuestionnaireAnswer",
+    "QuestionnaireScore",
+    "ScreeningReason",
+    "Site",
+    "Staff",
+    "StaffSite",
+    "StratumCounter",
+    "TreatmentSession",
+    "TrialRecord",
+    "UTCDateTime",
+    "Unblinding",
+    "Withdrawal",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(64)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps, the same on SQLite (which keeps no zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy's declared mapping
+        dt.datetime: UTCDateTime(),
+        dt.date: Date(),
+        str: String(255),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class TrialRecord(Base):
+    """The one trial this database holds, with its protocol frozen at creation."""
+
+    __tablename__ = "trial"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    protocol_yaml: Mapped[str] = mapped_column(Text)
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    protocol_version: Mapped[str] = mapped_column(String(64))
+    lumbar_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime]
+    allocation_source: Mapped[str] = mapped_column(String(16))
+    allocation_seed_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    allocation_digest: Mapped[str] = mapped_column(String(64))
+    allocation_length: Mapped[int] = mapped_column(Integer)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_check: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Site(Base):
+    __tablename__ = "site"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str]
+    created_at: Mapped[dt.datetime]
+
+
+class Staff(Base):
+    """A member of staff: a role, the sites they work at, whether they may see arms."""
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        CheckConstraint(
+            "role in ('admin', 'coordinator', 'therapist', 'outcome_assessor', "
+            "'statistician', 'monitor')",
+            name="role",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    unblinded: Mapped[bool] = mapped_column(Boolean)
+    all_sites: Mapped[bool] = mapped_column(Boolean)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+
+
+class StaffSite(Base):
+    __tablename__ = "staff_site"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), primary_key=True)
+
+
+class Participant(Base):
+    """Someone screened for the trial; enrolled participants also have a study id."""
+
+    __tablename__ = "participant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    screening_number: Mapped[str] = mapped_column(String(32), unique=True)
+    study_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
+    screened_at: Mapped[dt.datetime]
+    screening_answers: Mapped[dict[str, Any]]
+    eligibility: Mapped[str] = mapped_column(String(16))
+    enrolled_at: Mapped[dt.datetime | None]
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ScreeningReason(Base):
+    """One reason a screened person is ineligible (feeds the CONSORT diagram)."""
+
+    __tablename__ = "screening_reason"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(Text)
+
+
+class Identity(Base):
+    """Direct identifiers, each sealed with authenticated encryption."""
+
+    __tablename__ = "identity"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    contact_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    birth_date_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime]
+
+
+class Consent(Base):
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    consent_date: Mapped[dt.date]
+    taken_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[dt.datetime]
+
+
+class AllocationSlot(Base):
+    """One position of the concealed allocation list of a stratum."""
+
+    __tablename__ = "allocation_slot"
+    __table_args__ = (UniqueConstraint("stratum", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stratum: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(Integer)
+    block_size: Mapped[int] = mapped_column(Integer)
+    arm_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StratumCounter(Base):
+    """The next free position of each stratum's list: the row every assignment locks."""
+
+    __tablename__ = "stratum_counter"
+
+    stratum: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_position: Mapped[int] = mapped_column(Integer)
+
+
+class Allocation(Base):
+    """A participant's randomization: the slot taken and the arm it held."""
+
+    __tablename__ = "allocation"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("allocation_slot.id"), unique=True)
+    stratum: Mapped[str] = mapped_column(String(255))
+    arm: Mapped[str] = mapped_column(String(64))
+    randomized_on: Mapped[dt.date]
+    randomized_at: Mapped[dt.datetime]
+    randomized_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+
+
+class Unblinding(Base):
+    __tablename__ = "unblinding"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime]
+
+
+class Questionnaire(Base):
+    """One instrument completed by one participant at one visit."""
+
+    __tablename__ = "questionnaire"
+    __table_args__ = (UniqueConstraint("participant_id", "visit", "instrument"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    visit: Mapped[str] = mapped_column(String(64))
+    instrument: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    completed_on: Mapped[dt.date]
+    entered_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[dt.datetime]
+    edited_at: Mapped[dt.datetime | None]
+
+
+class QuestionnaireAnswer(Base):
+    """The current answer to one item; earlier values are kept in the audit trail."""
+
+    __tablename__ = "questionnaire_answer"
+
+    questionnaire_id: Mapped[int] = mapped_column(ForeignKey("questionnaire.id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class QuestionnaireScore(Base):
+    """A score computed from the current answers, with how it was obtained."""
+
+    __tablename__ = "questionnaire_score"
+
+    questionnaire_id: Mapped[int] = mapped_column(ForeignKey("questionnaire.id"), primary_key=True)
+    score: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    prorated: Mapped[bool] = mapped_column(Boolean)
+    missing_items: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class TreatmentSession(Base):
+    __tablename__ = "treatment_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    session_date: Mapped[dt.date]
+    minutes: Mapped[int] = mapped_column(Integer)
+    techniques: Mapped[list[str]]
+    body_regions: Mapped[list[str]]
+    home_care: Mapped[list[str]]
+    notes: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[dt.datetime]
+
+
+class AdverseEvent(Base):
+    __tablename__ = "adverse_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    onset_date: Mapped[dt.date]
+    severity: Mapped[str] = mapped_column(String(16))
+    serious: Mapped[bool] = mapped_column(Boolean)
+    relatedness: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    reported_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[dt.datetime]
+
+
+class Withdrawal(Base):
+    """A participant's withdrawal, loss to follow-up or stop of treatment."""
+
+    __tablename__ = "withdrawal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    effective_date: Mapped[dt.date]
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[dt.datetime]
+
+
+class AuditRecord(Base):
+    """One append-only, hash-chained record of a write."""
+
+    __tablename__ = "audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's last sequence number and hash: one row, locked by every write."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,98 @@
+"""`lumbar analyze --db`: a trial's own data, with its protocol's pre-specified settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lumbar.cli import app
+from tests.operations.world import World, answers_for, build_world, rdq_answers
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trial_with_follow_up(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """30 randomized participants with baseline and three follow-ups (a few missing)."""
+    folder = tmp_path_factory.mktemp("analyze")
+    world = build_world(f"sqlite:///{folder / 'trial.db'}", folder)
+    rng = np.random.default_rng(5)
+    coord = world.as_("coord")
+    study_ids = []
+    for number in range(30):
+        sex = "female" if number % 3 else "male"
+        study_id = world.enrolled(sex=sex, age=int(rng.integers(20, 65)))
+        world.with_baseline(
+            study_id, rdq_yes=int(rng.integers(4, 20)), bother=int(rng.integers(2, 11))
+        )
+        coord.randomize(study_id)
+        study_ids.append(study_id)
+    world.clock.advance(400)  # a year on: every follow-up recorded (late ones flagged)
+    for number, study_id in enumerate(study_ids):
+        for visit in world.protocol.follow_up_visits:
+            if visit.id == "week_52" and number % 5 == 0:
+                continue  # a fifth miss the last visit
+            for instrument in visit.instruments:
+                if instrument == "rdq":
+                    answers = rdq_answers(int(rng.integers(0, 20)))
+                elif instrument == "bothersomeness":
+                    answers = {"bothersomeness": int(rng.integers(0, 11))}
+                else:
+                    answers = answers_for(instrument, 1)
+                coord.record_questionnaire(
+                    study_id, visit.id, instrument, answers, completed_on=world.clock.today
+                )
+    return world
+
+
+def _run(world: World, user: str, out: Path) -> dict[str, object]:
+    result = CliRunner().invoke(
+        app,
+        ["analyze", "--db", world.url, "--as", user, "--key-file", str(world.key_file),
+         "--imputations", "3", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document: dict[str, object] = json.loads((out / "results.json").read_text())
+    return document
+
+
+def test_the_trial_is_analysed_with_its_pre_specified_settings(
+    trial_with_follow_up: World, tmp_path: Path
+) -> None:
+    document = _run(trial_with_follow_up, "stat_open", tmp_path)
+    outcomes = document["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert set(outcomes) == {"rdq_total", "bothersomeness_score"}
+    rdq = outcomes["rdq_total"]
+    assert rdq["arms"][0] == "usual_care"
+    assert rdq["visits"] == ["week_10", "week_26", "week_52"]
+    assert rdq["provenance"]["protocol_hash"] == trial_with_follow_up.protocol.content_hash
+    assert [d["name"] for d in rdq["responders"]["definitions"]] == [
+        "percent",
+        "mic",
+        "small",
+        "reliable",
+    ]
+    assert document["blinded"] is False
+    consort = document["consort"]
+    assert isinstance(consort, dict)
+    assert (tmp_path / "baseline_table.csv").exists()
+    assert (tmp_path / "consort.csv").exists()
+    assert (tmp_path / "rdq_total_mmrm.csv").exists()
+
+
+def test_a_blinded_statistician_analyses_masked_arms(
+    trial_with_follow_up: World, tmp_path: Path
+) -> None:
+    document = _run(trial_with_follow_up, "stat", tmp_path)
+    assert document["blinded"] is True
+    text = (tmp_path / "results.json").read_text()
+    for arm in ("usual_care", "structural", "relaxation"):
+        assert f'"{arm}"' not in text
+    outcomes = document["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes["rdq_total"]["arms"][0] == "group A"

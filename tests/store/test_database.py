@@ -1,0 +1,93 @@
+"""The database layer: migrations match the models, SQLite's durability settings, URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from lumbar.errors import StoreError
+from lumbar.store import Database, default_key_file, resolve_url
+from lumbar.store.schema import Base
+
+pytestmark = pytest.mark.integration
+
+
+def test_migrations_build_exactly_the_models(database_url: str) -> None:
+    database = Database(database_url)
+    database.migrate()
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    database.dispose()
+
+
+def test_migrating_twice_changes_nothing(database_url: str) -> None:
+    database = Database(database_url)
+    database.migrate()
+    database.migrate()
+    with database.read() as session:
+        assert session.execute(text("SELECT seq FROM audit_head WHERE id = 1")).scalar_one() == 0
+    database.dispose()
+
+
+def test_sqlite_runs_in_wal_with_full_synchronous_commits(tmp_path: Path) -> None:
+    database = Database(str(tmp_path / "trial.db"))
+    with database.read() as session:
+        pragma = {
+            name: session.execute(text(f"PRAGMA {name}")).scalar_one()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    assert pragma == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 30000,
+    }
+    database.dispose()
+
+
+def test_a_write_that_fails_leaves_nothing(tmp_path: Path) -> None:
+    database = Database(str(tmp_path / "trial.db"))
+    database.migrate()
+
+    def failing_write() -> None:
+        with database.write() as session:
+            session.execute(text("UPDATE audit_head SET seq = 99 WHERE id = 1"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_write()
+    with database.read() as session:
+        assert session.execute(text("SELECT seq FROM audit_head")).scalar_one() == 0
+    database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("typed", "url"),
+    [
+        (None, "sqlite:///lumbar.db"),
+        ("trial.db", "sqlite:///trial.db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:////abs/t.db", "sqlite:////abs/t.db"),
+    ],
+)
+def test_urls_a_user_types(typed: str | None, url: str) -> None:
+    assert resolve_url(typed) == url
+
+
+def test_key_file_defaults() -> None:
+    assert default_key_file("sqlite:///trials/a.db") == Path("trials/a.db.key")
+    assert default_key_file("postgresql+psycopg://u@h/db") == Path("lumbar.key")
+
+
+def test_unsupported_and_unreachable_databases_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="must be SQLite or PostgreSQL"):
+        Database("mysql://u@h/db")
+    missing_folder = Database(str(tmp_path / "no" / "such" / "folder" / "t.db"))
+    with pytest.raises(StoreError, match="cannot open the trial database"):
+        missing_folder.is_initialised()

@@ -1,0 +1,202 @@
+"""A coordinator's walk-through of the reference trial through the CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lumbar.cli import app
+from lumbar.protocol import shipped_protocol
+from tests import postgres as pg
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+NO_EXCLUSIONS = [
+    question.id
+    for question in shipped_protocol("massage-clbp").eligibility.questions
+    if question.type == "yes_no"
+    and question.id
+    not in {
+        "health_plan_member",
+        "recent_primary_care_visit",
+        "nonspecific_diagnosis",
+        "physician_willing",
+        "near_therapist",
+    }
+]
+
+
+class Cli:
+    def __init__(self, url: str, key_file: Path):
+        self.url = url
+        self.key_file = key_file
+
+    def __call__(self, *args: str, user: str | None = "admin", code: int = 0) -> str:
+        options = ["--db", self.url, "--key-file", str(self.key_file)]
+        if user:
+            options += ["--as", user]
+        result = runner.invoke(app, [*args, *options])
+        assert result.exit_code == code, result.output
+        return str(result.output)
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Cli:
+    run = Cli(database_url, tmp_path / "trial.key")
+    output = run("init", "massage-clbp", "--seed", "11", user=None)
+    assert "created trial massage-clbp" in output
+    assert run.key_file.stat().st_mode & 0o777 == 0o600
+    run("site", "add", "SEA", "Seattle")
+    run("user", "add", "carol", "--role", "coordinator", "--site", "SEA")
+    run("user", "add", "tom", "--role", "therapist", "--site", "SEA")
+    run("user", "add", "sam", "--role", "statistician", "--all-sites")
+    return run
+
+
+def _answers(path: Path) -> Path:
+    answers: dict[str, Any] = {
+        "health_plan_member": True,
+        "age": 47,
+        "sex": "female",
+        "pain_duration": "years_1_to_5",
+        "pain_frequency": "every_day",
+        "recent_primary_care_visit": True,
+        "nonspecific_diagnosis": True,
+        "physician_willing": True,
+        "near_therapist": True,
+    }
+    answers.update(dict.fromkeys(NO_EXCLUSIONS, False))
+    path.write_text("\n".join(f"{k}: {str(v).lower()}" for k, v in answers.items()) + "\n")
+    return path
+
+
+def test_coordinator_walk_through(cli: Cli, tmp_path: Path) -> None:
+    answers = _answers(tmp_path / "answers.yaml")
+    assert "S00001: eligible" in cli(
+        "screening", "add", "--site", "SEA", "--answers", str(answers), user="carol"
+    )
+    refused = cli(
+        "screening",
+        "add",
+        "--site",
+        "SEA",
+        "--answers",
+        str(answers),
+        "--answer",
+        "age=70",
+        user="carol",
+    )
+    assert "S00002: ineligible" in refused
+    assert "does not meet: Aged 20 to 64" in refused
+    cli(
+        "identity",
+        "set",
+        "S00001",
+        "--name",
+        "Ann Example",
+        "--birth-date",
+        "1979-04-02",
+        user="carol",
+    )
+    cli("consent", "S00001", "--version", "2.1", user="carol")
+    assert cli("enrol", "S00001", user="carol").strip() == "SEA-0001"
+    rdq = [f"--answer=rdq_{n:02d}={int(n <= 13)}" for n in range(1, 25)]
+    assert "total 13.0" in cli(
+        "questionnaire", "add", "SEA-0001", "baseline", "rdq", *rdq, user="carol"
+    )
+    for instrument, pairs in (
+        ("bothersomeness", ["bothersomeness=7"]),
+        ("satisfaction", ["satisfaction=2"]),
+        ("disability_days", ["restricted_days=6", "bed_days=1"]),
+        ("medication_use", ["any_medication=0"]),
+        ("lifestyle", ["sleep_hours=6.5", "exercise_days=2"]),
+    ):
+        cli(
+            "questionnaire", "add", "SEA-0001", "baseline", instrument,
+            *(f"--answer={pair}" for pair in pairs), user="carol",
+        )  # fmt: skip
+    assigned = cli("randomize", "SEA-0001", user="carol")
+    assert "SEA-0001: group " in assigned  # carol is blinded
+    assert "stratum baseline_rdq=rdq_12_or_more" in assigned
+    assert "already randomized" in cli("randomize", "SEA-0001", user="carol", code=2)
+    later = (dt.date.today() + dt.timedelta(days=75)).isoformat()
+    due = cli("due", "--on", later, user="carol")
+    assert "SEA-0001" in due
+    assert "overdue" in due
+    assert "week_10" in cli("schedule", "SEA-0001", user="carol")
+    cli(
+        "ae",
+        "add",
+        "SEA-0001",
+        "--description",
+        "sore",
+        "--severity",
+        "mild",
+        "--relatedness",
+        "possible",
+        user="carol",
+    )
+    adherence = cli("adherence", user="tom")
+    assert "SEA-0001" in adherence
+    assert "blinded" in cli("adherence", user="carol", code=2)
+    out = tmp_path / "data.csv"
+    assert "wrote 4 rows" in cli("export", "--out", str(out), user="sam")
+    frame = pd.read_csv(out)
+    assert list(frame["participant"].unique()) == ["SEA-0001"]
+    assert "Ann Example" not in out.read_text()
+    assert "intact" in cli("audit", "verify")
+    assert "valid" in cli("randomization", "verify")
+    cli(
+        "withdraw", "SEA-0001", "--kind", "lost_to_follow_up", "--reason", "no answer", user="carol"
+    )
+    assert "lost_to_follow_up" in cli("participants", user="carol")
+
+
+def test_refusals_exit_2_with_the_reason(cli: Cli) -> None:
+    assert "may not manage staff" in cli(
+        "user", "add", "eve", "--role", "admin", "--all-sites", user="carol", code=2
+    )
+    assert "is not an active member of staff" in cli("participants", user="mallory", code=2)
+    assert "--as: is required" in cli("participants", user=None, code=2)
+    assert "is not a study id or screening number" in cli("enrol", "S09999", user="carol", code=2)
+    assert "must be written name=value" in cli(
+        "screening", "add", "--site", "SEA", "--answer", "age", user="carol", code=2
+    )
+
+
+def test_init_refuses_an_existing_trial_and_keeps_it(cli: Cli) -> None:
+    assert "already holds a trial" in cli("init", "massage-clbp", user=None, code=2)
+    assert "SEA" in cli("site", "list")
+
+
+def test_backup_and_restore_round_trip(cli: Cli, tmp_path: Path, database_url: str) -> None:
+    backup = tmp_path / "copy.backup"
+    assert "backup written" in cli("backup", str(backup))
+    assert "may not back up" in cli("backup", str(tmp_path / "other.db"), user="carol", code=2)
+    cli("site", "add", "NYC", "New York")
+    if database_url.startswith("sqlite"):
+        assert "restoring would replace it" in cli("restore", str(backup), user=None, code=2)
+        restored = cli("restore", str(backup), "--replace", user=None)
+        check = cli
+    else:
+        assert "already holds a trial" in cli("restore", str(backup), user=None, code=2)
+        target = pg.create_database(pg.server_url())
+        try:
+            check = Cli(target, cli.key_file)
+            restored = check("restore", str(backup), user=None)
+            assert "the vault key opens it" in restored
+            assert "NYC" not in check("site", "list")
+            assert "intact" in check("audit", "verify")
+        finally:
+            pg.drop_database(target)
+        return
+    assert "the vault key opens it" in restored
+    assert "NYC" not in check("site", "list")
+    assert "intact" in check("audit", "verify")
