@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from lumbar.protocol import Protocol, shipped_protocol, shipped_text
 from tests import postgres as pg
+from tests.clitools import Cli
 
 REFERENCE = "massage-clbp"
 
@@ -82,3 +83,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         pg.drop_database(url)
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Cli:
+    """A trial made by ``lumbar init`` on each backend, with a site, a coordinator (carol), a
+    therapist (tom) and a blinded statistician (sam)."""
+    run = Cli(database_url, tmp_path / "trial.key")
+    output = run("init", "massage-clbp", "--seed", "11", user=None)
+    assert "created trial massage-clbp" in output
+    assert run.key_file.stat().st_mode & 0o777 == 0o600
+    run("site", "add", "SEA", "Seattle")
+    run("user", "add", "carol", "--role", "coordinator", "--site", "SEA")
+    run("user", "add", "tom", "--role", "therapist", "--site", "SEA")
+    run("user", "add", "sam", "--role", "statistician", "--all-sites")
+    return run

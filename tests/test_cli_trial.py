@@ -4,81 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from lumbar.cli import app
-from lumbar.protocol import shipped_protocol
 from tests import postgres as pg
+from tests.clitools import Cli, answers_file
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
-
-NO_EXCLUSIONS = [
-    question.id
-    for question in shipped_protocol("massage-clbp").eligibility.questions
-    if question.type == "yes_no"
-    and question.id
-    not in {
-        "health_plan_member",
-        "recent_primary_care_visit",
-        "nonspecific_diagnosis",
-        "physician_willing",
-        "near_therapist",
-    }
-]
-
-
-class Cli:
-    def __init__(self, url: str, key_file: Path):
-        self.url = url
-        self.key_file = key_file
-
-    def __call__(self, *args: str, user: str | None = "admin", code: int = 0) -> str:
-        options = ["--db", self.url, "--key-file", str(self.key_file)]
-        if user:
-            options += ["--as", user]
-        result = runner.invoke(app, [*args, *options])
-        assert result.exit_code == code, result.output
-        return str(result.output)
-
-
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Cli:
-    run = Cli(database_url, tmp_path / "trial.key")
-    output = run("init", "massage-clbp", "--seed", "11", user=None)
-    assert "created trial massage-clbp" in output
-    assert run.key_file.stat().st_mode & 0o777 == 0o600
-    run("site", "add", "SEA", "Seattle")
-    run("user", "add", "carol", "--role", "coordinator", "--site", "SEA")
-    run("user", "add", "tom", "--role", "therapist", "--site", "SEA")
-    run("user", "add", "sam", "--role", "statistician", "--all-sites")
-    return run
-
-
-def _answers(path: Path) -> Path:
-    answers: dict[str, Any] = {
-        "health_plan_member": True,
-        "age": 47,
-        "sex": "female",
-        "pain_duration": "years_1_to_5",
-        "pain_frequency": "every_day",
-        "recent_primary_care_visit": True,
-        "nonspecific_diagnosis": True,
-        "physician_willing": True,
-        "near_therapist": True,
-    }
-    answers.update(dict.fromkeys(NO_EXCLUSIONS, False))
-    path.write_text("\n".join(f"{k}: {str(v).lower()}" for k, v in answers.items()) + "\n")
-    return path
-
 
 def test_coordinator_walk_through(cli: Cli, tmp_path: Path) -> None:
-    answers = _answers(tmp_path / "answers.yaml")
+    answers = answers_file(tmp_path / "answers.yaml")
     assert "S00001: eligible" in cli(
         "screening", "add", "--site", "SEA", "--answers", str(answers), user="carol"
     )

@@ -24,7 +24,14 @@ from lumbar.simulate import DEFAULT_ASSUMPTIONS, Assumptions, SimulationSummary,
 from lumbar.simulate import simulate_trial as simulate
 from lumbar.store.audit import AuditReport
 
-__all__ = ["DEMO_PROTOCOL", "DEMO_START", "DemoResult", "run_demo"]
+__all__ = [
+    "DEMO_PROTOCOL",
+    "DEMO_START",
+    "DemoResult",
+    "SyntheticTrial",
+    "run_demo",
+    "synthetic_trial",
+]
 
 DEMO_PROTOCOL = "massage-clbp"
 DEMO_START = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.UTC)
@@ -47,32 +54,37 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def run_demo(
+@dataclass
+class SyntheticTrial:
+    """A simulated trial in a SQLite file: where it is, what was assumed, what happened."""
+
+    database: Path
+    key_file: Path
+    assumptions: Assumptions
+    summary: SimulationSummary
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    def open(self, user: str) -> Trial:
+        """Open the trial as ``user`` (the simulator's staff: admin, coordinator, assessor,
+        statistician, therapist1...)."""
+        return Trial.open(self.url, user, key_file=self.key_file)
+
+
+def synthetic_trial(
     out: Path,
     *,
     participants: int = DEFAULT_ASSUMPTIONS.participants,
     seed: int = 20110705,
     replace_existing: bool = False,
     assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
-    settings: Settings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     phase: Callable[[str], None] | None = None,
-) -> DemoResult:
-    """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
-
-    ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
-    """
-    if participants < 30:
-        raise OperationError(
-            "too few participants",
-            [
-                Problem(
-                    "--participants",
-                    "must be at least 30 (ten per arm) for the analysis to be estimable",
-                    participants,
-                )
-            ],
-        )
+) -> SyntheticTrial:
+    """Create ``out``/trial.db from the shipped protocol and simulate it to its last visit."""
     announce = phase or (lambda name: None)
     database = _fresh(out, replace_existing)
     url = f"sqlite:///{database}"
@@ -104,14 +116,55 @@ def run_demo(
         progress=progress,
     )
     timings["simulate"] = time.perf_counter() - mark
+    return SyntheticTrial(database, key_file, chosen, summary, timings)
+
+
+def run_demo(
+    out: Path,
+    *,
+    participants: int = DEFAULT_ASSUMPTIONS.participants,
+    seed: int = 20110705,
+    replace_existing: bool = False,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    settings: Settings | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    phase: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
+
+    ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
+    """
+    if participants < 30:
+        raise OperationError(
+            "too few participants",
+            [
+                Problem(
+                    "--participants",
+                    "must be at least 30 (ten per arm) for the analysis to be estimable",
+                    participants,
+                )
+            ],
+        )
+    announce = phase or (lambda name: None)
+    started = time.perf_counter()
+    made = synthetic_trial(
+        out,
+        participants=participants,
+        seed=seed,
+        replace_existing=replace_existing,
+        assumptions=assumptions,
+        progress=progress,
+        phase=announce,
+    )
+    timings = dict(made.timings)
     announce("analysing")
     mark = time.perf_counter()
-    statistician = Trial.open(url, "statistician", key_file=key_file)
+    statistician = made.open("statistician")
     try:
         content = gather(
             statistician,
             settings=settings or Settings(seed=seed),
-            assumptions=[*chosen.describe(), ("seed", str(seed), "the demo's --seed")],
+            assumptions=[*made.assumptions.describe(), ("seed", str(seed), "the demo's --seed")],
         )
         timings["analyse"] = time.perf_counter() - mark
         announce("writing the report")
@@ -121,7 +174,7 @@ def run_demo(
     finally:
         statistician.close()
     timings["total"] = time.perf_counter() - started
-    return DemoResult(out, database, summary, content, report, content.audit, timings)
+    return DemoResult(out, made.database, made.summary, content, report, content.audit, timings)
 
 
 def _fresh(out: Path, replace_existing: bool) -> Path:

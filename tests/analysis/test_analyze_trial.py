@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from lumbar.analysis import TrialData, ancova
+from lumbar.analysis.plan import Settings, analyze_trial
 from lumbar.cli import app
 from tests.operations.world import World, answers_for, build_world, rdq_answers
 
@@ -96,3 +98,26 @@ def test_a_blinded_statistician_analyses_masked_arms(
     outcomes = document["outcomes"]
     assert isinstance(outcomes, dict)
     assert outcomes["rdq_total"]["arms"][0] == "group A"
+
+
+def test_a_covariate_without_variation_is_left_out_and_said(trial_with_follow_up: World) -> None:
+    """Early in a trial every participant may share a covariate value; the models cannot
+    estimate it, so the pre-specified analysis leaves it out and its results say so."""
+    world = trial_with_follow_up
+    statistician = world.as_("stat_open")
+    tidy, records = statistician.dataset(), statistician.consort_records()
+    quick = Settings(include_gee=False, include_imputation=False)
+    assert "sex" in world.protocol.analysis.covariates
+    full = analyze_trial(world.protocol, tidy, records, quick).outcome("rdq_total")
+    assert not any("left out" in note for note in full.notes)
+    same = tidy.assign(sex="female")
+    reduced = analyze_trial(world.protocol, same, records, quick).outcome("rdq_total")
+    assert any("'sex' was left out" in note and "(female)" in note for note in reduced.notes)
+    others = [name for name in world.protocol.analysis.covariates if name != "sex"]
+    by_hand = ancova(
+        TrialData.from_tidy(same, "rdq_total", reference="usual_care", covariates=others,
+                            visits=["week_10", "week_26", "week_52"])
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        reduced.ancova.to_frame()["estimate"], by_hand.to_frame()["estimate"], rtol=1e-12
+    )

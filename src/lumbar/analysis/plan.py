@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,8 @@ __all__ = [
     "write_csv",
     "write_results",
 ]
+
+_T = TypeVar("_T")
 
 SYNTHETIC_STAMP = "# SYNTHETIC DATA: simulated participants, not a real trial"
 
@@ -158,33 +160,51 @@ def analyze(
     settings: Settings = Settings(),
     *,
     protocol_hash: str | None = None,
+    notes: Sequence[str] = (),
 ) -> OutcomeAnalysis:
-    """Run the whole pre-specified analysis of ``data``'s outcome."""
+    """Run the whole pre-specified analysis of ``data``'s outcome (``notes`` are carried into
+    the result, for what the caller changed)."""
     options = _options(settings)
-    notes: list[str] = []
+    notes = list(notes)
     # The main models first: their errors say most plainly what is wrong with the data.
     ancova_result = ancova(data, robust=settings.robust, alpha=settings.alpha)
     mmrm_result = mmrm(data, covariance=settings.covariance, alpha=settings.alpha)
     gee_result = None
     if settings.include_gee and data.baseline is not None:
-        gee_result = gee(data, alpha=settings.alpha)
+        gee_result = _secondary("GEE", notes, lambda: gee(data, alpha=settings.alpha))
     imputation = tipping = None
     if settings.include_imputation and data.baseline is not None:
         if data.frame["y"].isna().any() or _absent_rows(data):
-            imputation = multiple_imputation(
-                data,
-                m=settings.imputations,
-                method=settings.imputation_method,
-                seed=settings.seed,
-                alpha=settings.alpha,
+            imputation = _secondary(
+                "Multiple imputation",
+                notes,
+                lambda: multiple_imputation(
+                    data,
+                    m=settings.imputations,
+                    method=settings.imputation_method,
+                    seed=settings.seed,
+                    alpha=settings.alpha,
+                ),
             )
-            tipping = tipping_point(data, imputation, settings.deltas, direction=settings.direction)
+            if imputation is not None:
+                done = imputation
+                tipping = _secondary(
+                    "The tipping-point analysis",
+                    notes,
+                    lambda: tipping_point(
+                        data, done, settings.deltas, direction=settings.direction
+                    ),
+                )
         else:
             notes.append("No outcome values are missing: multiple imputation was not needed.")
     responder_result = None
     if settings.definitions and data.baseline is not None:
-        responder_result = responders(
-            data, settings.definitions, direction=settings.direction, alpha=settings.alpha
+        responder_result = _secondary(
+            "The responder analysis",
+            notes,
+            lambda: responders(
+                data, settings.definitions, direction=settings.direction, alpha=settings.alpha
+            ),
         )
     elif not settings.definitions:
         notes.append("No thresholds for meaningful change were given: no responder analysis.")
@@ -202,6 +222,22 @@ def analyze(
         visits=data.visits,
         notes=tuple(notes),
     )
+
+
+def _secondary(name: str, notes: list[str], run: Callable[[], _T]) -> _T | None:
+    """Run a supporting analysis; when the data cannot support it, say why in ``notes``.
+
+    The primary models (ANCOVA and MMRM) raise: without them there is no result. A
+    sensitivity or secondary analysis that the data cannot support (too few observed values
+    to impute in an arm early in a trial, say) is left out with the reason, so the rest of
+    the analysis and the report still stand.
+    """
+    try:
+        return run()
+    except AnalysisError as error:
+        reason = "; ".join(f"{p.where}: {p.rule}" for p in error.problems) or error.summary
+        notes.append(f"{name} was not done: {error.summary} ({reason}).")
+        return None
 
 
 @dataclass(frozen=True)
@@ -295,6 +331,7 @@ def analyze_trial(
             ],
         )
     visits = [visit.id for visit in protocol.follow_up_visits]
+    covariates, dropped = _estimable(tidy, protocol.analysis.covariates)
     analyses = []
     for column, instrument, direction in targets:
         chosen = Settings(
@@ -310,11 +347,11 @@ def analyze_trial(
             tidy,
             column,
             reference=reference,
-            covariates=protocol.analysis.covariates,
+            covariates=covariates,
             baseline_visit=protocol.baseline.id,
             visits=visits,
         )
-        analyses.append(analyze(data, chosen, protocol_hash=protocol.content_hash))
+        analyses.append(analyze(data, chosen, protocol_hash=protocol.content_hash, notes=dropped))
     participants = participant_rows(tidy)
     variables = [
         *protocol.analysis.covariates,
@@ -344,6 +381,30 @@ def analyze_trial(
             primary_visit=protocol.primary_outcomes[0].visit,
         ),
     )
+
+
+def _estimable(tidy: pd.DataFrame, covariates: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The pre-specified covariates that vary in ``tidy``, and a note for each that does not.
+
+    A covariate with one value among the participants (every one female, say, early in a
+    trial) cannot be estimated; the models leave it out and the results say so.
+    """
+    kept: list[str] = []
+    notes: list[str] = []
+    for name in covariates:
+        if name not in tidy.columns:
+            kept.append(name)  # the model's own check names the missing column
+            continue
+        values = list(tidy[name].dropna().unique())
+        if len(values) < 2:
+            shown = ", ".join(str(value) for value in values) or "no value"
+            notes.append(
+                f"Pre-specified covariate {name!r} was left out of the models: every "
+                f"participant has the same value ({shown}), so its effect cannot be estimated."
+            )
+        else:
+            kept.append(name)
+    return kept, notes
 
 
 def _score_label(column: str) -> str:

@@ -138,3 +138,5 @@ def analyze_command(
 
 def _summary(analysis: OutcomeAnalysis) -> None:
     typer.echo(str(analysis.mmrm))
+    for note in analysis.notes:
+        typer.echo(f"note: {note}")

@@ -164,7 +164,7 @@ def _template() -> jinja2.Template:
 
 def _write_pdf(html: str, path: Path) -> Path:
     try:
-        import weasyprint  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+        import weasyprint  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
     except (ImportError, OSError) as error:
         raise ReportError(
             "cannot write the PDF",
@@ -348,6 +348,8 @@ class _Builder:
             ),
             f"tables/{outcome.outcome}_ancova.csv",
         )
+        for note in outcome.notes:
+            section.text(f"Note: {note}")
         mmrm_rows = []
         for estimate in outcome.mmrm.contrasts:
             mmrm_rows.append(

@@ -6,13 +6,20 @@ assumption (see :meth:`Assumptions.describe`).
 """
 
 from lumbar.simulate.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
-from lumbar.simulate.trial import SimulationSummary, SyntheticClock, populate_staff, simulate_trial
+from lumbar.simulate.trial import (
+    SimulationSummary,
+    SyntheticClock,
+    expected_differences,
+    populate_staff,
+    simulate_trial,
+)
 
 __all__ = [
     "DEFAULT_ASSUMPTIONS",
     "Assumptions",
     "SimulationSummary",
     "SyntheticClock",
+    "expected_differences",
     "populate_staff",
     "simulate_trial",
 ]

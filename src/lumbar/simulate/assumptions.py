@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 __all__ = ["DEFAULT_ASSUMPTIONS", "Assumptions"]
 
 SEEN = "seen: Cherkin et al. 2011"
@@ -47,6 +49,7 @@ class Assumptions:
     bother_sd: float = 2.3
     baseline_correlation: float = 0.55
     visit_correlation: float = 0.6
+    outcome_correlation: float = 0.3
     lost_by_visit: tuple[float, float, float] = (0.05, 0.04, 0.04)
     massage_lost_factor: float = 0.8
     attendance: float = 0.9
@@ -55,6 +58,26 @@ class Assumptions:
     serious_event_share: float = 0.005
     visit_timing_sd_days: float = 5.0
     therapists: int = 4
+    ineligibility_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "adult_under_65": 0.08,
+            "chronic_low_back_pain": 0.16,
+            "within_reach": 0.06,
+            "sciatica": 0.14,
+            "recent_massage": 0.14,
+            "other_provider": 0.08,
+            "prone": 0.05,
+            "stenosis": 0.06,
+            "recent_surgery": 0.05,
+            "litigation": 0.04,
+            "disc_disease": 0.05,
+            "fibromyalgia": 0.03,
+            "cancer": 0.02,
+            "pregnancy": 0.02,
+            "english": 0.02,
+        }
+    )
+    second_reason_share: float = 0.2
     notes: dict[str, str] = field(
         default_factory=lambda: {
             "participants": f"{SEEN}: 401 randomized",
@@ -77,6 +100,8 @@ class Assumptions:
             "bother_sd": ASSUMED,
             "baseline_correlation": f"{ASSUMED}: correlation of follow-up with baseline",
             "visit_correlation": f"{ASSUMED}: correlation between follow-up visits",
+            "outcome_correlation": f"{ASSUMED}: correlation between the RDQ and bothersomeness "
+            "deviations, within and across visits",
             "lost_by_visit": f"{ASSUMED}: share newly lost before each visit (about 88% "
             "followed to 52 weeks; the 2001 trial followed 95%)",
             "massage_lost_factor": f"{ASSUMED}: massage arms lose fewer participants",
@@ -88,8 +113,84 @@ class Assumptions:
             "(none reported in the Cochrane review)",
             "visit_timing_sd_days": f"{ASSUMED}: spread of visit dates around the target day",
             "therapists": f"{ASSUMED} (27 therapists took part in the trial)",
+            "ineligibility_weights": f"{ASSUMED}: relative frequency of each eligibility rule "
+            "among the reasons people are excluded (keys are the protocol's rule ids; rules the "
+            "protocol does not have are ignored)",
+            "second_reason_share": f"{ASSUMED}: share of ineligible people with two reasons",
         }
     )
+
+    def __post_init__(self) -> None:
+        shares = (
+            "eligible_share",
+            "declined_share",
+            "female_share",
+            "massage_lost_factor",
+            "attendance",
+            "never_start",
+            "adverse_event_share",
+            "serious_event_share",
+            "second_reason_share",
+        )
+        for name in shares:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"assumption {name}: {value} must be a share between 0 and 1")
+        for name in ("baseline_correlation", "visit_correlation", "outcome_correlation"):
+            value = getattr(self, name)
+            if not -1.0 < value < 1.0:
+                raise ValueError(f"assumption {name}: {value} must be a correlation in (-1, 1)")
+        if any(not 0.0 <= share < 1.0 for share in self.lost_by_visit):
+            raise ValueError(
+                f"assumption lost_by_visit: {self.lost_by_visit} must be shares in [0, 1)"
+            )
+        visits = len(self.lost_by_visit)
+        per_visit = {
+            "rdq_usual_care_change": self.rdq_usual_care_change,
+            "bother_usual_care_change": self.bother_usual_care_change,
+            **{f"rdq_effect[{arm}]": value for arm, value in self.rdq_effect.items()},
+            **{f"bother_effect[{arm}]": value for arm, value in self.bother_effect.items()},
+        }
+        for name, value in per_visit.items():
+            if len(value) != visits:
+                raise ValueError(
+                    f"assumption {name}: give one value per follow-up visit ({visits}), "
+                    f"not {len(value)}"
+                )
+        if np.linalg.eigvalsh(self.noise_correlation()).min() <= 1e-10:
+            raise ValueError(
+                "assumptions visit_correlation and outcome_correlation: together they do not "
+                "make a valid correlation matrix; outcome_correlation must stay below "
+                "(1 + 2 x visit_correlation) / 3 in size"
+            )
+        if self.participants < 1:
+            raise ValueError(f"assumption participants: {self.participants} must be at least 1")
+        if self.eligible_share == 0.0:
+            raise ValueError("assumption eligible_share: 0 means nobody could be randomized")
+        weights = self.ineligibility_weights
+        if (
+            not weights
+            or any(value < 0 for value in weights.values())
+            or sum(weights.values()) == 0
+        ):
+            raise ValueError(
+                "assumption ineligibility_weights: give at least one rule with a positive weight, "
+                "and no negative weights"
+            )
+
+    def noise_correlation(self) -> np.ndarray:
+        """Correlation of the follow-up deviations: RDQ at each visit, then bothersomeness.
+
+        Visits of one outcome correlate by ``visit_correlation``; the two outcomes
+        correlate by ``outcome_correlation`` at any pair of visits.
+        """
+        visits = len(self.lost_by_visit)
+        matrix = np.full((2 * visits, 2 * visits), self.outcome_correlation)
+        block = np.full((visits, visits), self.visit_correlation)
+        matrix[:visits, :visits] = block
+        matrix[visits:, visits:] = block
+        np.fill_diagonal(matrix, 1.0)
+        return matrix
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, value, where it comes from) for every assumption, for reports."""

@@ -22,13 +22,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.operations import Trial
 from lumbar.protocol import Protocol
 from lumbar.simulate.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
 
-__all__ = ["SimulationSummary", "SyntheticClock", "populate_staff", "simulate_trial"]
+__all__ = [
+    "SimulationSummary",
+    "SyntheticClock",
+    "baseline_scores",
+    "expected_differences",
+    "follow_up_scores",
+    "populate_staff",
+    "simulate_trial",
+]
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(status, day, days): a status line, the simulated day and the expected
@@ -186,27 +195,24 @@ class _Runner:
             self.protocol, age, "female" if rng.random() < a.female_share else "male"
         )
         if not eligible:
-            _make_ineligible(self.protocol, answers, rng)
-        correlation = np.full((2 * VISITS_MODELLED, 2 * VISITS_MODELLED), 0.3)
-        block = np.full((VISITS_MODELLED, VISITS_MODELLED), a.visit_correlation)
-        correlation[:VISITS_MODELLED, :VISITS_MODELLED] = block
-        correlation[VISITS_MODELLED:, VISITS_MODELLED:] = block
-        np.fill_diagonal(correlation, 1.0)
-        noise = rng.multivariate_normal(np.zeros(2 * VISITS_MODELLED), correlation).reshape(
-            2, VISITS_MODELLED
-        )
+            _make_ineligible(self.protocol, answers, rng, a)
+        noise = rng.multivariate_normal(
+            np.zeros(2 * VISITS_MODELLED), a.noise_correlation()
+        ).reshape(2, VISITS_MODELLED)
         lost_before = None
         for index, share in enumerate(a.lost_by_visit):
             if rng.random() < share:
                 lost_before = index
                 break
+        declines = bool(rng.random() < a.declined_share)
+        baseline = baseline_scores(a, rng.standard_normal((2, 1)))
         return _Person(
             number=number,
             answers=answers,
             eligible=eligible,
-            declines=bool(rng.random() < a.declined_share),
-            rdq=float(np.clip(rng.normal(a.rdq_baseline_mean, a.rdq_baseline_sd), 2, 24)),
-            bother=float(np.clip(rng.normal(a.bother_baseline_mean, a.bother_baseline_sd), 1, 10)),
+            declines=declines,
+            rdq=float(baseline[0][0]),
+            bother=float(baseline[1][0]),
             noise=noise,
             lost_before=lost_before,
             extras=np.random.default_rng(rng.integers(2**63)),
@@ -372,29 +378,15 @@ class _Runner:
         """RDQ and bothersomeness at baseline (index None) or a follow-up visit."""
         if index is None:
             return person.rdq, person.bother
-        a = self.assumptions
-        rdq_mean = (
-            a.rdq_baseline_mean
-            + a.rdq_usual_care_change[index]
-            + a.rdq_effect.get(person.arm, (0, 0, 0))[index]
+        rdq, bother = follow_up_scores(
+            self.assumptions,
+            person.arm,
+            index,
+            np.array([person.rdq]),
+            np.array([person.bother]),
+            person.noise[:, index : index + 1],
         )
-        bother_mean = (
-            a.bother_baseline_mean
-            + a.bother_usual_care_change[index]
-            + a.bother_effect.get(person.arm, (0, 0, 0))[index]
-        )
-        rho = a.baseline_correlation
-        rdq = (
-            rdq_mean
-            + rho * a.rdq_sd / a.rdq_baseline_sd * (person.rdq - a.rdq_baseline_mean)
-            + a.rdq_sd * math.sqrt(1 - rho**2) * float(person.noise[0, index])
-        )
-        bother = (
-            bother_mean
-            + rho * a.bother_sd / a.bother_baseline_sd * (person.bother - a.bother_baseline_mean)
-            + a.bother_sd * math.sqrt(1 - rho**2) * float(person.noise[1, index])
-        )
-        return float(np.clip(rdq, 0, 24)), float(np.clip(bother, 0, 10))
+        return float(rdq[0]), float(bother[0])
 
     def _answers(self, person: _Person, instrument: str, index: int | None) -> dict[str, Any]:
         rdq, bother = self._scores(person, index)
@@ -436,6 +428,104 @@ class _Runner:
         raise ValueError(f"the simulator does not know instrument {instrument}")
 
 
+def baseline_scores(assumptions: Assumptions, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latent baseline RDQ and bothersomeness from standard normal ``draws`` of shape (2, n)."""
+    a = assumptions
+    rdq = np.clip(a.rdq_baseline_mean + a.rdq_baseline_sd * draws[0], 2, 24)
+    bother = np.clip(a.bother_baseline_mean + a.bother_baseline_sd * draws[1], 1, 10)
+    return rdq, bother
+
+
+def follow_up_scores(
+    assumptions: Assumptions,
+    arm: str,
+    index: int,
+    rdq: np.ndarray,
+    bother: np.ndarray,
+    noise: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latent RDQ and bothersomeness at follow-up visit ``index`` (before rounding).
+
+    ``rdq`` and ``bother`` are the latent baseline values, ``noise`` the standardized
+    deviations (rows: RDQ, bothersomeness). Each outcome is its arm's mean at the visit
+    plus a regression on its own baseline (correlation ``baseline_correlation``), clipped
+    to the scale; the questionnaire answers round it.
+    """
+    a = assumptions
+    rho = a.baseline_correlation
+    rdq_mean = (
+        a.rdq_baseline_mean
+        + a.rdq_usual_care_change[index]
+        + a.rdq_effect.get(arm, (0.0,) * len(a.lost_by_visit))[index]
+    )
+    bother_mean = (
+        a.bother_baseline_mean
+        + a.bother_usual_care_change[index]
+        + a.bother_effect.get(arm, (0.0,) * len(a.lost_by_visit))[index]
+    )
+    rdq_follow_up = (
+        rdq_mean
+        + rho * a.rdq_sd / a.rdq_baseline_sd * (rdq - a.rdq_baseline_mean)
+        + a.rdq_sd * math.sqrt(1 - rho**2) * noise[0]
+    )
+    bother_follow_up = (
+        bother_mean
+        + rho * a.bother_sd / a.bother_baseline_sd * (bother - a.bother_baseline_mean)
+        + a.bother_sd * math.sqrt(1 - rho**2) * noise[1]
+    )
+    return np.clip(rdq_follow_up, 0, 24), np.clip(bother_follow_up, 0, 10)
+
+
+def expected_differences(
+    protocol: Protocol,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    *,
+    draws: int = 400_000,
+    seed: int = 1,
+) -> pd.DataFrame:
+    """The effects the simulator builds in, on the scale the questionnaires record.
+
+    The assumptions' effects are shifts of a latent score; the recorded scores are
+    clipped to their scales and rounded, which shrinks the effects a little. This
+    returns, per outcome column, follow-up visit and arm, the difference in expected
+    recorded score from the reference arm, by Monte Carlo over ``draws`` people: the
+    target an unbiased analysis of a simulated trial estimates.
+    """
+    rng = np.random.default_rng(seed)
+    baseline = baseline_scores(assumptions, rng.standard_normal((2, draws)))
+    visits = len(assumptions.lost_by_visit)
+    noise = rng.multivariate_normal(
+        np.zeros(2 * visits), assumptions.noise_correlation(), size=draws
+    ).T.reshape(2, visits, draws)
+    reference = protocol.analysis.reference_arm
+    rows = []
+    for index, visit in enumerate(protocol.follow_up_visits[:visits]):
+        means = {}
+        for arm in protocol.arms:
+            rdq, bother = follow_up_scores(
+                assumptions, arm.id, index, baseline[0], baseline[1], noise[:, index]
+            )
+            means[arm.id] = (np.round(rdq).mean(), np.round(bother).mean())
+        for arm in protocol.arms:
+            if arm.id == reference:
+                continue
+            for position, column in enumerate(("rdq_total", "bothersomeness_score")):
+                rows.append(
+                    {
+                        "outcome": column,
+                        "visit": visit.id,
+                        "arm": arm.id,
+                        "difference": float(means[arm.id][position] - means[reference][position]),
+                        "latent_difference": float(
+                            (assumptions.rdq_effect, assumptions.bother_effect)[position].get(
+                                arm.id, (0.0,) * visits
+                            )[index]
+                        ),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def _eligible_answers(protocol: Protocol, age: int, sex: str) -> dict[str, Any]:
     answers: dict[str, Any] = {
         q.id: False for q in protocol.eligibility.questions if q.type == "yes_no"
@@ -447,33 +537,24 @@ def _eligible_answers(protocol: Protocol, age: int, sex: str) -> dict[str, Any]:
     return answers
 
 
-# Reasons people are not eligible, and their relative frequency: an assumption.
-INELIGIBILITY_WEIGHTS: dict[str, float] = {
-    "adult_under_65": 0.08,
-    "chronic_low_back_pain": 0.16,
-    "within_reach": 0.06,
-    "sciatica": 0.14,
-    "recent_massage": 0.14,
-    "other_provider": 0.08,
-    "prone": 0.05,
-    "stenosis": 0.06,
-    "recent_surgery": 0.05,
-    "litigation": 0.04,
-    "disc_disease": 0.05,
-    "fibromyalgia": 0.03,
-    "cancer": 0.02,
-    "pregnancy": 0.02,
-    "english": 0.02,
-}
-
-
-def _make_ineligible(protocol: Protocol, answers: dict[str, Any], rng: np.random.Generator) -> None:
+def _make_ineligible(
+    protocol: Protocol,
+    answers: dict[str, Any],
+    rng: np.random.Generator,
+    assumptions: Assumptions,
+) -> None:
     rules = {
         rule.id: rule for rule in (*protocol.eligibility.inclusion, *protocol.eligibility.exclusion)
     }
-    names = [name for name in INELIGIBILITY_WEIGHTS if name in rules]
-    weights = np.array([INELIGIBILITY_WEIGHTS[name] for name in names])
-    count = 1 if rng.random() < 0.8 else 2
+    chosen = assumptions.ineligibility_weights
+    names = [name for name in chosen if name in rules and chosen[name] > 0]
+    if not names:
+        raise ValueError(
+            "assumption ineligibility_weights: none of its rules is in the protocol "
+            f"(the protocol's rules: {', '.join(sorted(rules))})"
+        )
+    weights = np.array([chosen[name] for name in names])
+    count = 2 if rng.random() < assumptions.second_reason_share and len(names) > 1 else 1
     for name in rng.choice(names, size=count, replace=False, p=weights / weights.sum()):
         rule = rules[str(name)]
         if rule.id == "adult_under_65":

@@ -1,0 +1,59 @@
+"""Running the ``lumbar`` command in tests, as a user of one trial database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from lumbar.cli import app
+from lumbar.protocol import shipped_protocol
+
+runner = CliRunner()
+
+NO_EXCLUSIONS = [
+    question.id
+    for question in shipped_protocol("massage-clbp").eligibility.questions
+    if question.type == "yes_no"
+    and question.id
+    not in {
+        "health_plan_member",
+        "recent_primary_care_visit",
+        "nonspecific_diagnosis",
+        "physician_willing",
+        "near_therapist",
+    }
+]
+
+
+class Cli:
+    def __init__(self, url: str, key_file: Path):
+        self.url = url
+        self.key_file = key_file
+
+    def __call__(self, *args: str, user: str | None = "admin", code: int = 0) -> str:
+        options = ["--db", self.url, "--key-file", str(self.key_file)]
+        if user:
+            options += ["--as", user]
+        result = runner.invoke(app, [*args, *options])
+        assert result.exit_code == code, result.output
+        return str(result.output)
+
+
+def answers_file(path: Path) -> Path:
+    """Screening answers of an eligible person, as a YAML file."""
+    answers: dict[str, Any] = {
+        "health_plan_member": True,
+        "age": 47,
+        "sex": "female",
+        "pain_duration": "years_1_to_5",
+        "pain_frequency": "every_day",
+        "recent_primary_care_visit": True,
+        "nonspecific_diagnosis": True,
+        "physician_willing": True,
+        "near_therapist": True,
+    }
+    answers.update(dict.fromkeys(NO_EXCLUSIONS, False))
+    path.write_text("\n".join(f"{k}: {str(v).lower()}" for k, v in answers.items()) + "\n")
+    return path

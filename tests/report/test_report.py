@@ -1,0 +1,181 @@
+"""The report of a synthetic trial: every section, table and figure, labelled synthetic, and
+a blinded reader's report that gives nothing away."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lumbar.analysis.plan import SYNTHETIC_STAMP
+from lumbar.demo import DemoResult, run_demo
+from lumbar.operations import Trial
+from lumbar.report import ReportError, gather, write_report
+
+pytestmark = pytest.mark.integration
+
+SECTIONS = (
+    "overview",
+    "protocol",
+    "consort",
+    "baseline",
+    "outcome-rdq_total",
+    "outcome-bothersomeness_score",
+    "responders-rdq_total",
+    "responders-bothersomeness_score",
+    "treatment",
+    "safety",
+    "sensitivity",
+    "methods",
+    "simulation",
+    "provenance",
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    return run_demo(tmp_path_factory.mktemp("demo"), participants=60, seed=5)
+
+
+def test_the_demo_writes_every_section_table_and_figure(demo: DemoResult) -> None:
+    html = demo.report.html.read_text("utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html, section
+    assert 'id="synthetic-banner"' in html
+    assert "<title>[SYNTHETIC]" in html
+    # Self-contained: figures inline, no file or network references.
+    assert html.count("<svg") >= 10
+    assert 'src="http' not in html
+    assert "<link" not in html
+    names = {path.name for path in demo.report.figures}
+    for figure in (
+        "consort",
+        "rdq_total_trajectory",
+        "rdq_total_differences",
+        "rdq_total_responder_curve",
+        "rdq_total_tipping_point",
+        "attendance",
+    ):
+        assert {f"{figure}.svg", f"{figure}.png"} <= names
+    tables = {path.name for path in demo.report.tables}
+    for table in (
+        "results.json",
+        "baseline_table.csv",
+        "consort.csv",
+        "rdq_total_ancova.csv",
+        "rdq_total_mmrm.csv",
+        "rdq_total_imputation.csv",
+        "rdq_total_responders_side_by_side.csv",
+        "adherence.csv",
+        "session_content.csv",
+        "adverse_events.csv",
+        "simulation_assumptions.csv",
+    ):
+        assert table in tables
+    assert demo.audit is not None
+    assert demo.audit.intact
+    assert set(demo.timings) == {"create", "simulate", "analyse", "report", "total"}
+
+
+def test_every_file_says_synthetic(demo: DemoResult) -> None:
+    for path in demo.report.tables:
+        text = path.read_text("utf-8")
+        if path.suffix == ".csv":
+            assert text.startswith(SYNTHETIC_STAMP), path.name
+        else:
+            assert json.loads(text)["synthetic"] is True
+    for path in demo.report.figures:
+        if path.suffix == ".svg":
+            assert "SYNTHETIC DATA" in path.read_text("utf-8"), path.name
+        else:
+            assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_tables_hold_the_analysis_numbers(demo: DemoResult) -> None:
+    outcome = demo.content.analysis.outcome("rdq_total")
+    written = pd.read_csv(demo.folder / "report" / "tables" / "rdq_total_ancova.csv", comment="#")
+    expected = outcome.ancova.to_frame()
+    pd.testing.assert_series_equal(written["estimate"], expected["estimate"], rtol=1e-12)
+    html = demo.report.html.read_text("utf-8")
+    primary = expected[expected["visit"] == "week_10"].iloc[0]
+    assert f"{primary['estimate']:.2f}".replace("-", "\u2212") in html
+    # The debate on meaningful change is on the page, with the numbers behind it.
+    assert "measurement error" in html
+    assert "2 points" in html or "2-point" in html
+
+
+def test_figures_are_the_same_bytes_each_time(demo: DemoResult, tmp_path: Path) -> None:
+    again = write_report(demo.content, tmp_path)
+    for first, second in zip(demo.report.figures, again.figures, strict=True):
+        assert first.name == second.name
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_a_blinded_statistician_gets_a_masked_report(demo: DemoResult, tmp_path: Path) -> None:
+    admin = demo_trial(demo, "admin")
+    try:
+        admin.add_staff("blinded_stat", "statistician", all_sites=True)
+    finally:
+        admin.close()
+    reader = demo_trial(demo, "blinded_stat")
+    try:
+        content = gather(reader)
+    finally:
+        reader.close()
+    assert content.analysis.blinded
+    assert content.treatment is None
+    assert content.safety is None
+    files = write_report(content, tmp_path)
+    names = {path.name for path in files.tables}
+    assert not {"adherence.csv", "session_content.csv", "adverse_events.csv"} & names
+    for path in files.tables:
+        if path.suffix == ".csv":
+            text = path.read_text("utf-8")
+            for arm in ("structural", "relaxation", "usual_care"):
+                assert arm not in text, (path.name, arm)
+    html = files.html.read_text("utf-8")
+    assert "group A" in html
+    assert '<section id="treatment">' not in html or "blinded" in html
+
+
+def test_pdf_is_written_or_refused_with_the_fix(demo: DemoResult, tmp_path: Path) -> None:
+    try:
+        import weasyprint  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+    except (ImportError, OSError):
+        if os.environ.get("CI"):
+            pytest.fail("CI installs the pdf extra (WeasyPrint): it must import")
+        with pytest.raises(ReportError, match="pdf"):
+            write_report(demo.content, tmp_path, pdf=True)
+        return
+    files = write_report(demo.content, tmp_path, pdf=True)
+    assert files.pdf is not None
+    assert files.pdf.read_bytes().startswith(b"%PDF-")
+    assert files.pdf.stat().st_size > 50_000
+
+
+def test_missing_pdf_extra_is_a_clear_error(
+    demo: DemoResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refuse(name: str, *args: object, **kwargs: object) -> object:
+        if name == "weasyprint":
+            raise ImportError("No module named 'weasyprint'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    with pytest.raises(ReportError) as error:
+        write_report(demo.content, tmp_path, pdf=True)
+    message = str(error.value)
+    assert "--pdf" in message
+    assert "lumbar[pdf]" in message
+    assert (tmp_path / "report.html").exists(), "the HTML report is still written"
+
+
+def demo_trial(demo: DemoResult, user: str) -> Trial:
+    return Trial.open(f"sqlite:///{demo.database}", user, key_file=demo.folder / "trial.db.key")
