@@ -35,6 +35,7 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	scripts/ensure-postgres.sh
+	scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 test: lint typecheck pytest

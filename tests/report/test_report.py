@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lumbar.analysis.plan import SYNTHETIC_STAMP
-from lumbar.demo import DemoResult, run_demo
+from lumbar.demo import DemoResult
 from lumbar.operations import Trial
 from lumbar.report import ReportError, gather, write_report
 
@@ -33,11 +33,6 @@ SECTIONS = (
     "simulation",
     "provenance",
 )
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo"), participants=60, seed=5)
 
 
 def test_the_demo_writes_every_section_table_and_figure(demo: DemoResult) -> None:

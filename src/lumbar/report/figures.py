@@ -256,12 +256,13 @@ def responder_curve_figure(
     for value, text in thresholds:
         axes.axvline(value, color="#444444", linewidth=0.8, linestyle=(0, (4, 3)))
         axes.annotate(
-            text,
+            textwrap.fill(text, 24),  # long labels wrap, so they stay inside the axes
             (value, 98),
             xytext=(3, 0),
             textcoords="offset points",
             fontsize=7.5,
             color="#333333",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0},
             rotation=90,
             va="top",
             ha="left",
