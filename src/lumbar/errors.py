@@ -9,8 +9,10 @@
     ├── OperationError          a trial operation is refused (wrong state, unknown id, bad input)
     │   └── AccessError         the acting user's role, sites or blinding do not allow it
     ├── StoreError              the database or its key cannot be used as asked
-    └── AnalysisError           data that cannot be analysed as asked (a column, a level, a visit)
-        └── ConvergenceError    a model did not converge: no estimate is returned
+    ├── AnalysisError           data that cannot be analysed as asked (a column, a level, a visit)
+    │   └── ConvergenceError    a model did not converge: no estimate is returned
+    ├── DesignError             a sample-size, power or simulation assumption breaks a rule
+    └── SynthesisError          study-level data that cannot be pooled as asked
 
 Every error carries ``problems``: one :class:`Problem` per broken rule, each naming
 where (a field path, an instrument item, a screening question), the value received,
@@ -145,3 +147,12 @@ class AnalysisError(LumbarError):
 
 class ConvergenceError(AnalysisError):
     """A model's fit did not converge; lumbar returns no estimate rather than a wrong one."""
+
+
+class DesignError(LumbarError):
+    """Assumptions of a sample-size, power or simulation calculation break a rule."""
+
+
+class SynthesisError(LumbarError):
+    """Study-level data that cannot be turned into effect sizes or pooled as asked: an
+    impossible summary (a negative SD, n < 2), a missing column, too few studies."""

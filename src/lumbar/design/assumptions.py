@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lumbar.errors import LumbarError, Problem
+from lumbar.errors import DesignError, Problem
 from lumbar.protocol import Protocol
 
 __all__ = [
@@ -54,10 +54,6 @@ Multiplicity = Literal["none", "bonferroni"]
 
 METHODS: tuple[Method, ...] = ("borm", "exact")
 MULTIPLICITIES: tuple[Multiplicity, ...] = ("none", "bonferroni")
-
-
-class DesignError(LumbarError):
-    """Assumptions of a sample-size, power or simulation calculation break a rule."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""Evidence synthesis: effect sizes from study summaries, and meta-analysis.
+
+Pure functions on study-level data (no I/O beyond reading the shipped dataset):
+:func:`effect_sizes` turns per-arm summaries into effects with variances;
+:func:`meta_analysis` pools them (common-effect or random-effects, DL, REML, PM,
+ML, optionally with the Hartung-Knapp-Sidik-Jonkman adjustment);
+:func:`meta_regression` explains heterogeneity by moderators. Numbers are
+checked against R's metafor (tests/reference/meta.R).
+"""
+
+from lumbar.synthesis.effects import (
+    BINARY,
+    CONTINUOUS,
+    MEASURES,
+    EffectSizes,
+    Measure,
+    effect_sizes,
+    hedges_correction,
+    sd_from_ci,
+    sd_from_se,
+)
+from lumbar.synthesis.heterogeneity import (
+    EggerTest,
+    SubgroupAnalysis,
+    cumulative,
+    egger_test,
+    leave_one_out,
+    subgroups,
+)
+from lumbar.synthesis.models import (
+    METHODS,
+    Coefficient,
+    MetaResult,
+    Method,
+    meta_analysis,
+    meta_regression,
+)
+
+__all__ = [
+    "BINARY",
+    "CONTINUOUS",
+    "MEASURES",
+    "METHODS",
+    "Coefficient",
+    "EffectSizes",
+    "EggerTest",
+    "Measure",
+    "MetaResult",
+    "Method",
+    "SubgroupAnalysis",
+    "cumulative",
+    "effect_sizes",
+    "egger_test",
+    "hedges_correction",
+    "leave_one_out",
+    "meta_analysis",
+    "meta_regression",
+    "sd_from_ci",
+    "sd_from_se",
+    "subgroups",
+]
