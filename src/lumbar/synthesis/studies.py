@@ -1,0 +1,349 @@
+"""Study tables: reading a user's studies, the shipped massage dataset, and a trial's own
+result as one more study.
+
+A study table has one row per comparison (a multi-arm trial appears once per
+comparison, as in Cochrane reviews). :func:`read_studies` turns it into
+:class:`EffectSizes` for one measure, from any of:
+
+- per-arm summaries: ``n1, mean1, sd1, n2, mean2, sd2`` (MD, SMD) or
+  ``events1, n1, events2, n2`` (RR, OR, RD), group 1 being the treatment;
+- a published difference with its confidence interval: ``effect, lower, upper``
+  (the generic inverse-variance method: SE = (upper - lower) / (2 x 1.96)), for
+  MD or RD, or for RR and OR given on the ratio scale;
+- a difference with its standard error: ``effect, se``.
+
+Rows that lack what the measure needs are not guessed at: they are set aside,
+each with the reason, and reported next to the result. Impossible values (a
+negative SD, n < 2, more events than participants) are errors naming the study
+and the column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lumbar.analysis.plan import TrialAnalysis
+from lumbar.errors import Problem, SynthesisError
+from lumbar.protocol import Protocol
+from lumbar.synthesis.effects import (
+    BINARY,
+    CONTINUOUS,
+    MEASURES,
+    EffectSizes,
+    Measure,
+    effect_sizes,
+)
+
+__all__ = [
+    "SHIPPED",
+    "StudyTable",
+    "read_studies",
+    "shipped_studies",
+    "trial_studies",
+]
+
+SHORT_TERM_WEEKS = 13
+"""Follow-up up to three months counts as short term (the Cochrane review's split)."""
+OUTCOME_NAMES = {"rdq": "RDQ", "bothersomeness": "bothersomeness"}
+
+SHIPPED = "massage_lbp"
+"""The dataset of massage-for-low-back-pain trials that ships with lumbar."""
+
+ARM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "continuous": ("n1", "mean1", "sd1", "n2", "mean2", "sd2"),
+    "binary": ("events1", "n1", "events2", "n2"),
+}
+SUMMARY_COLUMNS = ("effect", "lower", "upper", "se")
+
+
+@dataclass(frozen=True)
+class StudyTable:
+    """Effect sizes of the usable rows, the rows themselves, and the rows set aside."""
+
+    effects: EffectSizes
+    rows: pd.DataFrame = field(repr=False)
+    """The usable rows, in the order of ``effects`` (every input column kept)."""
+    excluded: tuple[tuple[str, str], ...] = ()
+    """(study, reason) for each row that could not be used."""
+
+    def column(self, name: str) -> pd.Series:
+        if name not in self.rows.columns:
+            raise SynthesisError(
+                "unknown column",
+                [
+                    Problem(
+                        name,
+                        "is not a column of the studies",
+                        hint="columns: " + ", ".join(map(str, self.rows.columns)),
+                    )
+                ],
+            )
+        return self.rows[name].reset_index(drop=True)
+
+
+def read_studies(
+    frame: pd.DataFrame,
+    measure: Measure,
+    *,
+    columns: Mapping[str, str] | None = None,
+    level: float = 0.95,
+) -> StudyTable:
+    """The effect sizes of ``measure`` from a study table (see the module docstring).
+
+    ``columns`` maps lumbar's names (``study``, ``n1``, ``mean1``, ... ``effect``,
+    ``lower``, ``upper``, ``se``) to the table's own; ``level`` is the coverage of
+    published intervals.
+    """
+    if measure not in MEASURES:
+        raise SynthesisError(
+            "unknown effect measure",
+            [Problem("--measure", f"must be one of {', '.join(MEASURES)}", measure)],
+        )
+    renamed = _renamed(frame, columns or {})
+    kind = "continuous" if measure in CONTINUOUS else "binary"
+    needed = ARM_COLUMNS[kind]
+    has_arms = all(name in renamed.columns for name in needed)
+    has_summary = "effect" in renamed.columns and (
+        "se" in renamed.columns or {"lower", "upper"} <= set(renamed.columns)
+    )
+    if not has_arms and not has_summary:
+        missing = [name for name in needed if name not in renamed.columns]
+        raise SynthesisError(
+            "the studies lack the columns this measure needs",
+            [
+                Problem(
+                    "columns",
+                    f"{measure} needs {', '.join(needed)} (or effect with lower and upper, or se)",
+                    sorted(map(str, frame.columns)),
+                    f"missing: {', '.join(missing)}; map your names with --column NAME=YOURS",
+                )
+            ],
+        )
+    usable: list[int] = []
+    from_arms: list[bool] = []
+    excluded: list[tuple[str, str]] = []
+    for index, row in renamed.iterrows():
+        study = str(row["study"])
+        if has_arms and all(_present(row.get(name)) for name in needed):
+            usable.append(int(str(index)))
+            from_arms.append(True)
+        elif has_summary and _summary_usable(row):
+            if measure == "SMD":
+                excluded.append((study, "an SMD needs per-arm means, SDs and numbers"))
+                continue
+            usable.append(int(str(index)))
+            from_arms.append(False)
+        else:
+            excluded.append((study, _missing_reason(row, needed)))
+    if not usable:
+        raise SynthesisError(
+            "no study can be pooled",
+            [Problem("studies", f"none has what a {measure} needs", dict(excluded))],
+        )
+    rows = renamed.loc[usable].reset_index(drop=True)
+    arms = np.array(from_arms)
+    yi = np.empty(len(rows))
+    vi = np.empty(len(rows))
+    corrected = np.zeros(len(rows), dtype=bool)
+    if arms.any():
+        part = rows[arms]
+        values = {name: part[name].to_numpy(dtype=float) for name in needed}
+        computed = effect_sizes(
+            measure,
+            [str(name) for name in part["study"]],
+            n1=values["n1"],
+            n2=values["n2"],
+            **(
+                {
+                    "mean1": values["mean1"],
+                    "sd1": values["sd1"],
+                    "mean2": values["mean2"],
+                    "sd2": values["sd2"],
+                }
+                if kind == "continuous"
+                else {"events1": values["events1"], "events2": values["events2"]}
+            ),
+        )
+        yi[arms], vi[arms] = computed.yi, computed.vi
+        if computed.corrected:
+            corrected[arms] = computed.corrected
+    if (~arms).any():
+        summary = rows[~arms]
+        yi[~arms], vi[~arms] = _from_summaries(summary, measure, level)
+    effects = EffectSizes(
+        measure,
+        tuple(str(name) for name in rows["study"]),
+        yi,
+        vi,
+        tuple(bool(flag) for flag in corrected) if measure in BINARY else (),
+    )
+    return StudyTable(effects, rows, tuple(excluded))
+
+
+def shipped_studies() -> pd.DataFrame:
+    """The shipped dataset of massage-for-low-back-pain trials (docs: its README)."""
+    source = resources.files("lumbar.synthesis").joinpath("data", f"{SHIPPED}.csv")
+    with source.open("r", encoding="utf-8") as handle:
+        return pd.read_csv(handle, comment="#")
+
+
+def trial_studies(
+    analysis: TrialAnalysis,
+    protocol: Protocol,
+    outcome: str,
+    visit: str | None = None,
+) -> pd.DataFrame:
+    """A trial's own result as study rows: each arm against the reference arm, from the
+    pre-specified ANCOVA at ``visit`` (the primary visit by default).
+
+    ``outcome`` is a dataset column (``rdq_total``); the rows use the study table's
+    columns, so they can be added to the published studies. A blinded analysis
+    (masked arms) cannot be placed among them: the arms' treatments are unknown.
+    """
+    if analysis.blinded:
+        raise SynthesisError(
+            "cannot add a blinded analysis to the evidence",
+            [
+                Problem(
+                    "--as",
+                    "sees masked arms; the arms' treatments must be known to compare them",
+                    hint="run it as an unblinded statistician",
+                )
+            ],
+        )
+    result = analysis.outcome(outcome)
+    chosen = visit or protocol.primary_outcomes[0].visit
+    weeks = {item.id: item.day / 7 for item in protocol.visits}[chosen]
+    arms = {arm.id: arm for arm in protocol.arms}
+    reference = arms[analysis.reference]
+    instrument = outcome.split("_", 1)[0]
+    name = OUTCOME_NAMES.get(instrument, instrument)
+    label = "SYNTHETIC " if analysis.synthetic else ""
+    rows = []
+    for arm in analysis.arms[1:]:
+        estimate = result.ancova.contrast(chosen, arm)
+        counts = result.ancova.n.get(chosen, {})
+        rows.append(
+            {
+                "study": f"{label}{protocol.id} {arm} ({name}, this trial)",
+                "year": None,
+                "population": "chronic",
+                "massage_type": arm,
+                "comparator": reference.label,
+                "comparator_type": "inactive" if reference.control else "active",
+                "horizon": "short" if weeks <= SHORT_TERM_WEEKS else "long",
+                "weeks": round(weeks, 1),
+                "outcome": name,
+                "n1": counts.get(arm),
+                "n2": counts.get(analysis.reference),
+                "effect": estimate.estimate,
+                "se": estimate.se,
+                "citation": f"this trial ({protocol.trial.title}; protocol {protocol.version})",
+                "note": "ANCOVA adjusted as the protocol pre-specifies"
+                + ("; SYNTHETIC DATA" if analysis.synthetic else ""),
+                "this_trial": True,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    problems = [
+        Problem(f"--column {ours}={theirs}", "names no column of the file", theirs)
+        for ours, theirs in columns.items()
+        if theirs not in frame.columns
+    ]
+    if problems:
+        raise SynthesisError("cannot read the studies", problems)
+    renamed = frame.rename(columns={theirs: ours for ours, theirs in columns.items()})
+    if "study" not in renamed.columns:
+        raise SynthesisError(
+            "cannot read the studies",
+            [Problem("study", "a column naming each study is required", list(frame.columns))],
+        )
+    renamed = renamed.reset_index(drop=True)
+    duplicated = renamed["study"].astype(str).duplicated(keep=False)
+    if duplicated.any():
+        raise SynthesisError(
+            "cannot read the studies",
+            [
+                Problem(
+                    "study",
+                    "each row needs its own label (a multi-arm trial: one label per comparison)",
+                    sorted(set(renamed.loc[duplicated, "study"].astype(str))),
+                )
+            ],
+        )
+    return renamed
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    try:
+        return not pd.isna(value)
+    except (TypeError, ValueError):
+        return True
+
+
+def _summary_usable(row: pd.Series) -> bool:
+    if not _present(row.get("effect")):
+        return False
+    return _present(row.get("se")) or (_present(row.get("lower")) and _present(row.get("upper")))
+
+
+def _missing_reason(row: pd.Series, needed: tuple[str, ...]) -> str:
+    missing = [name for name in needed if not _present(row.get(name))]
+    return f"not published: {', '.join(missing)}" if missing else "incomplete"
+
+
+def _from_summaries(
+    rows: pd.DataFrame, measure: Measure, level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    quantile = float(stats.norm.ppf(0.5 + level / 2))
+    yi = np.empty(len(rows))
+    vi = np.empty(len(rows))
+    problems: list[Problem] = []
+    ratio = measure in ("RR", "OR")
+    for position, (_, row) in enumerate(rows.iterrows()):
+        study = str(row["study"])
+        effect = float(row["effect"])
+        if _present(row.get("se")):
+            se = float(row["se"])
+            if ratio:
+                effect = math.log(effect) if effect > 0 else math.nan
+        else:
+            lower, upper = float(row["lower"]), float(row["upper"])
+            if not lower < effect < upper and not lower <= effect <= upper:
+                problems.append(
+                    Problem(
+                        f"study {study!r}: lower, upper",
+                        "must bracket the effect",
+                        (lower, effect, upper),
+                    )
+                )
+                continue
+            if ratio:
+                if min(lower, effect) <= 0:
+                    problems.append(
+                        Problem(f"study {study!r}: effect", "a ratio must be above 0", effect)
+                    )
+                    continue
+                effect, lower, upper = math.log(effect), math.log(lower), math.log(upper)
+            se = (upper - lower) / (2 * quantile)
+        if not se > 0 or not math.isfinite(effect):
+            problems.append(Problem(f"study {study!r}: se", "must be greater than 0", se))
+            continue
+        yi[position] = effect
+        vi[position] = se**2
+    if problems:
+        raise SynthesisError("cannot use the published summaries", problems)
+    return yi, vi
