@@ -1,0 +1,152 @@
+"""Effect sizes, study tables and models: formulas by hand, and errors that name the study."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lumbar.errors import SynthesisError
+from lumbar.synthesis import (
+    cumulative,
+    effect_sizes,
+    egger_test,
+    hedges_correction,
+    leave_one_out,
+    meta_analysis,
+    meta_regression,
+    sd_from_ci,
+    sd_from_se,
+    subgroups,
+)
+from lumbar.synthesis.studies import read_studies, shipped_studies
+
+pytestmark = pytest.mark.unit
+
+STUDIES = ["A", "B", "C", "D", "E"]
+CONTINUOUS: dict[str, list[float]] = {
+    "n1": [20, 35, 50, 18, 60],
+    "mean1": [8.0, 9.5, 7.1, 10.2, 8.8],
+    "sd1": [4.0, 5.1, 4.4, 5.5, 4.9],
+    "n2": [22, 33, 49, 20, 58],
+    "mean2": [10.5, 10.1, 9.9, 11.0, 11.6],
+    "sd2": [4.2, 4.8, 4.6, 5.2, 5.0],
+}
+
+
+def test_mean_difference_and_hedges_g_by_hand() -> None:
+    md = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    assert md.yi[0] == pytest.approx(8.0 - 10.5)
+    assert md.vi[0] == pytest.approx(4.0**2 / 20 + 4.2**2 / 22)
+    g = effect_sizes("SMD", STUDIES, **CONTINUOUS)
+    pooled = math.sqrt((19 * 4.0**2 + 21 * 4.2**2) / 40)
+    j = math.gamma(20) / (math.sqrt(20) * math.gamma(19.5))
+    assert g.yi[0] == pytest.approx(j * (8.0 - 10.5) / pooled, rel=1e-12)
+    assert g.vi[0] == pytest.approx(1 / 20 + 1 / 22 + g.yi[0] ** 2 / (2 * 42), rel=1e-12)
+    # The exact correction is close to Hedges' approximation 1 - 3 / (4 df - 1).
+    assert hedges_correction(np.array([40.0]))[0] == pytest.approx(1 - 3 / 159, abs=1e-4)
+
+
+def test_binary_measures_and_the_continuity_correction() -> None:
+    data: dict[str, list[float]] = {
+        "events1": [4, 0, 10],
+        "n1": [50, 40, 60],
+        "events2": [10, 3, 10],
+        "n2": [50, 42, 61],
+    }
+    rr = effect_sizes("RR", ["x", "y", "z"], **data)
+    assert rr.yi[0] == pytest.approx(math.log((4 / 50) / (10 / 50)))
+    assert rr.vi[0] == pytest.approx(1 / 4 - 1 / 50 + 1 / 10 - 1 / 50)
+    assert rr.corrected == (False, True, False)
+    # 1/2 added to each cell of the study with a zero: 0.5/41 against 3.5/43.
+    assert rr.yi[1] == pytest.approx(math.log((0.5 / 41) / (3.5 / 43)))
+    odds = effect_sizes("OR", ["x", "y", "z"], **data)
+    assert odds.yi[0] == pytest.approx(math.log(4 * 40 / (46 * 10)))
+    rd = effect_sizes("RD", ["x", "y", "z"], **data)
+    assert rd.yi[0] == pytest.approx(4 / 50 - 10 / 50)
+    with pytest.raises(SynthesisError, match="events in some but not all"):
+        effect_sizes("RR", ["none"], events1=[0], n1=[20], events2=[0], n2=[20])
+
+
+def test_impossible_summaries_are_refused_naming_study_and_column() -> None:
+    bad = {**CONTINUOUS, "sd1": [4.0, -1.0, 4.4, 5.5, 4.9], "n2": [22, 33, 1, 20, 58]}
+    with pytest.raises(SynthesisError) as error:
+        effect_sizes("MD", STUDIES, **bad)
+    message = str(error.value)
+    assert "study 'B': sd1: must be greater than 0" in message
+    assert "study 'C': n2: must be at least 2" in message
+    with pytest.raises(SynthesisError, match="cannot exceed the group's n"):
+        effect_sizes("RR", ["x"], events1=[12], n1=[10], events2=[1], n2=[10])
+    with pytest.raises(SynthesisError, match="must be one of MD, SMD, RR, OR, RD"):
+        effect_sizes("HR", ["x"], n1=[10], n2=[10])  # type: ignore[arg-type]
+
+
+def test_sd_conversions() -> None:
+    assert sd_from_se(0.5, 36) == pytest.approx(3.0)
+    quantile = stats.t.ppf(0.975, 24)
+    assert sd_from_ci(1.0, 3.0, 25) == pytest.approx(2 / (2 * quantile) * 5)
+    with pytest.raises(SynthesisError, match="n: must be a whole number of at least 2"):
+        sd_from_se(0.5, 1)
+    with pytest.raises(SynthesisError, match="must be above the lower limit"):
+        sd_from_ci(3.0, 1.0, 25)
+
+
+def test_common_effect_and_dersimonian_laird_by_hand() -> None:
+    effects = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    w = 1 / effects.vi
+    mu = float(np.sum(w * effects.yi) / w.sum())
+    q = float(np.sum(w * (effects.yi - mu) ** 2))
+    fixed = meta_analysis(effects, "FE")
+    assert fixed.estimate == pytest.approx(mu, rel=1e-12)
+    assert fixed.se == pytest.approx(1 / math.sqrt(w.sum()), rel=1e-12)
+    assert fixed.q == pytest.approx(q, rel=1e-12)
+    assert fixed.tau2 == 0.0
+    tau2 = max(0.0, (q - 4) / (w.sum() - np.sum(w**2) / w.sum()))
+    assert meta_analysis(effects, "DL").tau2 == pytest.approx(tau2, abs=1e-14)
+    adjusted = meta_analysis(effects, "REML", hksj=True)
+    assert adjusted.df == 4
+    assert adjusted.prediction is not None
+    assert sum(adjusted.weights) == pytest.approx(100.0)
+
+
+def test_heterogeneity_tools_run_on_the_same_effects() -> None:
+    effects = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    out = leave_one_out(effects, "DL")
+    assert list(out["left_out"]) == STUDIES
+    grown = cumulative(effects, order=[2005, 2001, 2003, 2010, 2008], method="DL")
+    assert list(grown["added"]) == ["C", "A", "E", "D"]
+    assert grown["k"].tolist() == [2, 3, 4, 5]
+    groups = subgroups(effects, ["x", "x", "y", "y", "y"], "DL")
+    assert set(groups.results) == {"x", "y"}
+    assert groups.q_between_df == 1
+    egger = egger_test(effects)
+    assert egger.df == 3
+    assert "fewer than 10 studies" in egger.note
+    regression = meta_regression(effects, pd.DataFrame({"year": [2005, 2001, 2003, 2010, 2008]}))
+    assert regression.qm_df == 1
+    with pytest.raises(SynthesisError, match="at least 3 are needed"):
+        meta_regression(
+            effects.subset([True, True, False, False, False]), pd.DataFrame({"x": [1, 2]})
+        )
+
+
+def test_study_tables_set_aside_rows_without_numbers() -> None:
+    shipped = shipped_studies()
+    assert shipped["citation"].notna().all(), "every row cites its source"
+    table = read_studies(shipped[shipped["outcome"] == "RDQ"], "MD")
+    assert table.effects.k == 2
+    reasons = dict(table.excluded)
+    assert reasons["Majchrzycki 2014 (RDQ)"] == "not published: n1, n2"
+    # A published difference with its 95% CI: SE from the interval's width.
+    assert table.effects.vi[0] == pytest.approx((2.2 / (2 * stats.norm.ppf(0.975))) ** 2)
+    with pytest.raises(SynthesisError, match="each row needs its own label"):
+        read_studies(
+            pd.DataFrame({"study": ["a", "a"], **{k: v[:2] for k, v in CONTINUOUS.items()}}), "MD"
+        )
+    with pytest.raises(SynthesisError, match="--column n1=N_T: names no column"):
+        read_studies(pd.DataFrame({"study": ["a"]}), "MD", columns={"n1": "N_T"})
+    with pytest.raises(SynthesisError, match="needs n1, mean1, sd1, n2, mean2, sd2"):
+        read_studies(pd.DataFrame({"study": ["a"], "n1": [3]}), "MD")
