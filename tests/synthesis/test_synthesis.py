@@ -72,7 +72,11 @@ def test_binary_measures_and_the_continuity_correction() -> None:
 
 
 def test_impossible_summaries_are_refused_naming_study_and_column() -> None:
-    bad = {**CONTINUOUS, "sd1": [4.0, -1.0, 4.4, 5.5, 4.9], "n2": [22, 33, 1, 20, 58]}
+    bad: dict[str, list[float]] = {
+        **CONTINUOUS,
+        "sd1": [4.0, -1.0, 4.4, 5.5, 4.9],
+        "n2": [22, 33, 1, 20, 58],
+    }
     with pytest.raises(SynthesisError) as error:
         effect_sizes("MD", STUDIES, **bad)
     message = str(error.value)
