@@ -35,18 +35,30 @@ from lumbar.synthesis.models import (
     meta_analysis,
     meta_regression,
 )
+from lumbar.synthesis.studies import (
+    SHIPPED,
+    Placement,
+    StudyTable,
+    place_trial,
+    read_studies,
+    shipped_studies,
+    trial_studies,
+)
 
 __all__ = [
     "BINARY",
     "CONTINUOUS",
     "MEASURES",
     "METHODS",
+    "SHIPPED",
     "Coefficient",
     "EffectSizes",
     "EggerTest",
     "Measure",
     "MetaResult",
     "Method",
+    "Placement",
+    "StudyTable",
     "SubgroupAnalysis",
     "cumulative",
     "effect_sizes",
@@ -55,7 +67,11 @@ __all__ = [
     "leave_one_out",
     "meta_analysis",
     "meta_regression",
+    "place_trial",
+    "read_studies",
     "sd_from_ci",
     "sd_from_se",
+    "shipped_studies",
     "subgroups",
+    "trial_studies",
 ]

@@ -41,10 +41,13 @@ from lumbar.synthesis.effects import (
     Measure,
     effect_sizes,
 )
+from lumbar.synthesis.models import MetaResult, Method, meta_analysis
 
 __all__ = [
     "SHIPPED",
+    "Placement",
     "StudyTable",
+    "place_trial",
     "read_studies",
     "shipped_studies",
     "trial_studies",
@@ -253,6 +256,54 @@ def trial_studies(
             }
         )
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a trial moves the evidence: the published studies pooled without it and with it."""
+
+    before: MetaResult
+    after: MetaResult
+    published: StudyTable = field(repr=False)
+    combined: StudyTable = field(repr=False)
+    trial_studies: tuple[str, ...]
+
+    @property
+    def shift(self) -> float:
+        """How far the pooled estimate moved (after minus before, on the pooled scale)."""
+        return self.after.estimate - self.before.estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial_studies": list(self.trial_studies),
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "shift": self.shift,
+            "set_aside": [list(item) for item in self.combined.excluded],
+        }
+
+
+def place_trial(
+    published: pd.DataFrame,
+    trial: pd.DataFrame,
+    measure: Measure = "MD",
+    method: Method = "REML",
+    *,
+    hksj: bool = False,
+    alpha: float = 0.05,
+) -> Placement:
+    """Pool ``published`` studies, then pool them again with ``trial``'s rows added
+    (from :func:`trial_studies`): the pooled estimate before and after."""
+    before_table = read_studies(published, measure)
+    combined = pd.concat([published, trial], ignore_index=True)
+    after_table = read_studies(combined, measure)
+    return Placement(
+        before=meta_analysis(before_table.effects, method, hksj=hksj, alpha=alpha),
+        after=meta_analysis(after_table.effects, method, hksj=hksj, alpha=alpha),
+        published=before_table,
+        combined=after_table,
+        trial_studies=tuple(str(name) for name in trial["study"]),
+    )
 
 
 def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
