@@ -23,6 +23,7 @@ from lumbar.report import ReportContent, ReportFiles, gather, write_report
 from lumbar.simulate import DEFAULT_ASSUMPTIONS, Assumptions, SimulationSummary, SyntheticClock
 from lumbar.simulate import simulate_trial as simulate
 from lumbar.store.audit import AuditReport
+from lumbar.synthesis import shipped_studies
 
 __all__ = [
     "DEMO_PROTOCOL",
@@ -129,10 +130,12 @@ def run_demo(
     settings: Settings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     phase: Callable[[str], None] | None = None,
+    evidence: bool = True,
 ) -> DemoResult:
     """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
 
     ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
+    With ``evidence``, the report places the trial among the shipped massage trials.
     """
     if participants < 30:
         raise OperationError(
@@ -165,6 +168,7 @@ def run_demo(
             statistician,
             settings=settings or Settings(seed=seed),
             assumptions=[*made.assumptions.describe(), ("seed", str(seed), "the demo's --seed")],
+            studies=shipped_studies() if evidence else None,
         )
         timings["analyse"] = time.perf_counter() - mark
         announce("writing the report")

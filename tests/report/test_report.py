@@ -29,6 +29,7 @@ SECTIONS = (
     "treatment",
     "safety",
     "sensitivity",
+    "evidence",
     "methods",
     "simulation",
     "provenance",
@@ -68,6 +69,8 @@ def test_the_demo_writes_every_section_table_and_figure(demo: DemoResult) -> Non
         "session_content.csv",
         "adverse_events.csv",
         "simulation_assumptions.csv",
+        "rdq_total_evidence.csv",
+        "rdq_total_evidence_studies.csv",
     ):
         assert table in tables
     assert demo.audit is not None
@@ -87,6 +90,22 @@ def test_every_file_says_synthetic(demo: DemoResult) -> None:
             assert "SYNTHETIC DATA" in path.read_text("utf-8"), path.name
         else:
             assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_evidence_section_places_the_trial_among_the_published(demo: DemoResult) -> None:
+    evidence = {item.outcome: item for item in demo.content.evidence}
+    assert set(evidence) == {"rdq_total", "bothersomeness_score"}
+    rdq = evidence["rdq_total"].placement
+    assert rdq.before.k == 2  # the two Cherkin 2011 comparisons with a published CI
+    assert rdq.after.k == 4
+    assert all(name.startswith("SYNTHETIC ") for name in rdq.trial_studies)
+    studies = pd.read_csv(
+        demo.folder / "report" / "tables" / "rdq_total_evidence_studies.csv", comment="#"
+    )
+    assert studies["this trial"].sum() == 2
+    assert studies["weight (%)"].sum() == pytest.approx(100.0)
+    html = demo.report.html.read_text("utf-8")
+    assert "Majchrzycki 2014 (RDQ) (not published: n1, n2)" in html
 
 
 def test_tables_hold_the_analysis_numbers(demo: DemoResult) -> None:

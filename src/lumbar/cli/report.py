@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lumbar.analysis.plan import Settings
 from lumbar.cli._common import app, console
+from lumbar.cli.analysis import read_table
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 from lumbar.demo import run_demo
 from lumbar.report import ReportContent, ReportFiles, gather, write_report
 from lumbar.report.render import glance
+from lumbar.synthesis import shipped_studies
 
 __all__ = ["demo_command", "report_command"]
 
@@ -30,6 +33,13 @@ def report_command(
     ] = False,
     imputations: Imputations = 20,
     seed: Annotated[int, typer.Option(help="Seed for the imputations.")] = 20110705,
+    studies: Annotated[
+        str | None,
+        typer.Option(
+            help="Published studies for an evidence section: a CSV file with an outcome "
+            "column (see 'lumbar meta'), or 'shipped' for lumbar's massage trials."
+        ),
+    ] = None,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
@@ -37,15 +47,27 @@ def report_command(
     """Write the trial report: flow, Table 1, the pre-specified analysis, responders, safety.
 
     Reads the trial as --as may: a blinded user's report masks the arms and leaves out
-    sessions and adverse events.
+    sessions and adverse events. With --studies, an evidence section pools the published
+    studies without and with this trial's result.
     """
+    published = _studies(studies)
     trial = open_trial(db, actor, key_file)
     try:
-        content = gather(trial, settings=Settings(imputations=imputations, seed=seed))
+        content = gather(
+            trial, settings=Settings(imputations=imputations, seed=seed), studies=published
+        )
     finally:
         trial.close()
     files = write_report(content, out, pdf=pdf)
     _summary(content, files)
+
+
+def _studies(source: str | None) -> pd.DataFrame | None:
+    if source is None:
+        return None
+    if source == "shipped":
+        return shipped_studies()
+    return read_table(Path(source))
 
 
 @app.command("demo")

@@ -22,12 +22,26 @@ from lumbar.analysis.treatment import (
     safety_summary,
     treatment_summary,
 )
-from lumbar.errors import AccessError
+from lumbar.errors import AccessError, Problem, SynthesisError
 from lumbar.operations import Trial, TrialInfo
 from lumbar.protocol import Protocol
 from lumbar.store.audit import AuditReport
+from lumbar.synthesis import Placement, place_trial, trial_studies
 
-__all__ = ["ReportContent", "gather"]
+__all__ = ["Evidence", "ReportContent", "gather"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One outcome's published studies pooled without and with this trial's result."""
+
+    outcome: str
+    """The dataset column (``rdq_total``)."""
+    name: str
+    """The outcome as the studies name it (``RDQ``)."""
+    placement: Placement
+    studies: pd.DataFrame = field(repr=False)
+    """The published rows and this trial's, as pooled (with ``this_trial`` marking them)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class ReportContent:
     """None when the reader's role may not check the audit trail."""
     assumptions: tuple[tuple[str, str, str], ...] = ()
     """For a simulated trial: (name, value, source) of every assumption of the simulation."""
+    evidence: tuple[Evidence, ...] = ()
+    """Where the trial moves the published evidence, per primary outcome with studies."""
 
     @property
     def synthetic(self) -> bool:
@@ -75,8 +91,15 @@ def gather(
     settings: Settings | None = None,
     assumptions: Sequence[tuple[str, str, str]] = (),
     made_at: dt.datetime | None = None,
+    studies: pd.DataFrame | None = None,
 ) -> ReportContent:
-    """Read ``trial`` as its user may, and analyse it as its protocol pre-specifies."""
+    """Read ``trial`` as its user may, and analyse it as its protocol pre-specifies.
+
+    With ``studies`` (a study table with an ``outcome`` column, e.g. the shipped
+    massage trials), each primary outcome the studies report is pooled without and
+    with this trial's result (unblinded readers only: a blinded reader's arms are
+    masked, so they cannot be placed among treatments).
+    """
     settings = settings or Settings()
     protocol = trial.protocol
     info = trial.about()
@@ -90,6 +113,9 @@ def gather(
             trial.sessions_table(), allocated, planned, arms=list(analysis.arms)
         )
         safety = safety_summary(trial.adverse_event_table(), allocated, arms=list(analysis.arms))
+    evidence: list[Evidence] = []
+    if studies is not None and not analysis.blinded:
+        evidence = _evidence(analysis, protocol, studies)
     try:
         audit: AuditReport | None = trial.verify_audit()
     except AccessError:
@@ -105,4 +131,28 @@ def gather(
         safety=safety,
         audit=audit,
         assumptions=tuple(assumptions),
+        evidence=tuple(evidence),
     )
+
+
+def _evidence(analysis: TrialAnalysis, protocol: Protocol, studies: pd.DataFrame) -> list[Evidence]:
+    if "outcome" not in studies.columns:
+        raise SynthesisError(
+            "cannot place the trial among the studies",
+            [Problem("outcome", "the studies need an outcome column (e.g. RDQ)", list(studies))],
+        )
+    found = []
+    for result in analysis.outcomes:
+        rows = trial_studies(analysis, protocol, result.outcome)
+        name = str(rows["outcome"].iloc[0])
+        published = studies[studies["outcome"].astype(str) == name]
+        if published.empty:
+            continue
+        try:
+            placement = place_trial(published, rows, "MD")
+        except SynthesisError:
+            continue  # none of the published rows can be pooled on this outcome
+        pooled = placement.combined.rows.copy()
+        pooled["this_trial"] = pooled["study"].isin(placement.trial_studies)
+        found.append(Evidence(result.outcome, name, placement, pooled))
+    return found

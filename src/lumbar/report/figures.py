@@ -14,6 +14,7 @@ import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib as mpl
 
@@ -24,7 +25,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
+from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.transforms import blended_transform_factory
 from scipy import stats
 
 from lumbar.analysis.consort import ArmFlow, ConsortFlow
@@ -35,6 +39,8 @@ __all__ = [
     "attendance_figure",
     "consort_figure",
     "contrast_figure",
+    "forest_figure",
+    "funnel_figure",
     "power_figure",
     "responder_curve_figure",
     "tipping_point_figure",
@@ -601,5 +607,515 @@ def consort_figure(
         "Participant flow (CONSORT 2010), counted from the trial's records. Lost, withdrew "
         "and discontinued counts are cumulative; one person may fail several eligibility "
         "criteria, so the reasons can add up to more than the people excluded.",
+        figure,
+    )
+
+
+# ---------------------------------------------------------------------- evidence synthesis
+
+_FOREST_ROW = 0.24  # inches per row of the forest plot
+_FOREST_FONT = 8.0
+_FOREST_GAP = 0.18  # inches between text columns
+_FOREST_PLOT = 2.8  # inches for the plot column
+_SQUARE = 10.0  # points: the side of the heaviest study's square
+_HIGHLIGHT = PALETTE[1]  # this trial's rows, in every figure
+_HIGHLIGHT_BAND = "#fbeee6"
+_INK = "#222222"
+_SYNTHETIC = "#b00020"
+_RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+
+
+def _signed(value: float, digits: int = 2) -> str:
+    """A number with a true minus sign, as typeset in journals."""
+    if not math.isfinite(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text.replace("-", "\N{MINUS SIGN}")
+
+
+def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean column (``this_trial``), False where absent or empty."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame[column]
+    return np.array(
+        [
+            (str(value).strip().lower() in ("true", "1", "yes")) if not pd.isna(value) else False
+            for value in values
+        ],
+        dtype=bool,
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value)
+    return text if text and text.lower() != "nan" else None
+
+
+@dataclass(frozen=True)
+class _ForestRow:
+    kind: str  # "group", "study", "summary", "prediction", "note"
+    label: str
+    estimate: float = math.nan
+    lower: float = math.nan
+    upper: float = math.nan
+    weight: float = math.nan
+    cells: tuple[str, ...] = ()
+    highlight: bool = False
+    overall: bool = False
+
+
+def _forest_rows(
+    studies: pd.DataFrame, summaries: pd.DataFrame, text_columns: Sequence[tuple[str, str]]
+) -> list[_ForestRow | None]:
+    """The plot's rows from top to bottom (None: an empty row between blocks)."""
+    trial = _flag(studies, "this_trial")
+    marked = _flag(summaries, "this_trial")
+    grouped = "subgroup" in studies.columns
+
+    def study_row(index: int) -> _ForestRow:
+        record = studies.iloc[index]
+        cells = tuple(
+            "" if _text_or_none(record[column]) is None else str(record[column])
+            for _, column in text_columns
+        )
+        return _ForestRow(
+            "study",
+            str(record["study"]),
+            float(record["estimate"]),
+            float(record["lower"]),
+            float(record["upper"]),
+            float(record["weight"]) if "weight" in studies.columns else math.nan,
+            cells,
+            bool(trial[index]),
+        )
+
+    def summary_rows(index: int, overall: bool) -> list[_ForestRow]:
+        record = summaries.iloc[index]
+        weight = record.get("weight", math.nan)
+        rows = [
+            _ForestRow(
+                "summary",
+                str(record["label"]),
+                float(record["estimate"]),
+                float(record["lower"]),
+                float(record["upper"]),
+                float(weight) if weight is not None and not pd.isna(weight) else math.nan,
+                highlight=bool(marked[index]),
+                overall=overall,
+            )
+        ]
+        low = record.get("prediction_lower", math.nan)
+        high = record.get("prediction_upper", math.nan)
+        if low is not None and high is not None and not pd.isna(low) and not pd.isna(high):
+            rows.append(
+                _ForestRow("prediction", "Prediction interval", math.nan, float(low), float(high))
+            )
+        note = _text_or_none(record.get("note"))
+        if note:
+            rows.append(_ForestRow("note", note))
+        return rows
+
+    groups = (
+        summaries["subgroup"].map(_text_or_none)
+        if "subgroup" in summaries.columns
+        else pd.Series([None] * len(summaries))
+    )
+    rows: list[_ForestRow | None] = []
+    if grouped:
+        labels = [str(value) for value in studies["subgroup"]]
+        for group in dict.fromkeys(labels):
+            rows.append(_ForestRow("group", group))
+            rows += [study_row(i) for i, label in enumerate(labels) if label == group]
+            for index in np.flatnonzero(groups.to_numpy() == group):
+                rows += summary_rows(int(index), overall=False)
+            rows.append(None)
+    else:
+        rows += [study_row(index) for index in range(len(studies))]
+        rows.append(None)
+    for index in np.flatnonzero(groups.isna().to_numpy()):
+        rows += summary_rows(int(index), overall=True)
+    while rows and rows[-1] is None:
+        rows.pop()
+    return rows
+
+
+def _nice_limits(values: Sequence[float], ratio: bool) -> tuple[tuple[float, float], list[float]]:
+    """Axis limits on ticks that enclose ``values`` (a 1-2-5 series on the ratio scale)."""
+    low, high = min(values), max(values)
+    if ratio:
+        below = [tick for tick in _RATIO_TICKS if tick <= low]
+        above = [tick for tick in _RATIO_TICKS if tick >= high]
+        start = below[-1] if below else low
+        end = above[0] if above else high
+        ticks = [tick for tick in _RATIO_TICKS if start <= tick <= end]
+        if len(ticks) > 7:  # keep 1, 10, 100... and the 5s between them
+            ticks = [tick for tick in ticks if math.log10(tick) % 1 == 0 or str(tick)[-1] == "5"]
+        return (start, end), ticks
+    if high - low <= 0:
+        low, high = low - 1, high + 1
+    ticks = [
+        float(t) for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    ]
+    return (ticks[0], ticks[-1]), ticks
+
+
+class _ForestText:
+    """The text columns of a forest plot: drawn once, measured, then placed side by side."""
+
+    def __init__(self, figure: MplFigure, axes: Axes, headers: Sequence[str]) -> None:
+        self.figure = figure
+        self.axes = axes
+        self.inches = blended_transform_factory(figure.dpi_scale_trans, axes.transData)
+        self.left: list[list[Text]] = [[] for _ in headers]
+        self.right: list[list[Text]] = [[], []]
+        self.headers = list(headers)
+
+    def add(self, side: str, column: int, y: float, text: str, **style: object) -> None:
+        options: dict[str, object] = {
+            "fontsize": _FOREST_FONT,
+            "va": "center",
+            "transform": self.inches,
+            "color": _INK,
+        }
+        options.update(style)
+        drawn = self.axes.text(0, y, text, **options)  # type: ignore[arg-type]
+        (self.left if side == "left" else self.right)[column].append(drawn)
+
+    def place(self) -> tuple[float, float]:
+        """Set every column's x (inches); return where the plot starts and the total width."""
+        renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+
+        def width(texts: Sequence[Text]) -> float:
+            spans = [text.get_window_extent(renderer).width for text in texts]
+            return max(spans, default=0.0) / self.figure.dpi
+
+        def place(columns: Sequence[Sequence[Text]], x: float) -> float:
+            for texts in columns:
+                span = width(texts)
+                for text in texts:
+                    text.set_x(x + (span if text.get_horizontalalignment() == "right" else 0))
+                x += span + _FOREST_GAP
+            return x
+
+        plot_left = place(self.left, 0.1)
+        end = place(self.right, plot_left + _FOREST_PLOT + _FOREST_GAP)
+        return plot_left, end - _FOREST_GAP + 0.1
+
+
+def _forest_texts(
+    layout: _ForestText,
+    rows: Sequence[_ForestRow | None],
+    positions: Sequence[float],
+    right_headers: Sequence[str],
+) -> None:
+    for column, header in enumerate(layout.headers):
+        layout.add("left", column, 0, header, fontweight="bold", ha="right" if column else "left")
+    for column, header in enumerate(right_headers):
+        layout.add("right", column, 0, header, fontweight="bold", ha="right" if column else "left")
+    for row, y in zip(rows, positions, strict=True):
+        if row is None:
+            continue
+        colour = _HIGHLIGHT if row.highlight else _INK
+        bold = "bold" if row.kind in ("group", "summary") or row.highlight else "normal"
+        italic = "italic" if row.kind in ("prediction", "note") else "normal"
+        layout.add(
+            "left",
+            0,
+            y,
+            row.label,
+            color=colour,
+            fontweight=bold,
+            fontstyle=italic,
+            fontsize=_FOREST_FONT - (0.5 if row.kind == "note" else 0),
+        )
+        for column, cell in enumerate(row.cells, start=1):
+            layout.add("left", column, y, cell, ha="right", color=colour)
+        if row.kind in ("study", "summary", "prediction"):
+            interval = f"[{_signed(row.lower)}, {_signed(row.upper)}]"
+            text = interval if row.kind == "prediction" else f"{_signed(row.estimate)} {interval}"
+            weight = "bold" if row.kind == "summary" else "normal"
+            layout.add("right", 0, y, text, color=colour, fontweight=weight, fontstyle=italic)
+        if math.isfinite(row.weight):
+            layout.add("right", 1, y, f"{row.weight:.1f}%", ha="right", color=colour)
+
+
+def _forest_axis(axes: Axes, rows: Sequence[_ForestRow | None], ratio: bool) -> None:
+    """Limits and ticks of the plot column, on ticks that enclose every interval drawn."""
+    values = [1.0 if ratio else 0.0] + [
+        value
+        for row in rows
+        if row is not None and row.kind in ("study", "summary", "prediction")
+        for value in (row.lower, row.upper)
+        if math.isfinite(value)
+    ]
+    if ratio:
+        axes.set_xscale("log")
+    limits, ticks = _nice_limits(values, ratio)
+    axes.set_xlim(*limits)
+    axes.xaxis.set_major_locator(FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}".replace("-", "\N{MINUS SIGN}"))
+    )
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.grid(False)
+    axes.set_facecolor("none")
+    for side in ("left", "top", "right"):
+        axes.spines[side].set_visible(False)
+    axes.spines["bottom"].set_linewidth(0.8)
+    axes.set_yticks([])
+    axes.tick_params(axis="x", labelsize=_FOREST_FONT, length=3)
+
+
+def _forest_marks(
+    axes: Axes, rows: Sequence[_ForestRow | None], positions: Sequence[float], null: float
+) -> None:
+    """Squares and lines for studies, diamonds for pooled estimates, bars for predictions."""
+    bottom = positions[-1] - 0.5
+    axes.plot([null, null], [-0.5, bottom], color=_INK, lw=0.8, zorder=1)
+    overall = [row for row in rows if row is not None and row.kind == "summary" and row.overall]
+    if overall:
+        pooled = overall[-1].estimate
+        axes.plot([pooled, pooled], [-0.5, bottom], color="#8c8c8c", lw=0.7, ls=(0, (2, 2)))
+    weights = [r.weight for r in rows if r is not None and r.kind == "study"]
+    heaviest = max((w for w in weights if math.isfinite(w)), default=0.0)
+    for row, y in zip(rows, positions, strict=True):
+        if row is None:
+            continue
+        colour = _HIGHLIGHT if row.highlight else _INK
+        if row.kind == "study":
+            axes.plot([row.lower, row.upper], [y, y], color=colour, lw=0.9, zorder=2)
+            share = row.weight / heaviest if heaviest > 0 and math.isfinite(row.weight) else 0.3
+            axes.plot(
+                row.estimate,
+                y,
+                marker="s",
+                markersize=max(3.0, _SQUARE * math.sqrt(share)),
+                color=_HIGHLIGHT if row.highlight else PALETTE[0],
+                markeredgecolor=colour,
+                markeredgewidth=0.5,
+                zorder=3,
+            )
+        elif row.kind == "summary":
+            half = 0.32 if row.overall else 0.26
+            fill = _HIGHLIGHT if row.highlight else (_INK if row.overall else "#a6a6a6")
+            corners = [
+                (row.lower, y),
+                (row.estimate, y + half),
+                (row.upper, y),
+                (row.estimate, y - half),
+            ]
+            axes.add_patch(
+                Polygon(corners, closed=True, facecolor=fill, edgecolor=_INK, lw=0.6, zorder=3)
+            )
+        elif row.kind == "prediction":
+            axes.plot([row.lower, row.upper], [y, y], color=PALETTE[0], lw=2.4)
+            for end in (row.lower, row.upper):
+                axes.plot([end, end], [y - 0.2, y + 0.2], color=PALETTE[0], lw=0.9)
+
+
+def _forest_footer(
+    axes: Axes,
+    null: float,
+    favours: tuple[str, str],
+    axis_label: str,
+    notes: Sequence[str],
+    under: Any,
+) -> None:
+    """Under the axis: which side favours which arm, what is plotted, then the notes."""
+    for text, side, shift in ((favours[0], "right", -4), (favours[1], "left", 4)):
+        axes.annotate(
+            text,
+            (null, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(shift, -19),
+            textcoords="offset points",
+            ha=side,
+            va="top",
+            fontsize=_FOREST_FONT,
+        )
+    axes.annotate(
+        axis_label,
+        (0.5, 0),
+        xycoords="axes fraction",
+        xytext=(0, -31),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize=_FOREST_FONT,
+        color="#444444",
+    )
+    for index, note in enumerate(notes):
+        axes.annotate(
+            note,
+            (0.1, 0),
+            xycoords=under,
+            xytext=(0, -48 - 11.5 * index),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=_FOREST_FONT - 0.5,
+        )
+
+
+def forest_figure(
+    studies: pd.DataFrame,
+    summaries: pd.DataFrame,
+    *,
+    ratio: bool,
+    effect_label: str,
+    axis_label: str,
+    favours: tuple[str, str],
+    title: str,
+    name: str = "forest",
+    notes: Sequence[str] = (),
+    text_columns: Sequence[tuple[str, str]] = (),
+    level: float = 0.95,
+    synthetic: bool = False,
+) -> Figure:
+    """A forest plot of a meta-analysis, laid out as journals print one.
+
+    ``studies`` has one row per study: ``study``, ``estimate``, ``lower``, ``upper`` (on
+    the scale shown: ratios already exponentiated), ``weight`` (percent), and optionally
+    ``subgroup`` (studies are grouped under headings, in order of appearance) and
+    ``this_trial`` (rows highlighted). ``summaries`` has one row per pooled estimate:
+    ``label``, ``estimate``, ``lower``, ``upper``, optionally ``subgroup`` (empty for an
+    overall estimate, drawn at the bottom), ``prediction_lower``/``prediction_upper``
+    (drawn as a bar under the diamond), ``note`` (a line under it), ``weight`` and
+    ``this_trial``. ``text_columns`` are (header, column of ``studies``) shown between the
+    labels and the plot; ``favours`` labels the left and right of the no-effect line;
+    ``notes`` go under the axis. Ratios are drawn on a log axis with the no-effect line at 1;
+    a square's area is proportional to the study's weight.
+    """
+    rows = _forest_rows(studies, summaries, text_columns)
+    null = 1.0 if ratio else 0.0
+    count = len(rows) + 1  # and the header row
+    footer = 0.75 + 0.16 * len(notes)
+    height = 0.45 + count * _FOREST_ROW + footer
+    figure = plt.figure(figsize=(8.0, height))
+    axes = figure.add_axes((0.0, footer / height, 1.0, count * _FOREST_ROW / height))
+    axes.set_ylim(-count + 0.5, 0.5)
+    positions = [-float(number) for number in range(1, len(rows) + 1)]
+    percent = f"{100 * level:g}%"
+    layout = _ForestText(figure, axes, ["Study", *(header for header, _ in text_columns)])
+    _forest_texts(layout, rows, positions, [f"{effect_label} [{percent} CI]", "Weight"])
+    plot_left, total = layout.place()
+    figure.set_size_inches(total, height)
+    axes.set_position(
+        (plot_left / total, footer / height, _FOREST_PLOT / total, count * _FOREST_ROW / height)
+    )
+    inches = layout.inches
+    for row, y in zip(rows, positions, strict=True):
+        if row is not None and row.highlight:  # a band behind this trial's rows
+            band = Rectangle((0.02, y - 0.5), total - 0.04, 1.0, transform=inches, zorder=0)
+            band.set(facecolor=_HIGHLIGHT_BAND, edgecolor="none", clip_on=False)
+            axes.add_patch(band)
+    axes.plot([0.02, total - 0.02], [-0.5, -0.5], transform=inches, color=_INK, lw=0.6)
+    axes.lines[-1].set_clip_on(False)
+    _forest_axis(axes, rows, ratio)
+    if positions:
+        _forest_marks(axes, rows, positions, null)
+    under = blended_transform_factory(figure.dpi_scale_trans, axes.transAxes)
+    _forest_footer(axes, null, favours, axis_label, notes, under)
+    axes.text(0.1, 0.95, title, transform=inches, fontsize=10, fontweight="bold", va="bottom")
+    if synthetic:
+        axes.text(total - 0.1, 0.95, "SYNTHETIC DATA", transform=inches, fontsize=9, ha="right")
+        axes.texts[-1].set(fontweight="bold", color=_SYNTHETIC, va="bottom")
+    caption = (
+        f"{title}: each study's {effect_label} with its {percent} confidence interval (a "
+        "square's area is proportional to the study's weight); diamonds are pooled estimates."
+    )
+    if any(row is not None and row.kind == "prediction" for row in rows):
+        caption += " The bar under a diamond is the prediction interval for a new study."
+    if _flag(studies, "this_trial").any():
+        caption += " Highlighted rows are this trial's own result."
+    return Figure(name, caption + (" SYNTHETIC DATA." if synthetic else ""), figure)
+
+
+def funnel_figure(
+    studies: pd.DataFrame,
+    *,
+    pooled: float,
+    ratio: bool,
+    axis_label: str,
+    title: str,
+    name: str = "funnel",
+    level: float = 0.95,
+    synthetic: bool = False,
+) -> Figure:
+    """A funnel plot: each study's effect against its standard error (the y axis inverted,
+    larger studies at the top), with the pooled estimate and its pseudo-confidence region
+    ``pooled +/- z x SE`` (Sterne & Egger, J Clin Epidemiol 2001;54:1046).
+
+    ``studies`` has ``estimate`` and ``se`` on the pooled scale (log ratios for RR and OR,
+    drawn exponentiated on a log axis) and optionally ``this_trial`` (highlighted).
+    """
+    trial = _flag(studies, "this_trial")
+    estimate = studies["estimate"].to_numpy(dtype=float)
+    se = studies["se"].to_numpy(dtype=float)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    top = float(se.max()) * 1.1 if len(se) else 1.0
+    depth = np.linspace(0, top, 50)
+    edges = (pooled - z * depth, pooled + z * depth)
+
+    def shown(values: np.ndarray) -> np.ndarray:
+        return np.exp(values) if ratio else values
+
+    figure, axes = plt.subplots(figsize=(4.8, 3.8))
+    axes.fill_betweenx(depth, shown(edges[0]), shown(edges[1]), color="#f0f0f0", zorder=0)
+    for edge in edges:
+        axes.plot(shown(edge), depth, color="#777777", lw=0.8, ls="--")
+    centre = float(shown(np.array([pooled]))[0])
+    axes.axvline(centre, color=_INK, lw=0.9, label="pooled estimate")
+    axes.axvline(1.0 if ratio else 0.0, color="#aaaaaa", lw=0.7, ls=":")
+    axes.scatter(
+        shown(estimate[~trial]),
+        se[~trial],
+        s=24,
+        color=PALETTE[0],
+        edgecolor="white",
+        linewidth=0.5,
+        zorder=3,
+        label="published studies" if trial.any() else "studies",
+    )
+    if trial.any():
+        axes.scatter(
+            shown(estimate[trial]),
+            se[trial],
+            s=36,
+            marker="D",
+            color=_HIGHLIGHT,
+            edgecolor="white",
+            linewidth=0.5,
+            zorder=4,
+            label="this trial",
+        )
+    values = [*shown(estimate), *shown(edges[0][-1:]), *shown(edges[1][-1:])]
+    if ratio:
+        axes.set_xscale("log")
+    limits, ticks = _nice_limits(values, ratio)
+    axes.set_xlim(*limits)
+    axes.xaxis.set_major_locator(FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}".replace("-", "\N{MINUS SIGN}"))
+    )
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.set_ylim(top, 0)
+    axes.set_xlabel(axis_label)
+    axes.set_ylabel("standard error")
+    axes.set_title(title, loc="left", fontsize=10)
+    if synthetic:
+        axes.text(1.0, 1.02, "SYNTHETIC DATA", transform=axes.transAxes, ha="right", va="bottom")
+        axes.texts[-1].set(fontsize=8.5, fontweight="bold", color=_SYNTHETIC)
+    axes.legend(loc="best", fontsize=7.5)
+    figure.tight_layout()
+    return Figure(
+        name,
+        f"{title}: each study's effect against its standard error; the solid line is the "
+        f"pooled estimate and the dashed lines its pseudo {100 * level:g}% confidence limits. "
+        "Asymmetry can mean small-study effects (publication bias among them) or heterogeneity."
+        + (" SYNTHETIC DATA." if synthetic else ""),
         figure,
     )
