@@ -38,10 +38,10 @@ CONTINUOUS: dict[str, list[float]] = {
 
 
 def test_mean_difference_and_hedges_g_by_hand() -> None:
-    md = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    md = effect_sizes("MD", STUDIES, CONTINUOUS)
     assert md.yi[0] == pytest.approx(8.0 - 10.5)
     assert md.vi[0] == pytest.approx(4.0**2 / 20 + 4.2**2 / 22)
-    g = effect_sizes("SMD", STUDIES, **CONTINUOUS)
+    g = effect_sizes("SMD", STUDIES, CONTINUOUS)
     pooled = math.sqrt((19 * 4.0**2 + 21 * 4.2**2) / 40)
     j = math.gamma(20) / (math.sqrt(20) * math.gamma(19.5))
     assert g.yi[0] == pytest.approx(j * (8.0 - 10.5) / pooled, rel=1e-12)
@@ -57,18 +57,18 @@ def test_binary_measures_and_the_continuity_correction() -> None:
         "events2": [10, 3, 10],
         "n2": [50, 42, 61],
     }
-    rr = effect_sizes("RR", ["x", "y", "z"], **data)
+    rr = effect_sizes("RR", ["x", "y", "z"], data)
     assert rr.yi[0] == pytest.approx(math.log((4 / 50) / (10 / 50)))
     assert rr.vi[0] == pytest.approx(1 / 4 - 1 / 50 + 1 / 10 - 1 / 50)
     assert rr.corrected == (False, True, False)
     # 1/2 added to each cell of the study with a zero: 0.5/41 against 3.5/43.
     assert rr.yi[1] == pytest.approx(math.log((0.5 / 41) / (3.5 / 43)))
-    odds = effect_sizes("OR", ["x", "y", "z"], **data)
+    odds = effect_sizes("OR", ["x", "y", "z"], data)
     assert odds.yi[0] == pytest.approx(math.log(4 * 40 / (46 * 10)))
-    rd = effect_sizes("RD", ["x", "y", "z"], **data)
+    rd = effect_sizes("RD", ["x", "y", "z"], data)
     assert rd.yi[0] == pytest.approx(4 / 50 - 10 / 50)
     with pytest.raises(SynthesisError, match="events in some but not all"):
-        effect_sizes("RR", ["none"], events1=[0], n1=[20], events2=[0], n2=[20])
+        effect_sizes("RR", ["none"], {"events1": [0], "n1": [20], "events2": [0], "n2": [20]})
 
 
 def test_impossible_summaries_are_refused_naming_study_and_column() -> None:
@@ -78,14 +78,14 @@ def test_impossible_summaries_are_refused_naming_study_and_column() -> None:
         "n2": [22, 33, 1, 20, 58],
     }
     with pytest.raises(SynthesisError) as error:
-        effect_sizes("MD", STUDIES, **bad)
+        effect_sizes("MD", STUDIES, bad)
     message = str(error.value)
     assert "study 'B': sd1: must be greater than 0" in message
     assert "study 'C': n2: must be at least 2" in message
     with pytest.raises(SynthesisError, match="cannot exceed the group's n"):
-        effect_sizes("RR", ["x"], events1=[12], n1=[10], events2=[1], n2=[10])
+        effect_sizes("RR", ["x"], {"events1": [12], "n1": [10], "events2": [1], "n2": [10]})
     with pytest.raises(SynthesisError, match="must be one of MD, SMD, RR, OR, RD"):
-        effect_sizes("HR", ["x"], n1=[10], n2=[10])  # type: ignore[arg-type]
+        effect_sizes("HR", ["x"], {"n1": [10], "n2": [10]})  # type: ignore[arg-type]
 
 
 def test_sd_conversions() -> None:
@@ -99,7 +99,7 @@ def test_sd_conversions() -> None:
 
 
 def test_common_effect_and_dersimonian_laird_by_hand() -> None:
-    effects = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    effects = effect_sizes("MD", STUDIES, CONTINUOUS)
     w = 1 / effects.vi
     mu = float(np.sum(w * effects.yi) / w.sum())
     q = float(np.sum(w * (effects.yi - mu) ** 2))
@@ -117,7 +117,7 @@ def test_common_effect_and_dersimonian_laird_by_hand() -> None:
 
 
 def test_heterogeneity_tools_run_on_the_same_effects() -> None:
-    effects = effect_sizes("MD", STUDIES, **CONTINUOUS)
+    effects = effect_sizes("MD", STUDIES, CONTINUOUS)
     out = leave_one_out(effects, "DL")
     assert list(out["left_out"]) == STUDIES
     grown = cumulative(effects, order=[2005, 2001, 2003, 2010, 2008], method="DL")

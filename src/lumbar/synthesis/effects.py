@@ -30,7 +30,7 @@ with the reason rather than given an arbitrary value.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,6 +46,7 @@ __all__ = [
     "MEASURES",
     "EffectSizes",
     "Measure",
+    "double_zeros",
     "effect_sizes",
     "hedges_correction",
     "sd_from_ci",
@@ -141,24 +142,25 @@ def hedges_correction(df: np.ndarray) -> np.ndarray:
     )
 
 
+Column = Sequence[float] | np.ndarray
+
+
 def effect_sizes(
     measure: Measure,
     studies: Sequence[str],
+    columns: Mapping[str, Column],
     *,
-    n1: Sequence[float] | np.ndarray,
-    n2: Sequence[float] | np.ndarray,
-    mean1: Sequence[float] | np.ndarray | None = None,
-    sd1: Sequence[float] | np.ndarray | None = None,
-    mean2: Sequence[float] | np.ndarray | None = None,
-    sd2: Sequence[float] | np.ndarray | None = None,
-    events1: Sequence[float] | np.ndarray | None = None,
-    events2: Sequence[float] | np.ndarray | None = None,
+    double_zero: Literal["refuse", "correct"] = "refuse",
 ) -> EffectSizes:
     """Effect sizes of ``measure`` from per-arm summaries (group 1 = treatment).
 
-    Continuous measures need ``mean1, sd1, n1, mean2, sd2, n2``; binary ones
-    ``events1, n1, events2, n2``. Every impossible value is reported at once,
-    naming the study and the column.
+    ``columns`` maps names to one value per study: continuous measures need
+    ``mean1, sd1, n1, mean2, sd2, n2``; binary ones ``events1, n1, events2, n2``.
+    Every impossible value is reported at once, naming the study and the column.
+    A study with no events (or only events) in both groups has no ratio:
+    ``double_zero="refuse"`` says so (the Cochrane Handbook leaves such studies
+    out; :func:`~lumbar.synthesis.read_studies` sets them aside), and
+    ``"correct"`` adds 1/2 to its cells like any zero cell (metafor's default).
     """
     if measure not in MEASURES:
         raise SynthesisError(
@@ -167,13 +169,13 @@ def effect_sizes(
         )
     labels = tuple(str(name) for name in studies)
     problems: list[Problem] = []
-    first = _column("n1", n1, labels, problems, minimum=2, whole=True)
-    second = _column("n2", n2, labels, problems, minimum=2, whole=True)
+    first = _column("n1", columns.get("n1"), labels, problems, minimum=2, whole=True)
+    second = _column("n2", columns.get("n2"), labels, problems, minimum=2, whole=True)
     if measure in CONTINUOUS:
-        m1 = _column("mean1", mean1, labels, problems)
-        m2 = _column("mean2", mean2, labels, problems)
-        s1 = _column("sd1", sd1, labels, problems, positive=True)
-        s2 = _column("sd2", sd2, labels, problems, positive=True)
+        m1 = _column("mean1", columns.get("mean1"), labels, problems)
+        m2 = _column("mean2", columns.get("mean2"), labels, problems)
+        s1 = _column("sd1", columns.get("sd1"), labels, problems, positive=True)
+        s2 = _column("sd2", columns.get("sd2"), labels, problems, positive=True)
         if problems:
             raise SynthesisError("cannot compute the effect sizes", problems)
         if measure == "MD":
@@ -184,8 +186,8 @@ def effect_sizes(
         return EffectSizes(
             measure, labels, g, 1 / first + 1 / second + g**2 / (2 * (first + second))
         )
-    a = _column("events1", events1, labels, problems, minimum=0, whole=True)
-    c = _column("events2", events2, labels, problems, minimum=0, whole=True)
+    a = _column("events1", columns.get("events1"), labels, problems, minimum=0, whole=True)
+    c = _column("events2", columns.get("events2"), labels, problems, minimum=0, whole=True)
     if not problems:
         for name, events, total in (("events1", a, first), ("events2", c, second)):
             for index in np.flatnonzero(events > total):
@@ -201,8 +203,8 @@ def effect_sizes(
     b, d = first - a, second - c
     cells = np.stack([a, b, c, d])
     zero = (cells == 0).any(axis=0)
-    if measure != "RD":
-        empty = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    if measure != "RD" and double_zero == "refuse":
+        empty = double_zeros(a, first, c, second)
         if empty.any():
             names = ", ".join(labels[index] for index in np.flatnonzero(empty))
             raise SynthesisError(
@@ -230,6 +232,15 @@ def effect_sizes(
         yi = p1 - p2
         vi = p1 * (1 - p1) / first + p2 * (1 - p2) / second
     return EffectSizes(measure, labels, yi, vi, tuple(bool(z) for z in zero))
+
+
+def double_zeros(
+    events1: np.ndarray, n1: np.ndarray, events2: np.ndarray, n2: np.ndarray
+) -> np.ndarray:
+    """Studies with no events in either group, or only events in both: no ratio exists."""
+    return np.asarray(
+        ((events1 == 0) & (events2 == 0)) | ((events1 == n1) & (events2 == n2)), dtype=bool
+    )
 
 
 def sd_from_se(se: float, n: int) -> float:
@@ -280,7 +291,7 @@ def _column(
     if len(array) != len(studies):
         problems.append(Problem(name, f"needs one value per study ({len(studies)})", len(array)))
         return np.full(len(studies), np.nan)
-    for index, value in enumerate(array):
+    for index, value in enumerate(array.tolist()):  # Python floats: plain in messages
         where = f"study {studies[index]!r}: {name}"
         if not math.isfinite(value):
             problems.append(Problem(where, "must be a number", list(values)[index]))

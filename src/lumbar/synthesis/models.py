@@ -98,7 +98,7 @@ class MetaResult:
     weights: np.ndarray = field(repr=False)
     """Each study's weight in percent."""
     prediction: tuple[float, float] | None
-    """Prediction interval for the effect in a new study (plain pooling only)."""
+    """Prediction interval for the effect in a new study (random-effects pooling only)."""
     moderators: tuple[str, ...] = ()
     qm: float | None = None
     """Omnibus test of the moderators: chi-square (or F with ``hksj``) statistic."""
@@ -306,7 +306,7 @@ def _fit(
         h2 = (tau2 + typical) / typical
         interval = _q_profile(y, v, x, alpha) if q_df > 0 else None
     prediction = None
-    if p == 1:
+    if p == 1 and method != "FE":  # a common-effect model has no spread of true effects
         spread = quantile * math.sqrt(float(se[0]) ** 2 + tau2)
         prediction = (float(b[0]) - spread, float(b[0]) + spread)
     qm = qm_df = qm_p = None

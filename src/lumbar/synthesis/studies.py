@@ -39,6 +39,7 @@ from lumbar.synthesis.effects import (
     MEASURES,
     EffectSizes,
     Measure,
+    double_zeros,
     effect_sizes,
 )
 from lumbar.synthesis.models import MetaResult, Method, meta_analysis
@@ -136,6 +137,9 @@ def read_studies(
     for index, row in renamed.iterrows():
         study = str(row["study"])
         if has_arms and all(_present(row.get(name)) for name in needed):
+            if measure in ("RR", "OR") and _double_zero(row):
+                excluded.append((study, f"no {measure}: no events, or only events, in both groups"))
+                continue
             usable.append(int(str(index)))
             from_arms.append(True)
         elif has_summary and _summary_usable(row):
@@ -159,22 +163,7 @@ def read_studies(
     if arms.any():
         part = rows[arms]
         values = {name: part[name].to_numpy(dtype=float) for name in needed}
-        computed = effect_sizes(
-            measure,
-            [str(name) for name in part["study"]],
-            n1=values["n1"],
-            n2=values["n2"],
-            **(
-                {
-                    "mean1": values["mean1"],
-                    "sd1": values["sd1"],
-                    "mean2": values["mean2"],
-                    "sd2": values["sd2"],
-                }
-                if kind == "continuous"
-                else {"events1": values["events1"], "events2": values["events2"]}
-            ),
-        )
+        computed = effect_sizes(measure, [str(name) for name in part["study"]], values)
         yi[arms], vi[arms] = computed.yi, computed.vi
         if computed.corrected:
             corrected[arms] = computed.corrected
@@ -343,6 +332,11 @@ def _present(value: Any) -> bool:
         return not pd.isna(value)
     except (TypeError, ValueError):
         return True
+
+
+def _double_zero(row: pd.Series) -> bool:
+    values = [float(row[name]) for name in ("events1", "n1", "events2", "n2")]
+    return bool(double_zeros(*(np.array([value]) for value in values))[0])
 
 
 def _summary_usable(row: pd.Series) -> bool:
