@@ -44,11 +44,12 @@ docs: $(STAMP)
 	$(BIN)/python -m lumbar._docs
 
 # Re-run every R reference script (needs R with nlme, emmeans, mice, geepack, sandwich,
-# numDeriv, jsonlite: apt-get install --no-install-recommends r-base-core r-cran-nlme
-# r-cran-emmeans r-cran-mice r-cran-geepack r-cran-sandwich r-cran-numderiv r-cran-jsonlite)
+# numDeriv, metafor, jsonlite: apt-get install --no-install-recommends r-base-core r-cran-nlme
+# r-cran-emmeans r-cran-mice r-cran-geepack r-cran-sandwich r-cran-numderiv r-cran-metafor
+# r-cran-jsonlite)
 # and fail if any output differs from the committed one.
 reference: $(STAMP)
-	@command -v Rscript >/dev/null || { echo "make reference needs R (see the Makefile)"; exit 1; }
+	scripts/ensure-r.sh
 	for script in tests/reference/*.R; do echo "Rscript $$script"; Rscript "$$script" || exit 1; done
 	git diff --exit-code -- tests/reference/
 

@@ -223,6 +223,8 @@ def egger_test(
     effects: EffectSizes,
     model: Literal["lm", "rma"] = "lm",
     method: Method = "REML",
+    *,
+    hksj: bool = False,
 ) -> EggerTest:
     """Regress the effects on their standard errors and test the slope (asymmetry)."""
     if effects.k < 3:
@@ -237,7 +239,7 @@ def egger_test(
     )
     sei = effects.sei
     if model == "rma":
-        result = meta_regression(effects, pd.DataFrame({"sei": sei}), method)
+        result = meta_regression(effects, pd.DataFrame({"sei": sei}), method, hksj=hksj)
         slope = result.coefficients[1]
         return EggerTest(
             "rma",
