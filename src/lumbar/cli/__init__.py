@@ -13,11 +13,21 @@ from typing import Annotated
 import typer
 
 from lumbar import __version__
-from lumbar.cli import analysis, design, reference, report, trial
+from lumbar.cli import analysis, design, meta, reference, report, trial
 from lumbar.cli._common import EXIT_REFUSED, app
 from lumbar.protocol import PROTOCOL_FORMAT
 
-__all__ = ["EXIT_REFUSED", "analysis", "app", "design", "main", "reference", "report", "trial"]
+__all__ = [
+    "EXIT_REFUSED",
+    "analysis",
+    "app",
+    "design",
+    "main",
+    "meta",
+    "reference",
+    "report",
+    "trial",
+]
 
 
 def _show_version(value: bool) -> None:

@@ -617,6 +617,7 @@ _FOREST_ROW = 0.24  # inches per row of the forest plot
 _FOREST_FONT = 8.0
 _FOREST_GAP = 0.18  # inches between text columns
 _FOREST_PLOT = 2.8  # inches for the plot column
+_NOTE_CHAR = 0.058  # inches per character, on average, of 7.5-point sans-serif
 _SQUARE = 10.0  # points: the side of the heaviest study's square
 _HIGHLIGHT = PALETTE[1]  # this trial's rows, in every figure
 _HIGHLIGHT_BAND = "#fbeee6"
@@ -630,6 +631,8 @@ def _signed(value: float, digits: int = 2) -> str:
     if not math.isfinite(value):
         return "-"
     text = f"{value:.{digits}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")  # no "-0.00"
     return text.replace("-", "\N{MINUS SIGN}")
 
 
@@ -742,17 +745,24 @@ def _forest_rows(
     return rows
 
 
-def _nice_limits(values: Sequence[float], ratio: bool) -> tuple[tuple[float, float], list[float]]:
-    """Axis limits on ticks that enclose ``values`` (a 1-2-5 series on the ratio scale)."""
+def _nice_limits(
+    values: Sequence[float], ratio: bool, *, symmetric: bool = False
+) -> tuple[tuple[float, float], list[float]]:
+    """Axis limits on ticks that enclose ``values`` (a 1-2-5 series on the ratio scale);
+    ``symmetric`` centres them on no effect (0, or 1 for ratios), as journals print forests."""
     low, high = min(values), max(values)
+    if symmetric:
+        reach = max(abs(math.log(low)), abs(math.log(high))) if ratio else max(-low, high)
+        low, high = (math.exp(-reach), math.exp(reach)) if ratio else (-reach, reach)
     if ratio:
         below = [tick for tick in _RATIO_TICKS if tick <= low]
         above = [tick for tick in _RATIO_TICKS if tick >= high]
         start = below[-1] if below else low
         end = above[0] if above else high
         ticks = [tick for tick in _RATIO_TICKS if start <= tick <= end]
-        if len(ticks) > 7:  # keep 1, 10, 100... and the 5s between them
-            ticks = [tick for tick in ticks if math.log10(tick) % 1 == 0 or str(tick)[-1] == "5"]
+        if len(ticks) > 7:  # every other one from the end (symmetric limits keep 1), and 1
+            kept = set(ticks[::-1][::2]) | ({1} & set(ticks))
+            ticks = [tick for tick in ticks if tick in kept]
         return (start, end), ticks
     if high - low <= 0:
         low, high = low - 1, high + 1
@@ -773,20 +783,20 @@ class _ForestText:
         self.right: list[list[Text]] = [[], []]
         self.headers = list(headers)
 
-    def add(self, side: str, column: int, y: float, text: str, **style: object) -> None:
-        options: dict[str, object] = {
+    def add(self, side: str, column: int, y: float, text: str, **style: Any) -> None:
+        options: dict[str, Any] = {
             "fontsize": _FOREST_FONT,
             "va": "center",
             "transform": self.inches,
             "color": _INK,
         }
         options.update(style)
-        drawn = self.axes.text(0, y, text, **options)  # type: ignore[arg-type]
+        drawn = self.axes.text(0, y, text, **options)
         (self.left if side == "left" else self.right)[column].append(drawn)
 
     def place(self) -> tuple[float, float]:
         """Set every column's x (inches); return where the plot starts and the total width."""
-        renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's
 
         def width(texts: Sequence[Text]) -> float:
             spans = [text.get_window_extent(renderer).width for text in texts]
@@ -810,6 +820,7 @@ def _forest_texts(
     rows: Sequence[_ForestRow | None],
     positions: Sequence[float],
     right_headers: Sequence[str],
+    digits: int,
 ) -> None:
     for column, header in enumerate(layout.headers):
         layout.add("left", column, 0, header, fontweight="bold", ha="right" if column else "left")
@@ -834,8 +845,9 @@ def _forest_texts(
         for column, cell in enumerate(row.cells, start=1):
             layout.add("left", column, y, cell, ha="right", color=colour)
         if row.kind in ("study", "summary", "prediction"):
-            interval = f"[{_signed(row.lower)}, {_signed(row.upper)}]"
-            text = interval if row.kind == "prediction" else f"{_signed(row.estimate)} {interval}"
+            interval = f"[{_signed(row.lower, digits)}, {_signed(row.upper, digits)}]"
+            estimate = _signed(row.estimate, digits)
+            text = interval if row.kind == "prediction" else f"{estimate} {interval}"
             weight = "bold" if row.kind == "summary" else "normal"
             layout.add("right", 0, y, text, color=colour, fontweight=weight, fontstyle=italic)
         if math.isfinite(row.weight):
@@ -853,7 +865,7 @@ def _forest_axis(axes: Axes, rows: Sequence[_ForestRow | None], ratio: bool) -> 
     ]
     if ratio:
         axes.set_xscale("log")
-    limits, ticks = _nice_limits(values, ratio)
+    limits, ticks = _nice_limits(values, ratio, symmetric=True)
     axes.set_xlim(*limits)
     axes.xaxis.set_major_locator(FixedLocator(ticks))
     axes.xaxis.set_major_formatter(
@@ -973,6 +985,7 @@ def forest_figure(
     notes: Sequence[str] = (),
     text_columns: Sequence[tuple[str, str]] = (),
     level: float = 0.95,
+    digits: int = 2,
     synthetic: bool = False,
 ) -> Figure:
     """A forest plot of a meta-analysis, laid out as journals print one.
@@ -986,22 +999,30 @@ def forest_figure(
     (drawn as a bar under the diamond), ``note`` (a line under it), ``weight`` and
     ``this_trial``. ``text_columns`` are (header, column of ``studies``) shown between the
     labels and the plot; ``favours`` labels the left and right of the no-effect line;
-    ``notes`` go under the axis. Ratios are drawn on a log axis with the no-effect line at 1;
-    a square's area is proportional to the study's weight.
+    ``notes`` go under the axis; numbers are shown with ``digits`` decimals. Ratios are drawn
+    on a log axis with the no-effect line at 1; a square's area is proportional to the study's
+    weight.
     """
     rows = _forest_rows(studies, summaries, text_columns)
     null = 1.0 if ratio else 0.0
     count = len(rows) + 1  # and the header row
-    footer = 0.75 + 0.16 * len(notes)
-    height = 0.45 + count * _FOREST_ROW + footer
-    figure = plt.figure(figsize=(8.0, height))
-    axes = figure.add_axes((0.0, footer / height, 1.0, count * _FOREST_ROW / height))
+    figure = plt.figure(figsize=(8.0, 0.45 + count * _FOREST_ROW))
+    axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
     axes.set_ylim(-count + 0.5, 0.5)
     positions = [-float(number) for number in range(1, len(rows) + 1)]
     percent = f"{100 * level:g}%"
     layout = _ForestText(figure, axes, ["Study", *(header for header, _ in text_columns)])
-    _forest_texts(layout, rows, positions, [f"{effect_label} [{percent} CI]", "Weight"])
+    headers = [f"{effect_label} [{percent} CI]", "Weight"]
+    _forest_texts(layout, rows, positions, headers, digits)
     plot_left, total = layout.place()
+    # The notes wrap to the width of the table above them.
+    lines = [
+        line
+        for note in notes
+        for line in textwrap.wrap(note, max(int((total - 0.3) / _NOTE_CHAR), 40))
+    ]
+    footer = 0.75 + 0.16 * len(lines)
+    height = 0.45 + count * _FOREST_ROW + footer
     figure.set_size_inches(total, height)
     axes.set_position(
         (plot_left / total, footer / height, _FOREST_PLOT / total, count * _FOREST_ROW / height)
@@ -1018,7 +1039,7 @@ def forest_figure(
     if positions:
         _forest_marks(axes, rows, positions, null)
     under = blended_transform_factory(figure.dpi_scale_trans, axes.transAxes)
-    _forest_footer(axes, null, favours, axis_label, notes, under)
+    _forest_footer(axes, null, favours, axis_label, lines, under)
     axes.text(0.1, 0.95, title, transform=inches, fontsize=10, fontweight="bold", va="bottom")
     if synthetic:
         axes.text(total - 0.1, 0.95, "SYNTHETIC DATA", transform=inches, fontsize=9, ha="right")
@@ -1107,7 +1128,7 @@ def funnel_figure(
     axes.set_ylabel("standard error")
     axes.set_title(title, loc="left", fontsize=10)
     if synthetic:
-        axes.text(1.0, 1.02, "SYNTHETIC DATA", transform=axes.transAxes, ha="right", va="bottom")
+        axes.text(0.0, 1.09, "SYNTHETIC DATA", transform=axes.transAxes, ha="left", va="bottom")
         axes.texts[-1].set(fontsize=8.5, fontweight="bold", color=_SYNTHETIC)
     axes.legend(loc="best", fontsize=7.5)
     figure.tight_layout()

@@ -35,6 +35,7 @@ from lumbar.synthesis.models import (
     meta_analysis,
     meta_regression,
 )
+from lumbar.synthesis.review import Review, review
 from lumbar.synthesis.studies import (
     SHIPPED,
     Placement,
@@ -58,6 +59,7 @@ __all__ = [
     "MetaResult",
     "Method",
     "Placement",
+    "Review",
     "StudyTable",
     "SubgroupAnalysis",
     "cumulative",
@@ -69,6 +71,7 @@ __all__ = [
     "meta_regression",
     "place_trial",
     "read_studies",
+    "review",
     "sd_from_ci",
     "sd_from_se",
     "shipped_studies",

@@ -1,0 +1,862 @@
+"""``lumbar meta``: pool published studies (and, optionally, this trial's own result).
+
+The command reads a study table (a CSV/Parquet file, or the shipped dataset of
+massage trials), turns it into effect sizes with :func:`lumbar.synthesis.studies.read_studies`
+(rows that lack the numbers are set aside, each with its reason), pools them with
+:func:`lumbar.synthesis.meta_analysis`, and probes the result: subgroups, leave-one-out,
+cumulative pooling and Egger's test. With ``--with-trial`` the trial of ``--db`` is
+analysed as its protocol pre-specifies and its ANCOVA difference joins the published
+studies, so the pooled estimate can be shown before and after.
+
+Files written to ``--out``:
+
+``results.json`` (``lumbar_meta`` format 1)
+    ``lumbar_version``; ``synthetic``; ``inputs`` (source file and its sha256, measure,
+    method, hksj, level, outcome, subgroup, order_by, the --column
+    mapping, treatment/comparator names, higher_is_better, with_trial); ``trial`` (null, or
+    the trial's id, protocol version and hash, outcome column, visit, and its study rows);
+    ``excluded`` (each set-aside row: study, reason); ``studies`` (the studies.csv rows);
+    ``model`` (:meth:`MetaResult.to_dict` of the model shown: with the trial when added);
+    ``display`` (the pooled estimate, CI and prediction interval on the scale shown:
+    ratios exponentiated); ``before_after`` (null, or ``before``: published studies only,
+    ``after``: with the trial, and ``change`` in the pooled estimate); ``subgroups``
+    (:meth:`SubgroupAnalysis.to_dict`: each subgroup's model, Q-between, the moderator
+    test); ``leave_one_out``, ``cumulative`` (lists of rows, as the CSVs); ``egger``
+    (:meth:`EggerTest.to_dict`, with its note when k < 10); ``notes`` (analyses not done,
+    and why); ``files``.
+``studies.csv``
+    one row per pooled study: ``yi``, ``vi``, ``sei`` on the pooled scale (log ratios for
+    RR and OR), ``estimate``, ``ci_lower``, ``ci_upper`` on the scale shown, ``weight``
+    (percent), then the input columns.
+``pooled.csv``, ``leave_one_out.csv``, ``cumulative.csv`` (with --order-by), ``subgroups.csv``
+(with --subgroup)
+    estimates on the pooled scale, with ``exp_*`` columns added for ratios.
+``forest.png``/``.svg``, ``funnel.png``/``.svg``
+    the forest plot (weights, subgroup diamonds, prediction interval, this trial's rows
+    highlighted) and the funnel plot.
+
+Every CSV starts with ``#`` lines of provenance (read with ``comment="#"``); when the trial
+is synthetic the first says so (:data:`lumbar.analysis.plan.SYNTHETIC_STAMP`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from scipy import stats
+
+from lumbar import __version__
+from lumbar.analysis.plan import (
+    SYNTHETIC_STAMP,
+    Settings,
+    analyze_trial,
+    primary_outcome_columns,
+    write_csv,
+)
+from lumbar.cli._common import app, console, echo_table
+from lumbar.cli.trial import As, Db, KeyFile, open_trial
+from lumbar.errors import Problem, SynthesisError
+from lumbar.report.figures import Figure, forest_figure, funnel_figure
+from lumbar.synthesis import (
+    MEASURES,
+    SHIPPED,
+    MetaResult,
+    shipped_studies,
+    trial_studies,
+)
+from lumbar.synthesis.review import MODEL_NAMES, Review, review
+
+__all__ = ["META_FORMAT", "meta_command"]
+
+META_FORMAT = 1
+"""Version of meta results.json's layout (the module docstring lists its keys)."""
+
+NAMES = (
+    "study",
+    "n1",
+    "mean1",
+    "sd1",
+    "n2",
+    "mean2",
+    "sd2",
+    "events1",
+    "events2",
+    "effect",
+    "lower",
+    "upper",
+    "se",
+    "outcome",
+    "this_trial",
+)
+"""lumbar's column names that --column can map a table's own names to."""
+
+AXIS_NAMES = {
+    "MD": "Mean difference",
+    "SMD": "Standardized mean difference (Hedges' g)",
+    "RR": "Risk ratio",
+    "OR": "Odds ratio",
+    "RD": "Risk difference",
+}
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _mapping(pairs: list[str] | None) -> dict[str, str]:
+    """``--column ours=theirs`` pairs as a mapping, refusing names lumbar does not use."""
+    mapping: dict[str, str] = {}
+    problems = []
+    for pair in pairs or []:
+        ours, separator, theirs = pair.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not separator or not ours or not theirs:
+            problems.append(
+                Problem("--column", "must be written NAME=YOURS", pair, "e.g. --column sd1=s1")
+            )
+        elif ours not in NAMES:
+            problems.append(
+                Problem(
+                    f"--column {pair}",
+                    "maps a name lumbar does not use",
+                    ours,
+                    "lumbar's names: " + ", ".join(NAMES),
+                )
+            )
+        else:
+            mapping[ours] = theirs
+    if problems:
+        raise SynthesisError("cannot map the columns", problems)
+    return mapping
+
+
+def _their_names(
+    error: SynthesisError, columns: dict[str, str], available: pd.Index
+) -> SynthesisError:
+    """The same problems, naming the file's own column beside lumbar's (after --column), and
+    saying how to map a required column the file lacks."""
+    problems = []
+    for problem in error.problems:
+        name = problem.where.rpartition(": ")[2]
+        if name in columns:
+            where = f"{problem.where} (your column {columns[name]!r})"
+            problems.append(replace(problem, where=where))
+        elif problem.where in NAMES and problem.where not in available and not problem.hint:
+            problems.append(replace(problem, hint=f"map yours with --column {name}=YOURS"))
+        else:
+            problems.append(problem)
+    return SynthesisError(error.summary, problems)
+
+
+def _source(studies: Path | None, shipped: bool) -> tuple[pd.DataFrame, str, str]:
+    """The study table, a name for it, and the sha256 of its bytes."""
+    if shipped == (studies is not None):
+        raise SynthesisError(
+            "which studies?",
+            [
+                Problem(
+                    "STUDIES",
+                    "give a study file or --shipped, not both or neither",
+                    hint="e.g. lumbar meta --shipped --outcome RDQ",
+                )
+            ],
+        )
+    if studies is None:
+        data = resources.files("lumbar.synthesis").joinpath("data", f"{SHIPPED}.csv")
+        digest = hashlib.sha256(data.read_bytes()).hexdigest()
+        return shipped_studies(), f"shipped:{SHIPPED}", digest
+    return _read(studies), studies.name, hashlib.sha256(studies.read_bytes()).hexdigest()
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet study table. A CSV may open with ``#`` lines (lumbar's own stamps);
+    a ``#`` later on is data (a label such as "Smith 2001 #2"), not a comment."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        with path.open(encoding="utf-8-sig") as handle:
+            skipped = 0
+            for line in handle:
+                if not line.startswith("#"):
+                    break
+                skipped += 1
+        return pd.read_csv(path, skiprows=skipped, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise SynthesisError(
+            "cannot read the studies",
+            [Problem(str(path), str(error), hint="give a CSV (UTF-8) or Parquet file")],
+        ) from None
+
+
+def _only_outcome(
+    frame: pd.DataFrame, column: str, outcome: str | None, implied: bool
+) -> pd.DataFrame:
+    """The rows of one outcome: pooling several outcomes together is refused."""
+    if column not in frame.columns:
+        if outcome is not None and not implied:
+            raise SynthesisError(
+                "cannot choose the outcome",
+                [
+                    Problem(
+                        "--outcome",
+                        f"needs a column {column!r} in the studies",
+                        outcome,
+                        "map yours with --column outcome=YOURS, or leave --outcome out",
+                    )
+                ],
+            )
+        return frame
+    values = frame[column].astype(str)
+    available = sorted(set(values[frame[column].notna()]))
+    if outcome is None:
+        if len(available) > 1:
+            raise SynthesisError(
+                "the studies hold several outcomes",
+                [
+                    Problem(
+                        "--outcome",
+                        "is needed: one outcome is pooled at a time",
+                        hint="one of: " + ", ".join(available),
+                    )
+                ],
+            )
+        return frame
+    chosen = values.str.casefold() == outcome.casefold()
+    if not chosen.any():
+        raise SynthesisError(
+            "no study has this outcome",
+            [Problem("--outcome", "matches no row", outcome, "one of: " + ", ".join(available))],
+        )
+    return frame[chosen.to_numpy()].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _TrialPart:
+    """This trial's result as study rows, and where it came from."""
+
+    rows: pd.DataFrame
+    info: dict[str, Any]
+    outcome: str
+    synthetic: bool
+
+
+def _trial_part(
+    db: str | None, actor: str | None, key_file: Path | None, outcome: str | None, measure: str
+) -> _TrialPart:
+    if measure != "MD":
+        raise SynthesisError(
+            "cannot add this trial",
+            [
+                Problem(
+                    "--measure",
+                    "must be MD with --with-trial: the trial adds its ANCOVA mean difference",
+                    measure,
+                    "use --measure MD",
+                )
+            ],
+        )
+    trial = open_trial(db, actor, key_file)
+    try:
+        protocol = trial.protocol
+        columns = primary_outcome_columns(protocol)
+        if outcome is None:
+            column = columns[0][0]
+        else:
+            wanted = outcome.casefold()
+            found = [c for c, instrument, _ in columns if wanted in (c.casefold(), instrument)]
+            if not found:
+                raise SynthesisError(
+                    "cannot add this trial",
+                    [
+                        Problem(
+                            "--outcome",
+                            "is not a primary outcome of the trial",
+                            outcome,
+                            "one of: " + ", ".join(f"{i} ({c})" for c, i, _ in columns),
+                        )
+                    ],
+                )
+            column = found[0]
+        analysis = analyze_trial(
+            protocol,
+            trial.dataset(),
+            trial.consort_records(),
+            Settings(include_gee=False, include_imputation=False),
+            outcome=column,
+        )
+        rows = trial_studies(analysis, protocol, column)
+    finally:
+        trial.close()
+    visit = protocol.primary_outcomes[0].visit
+    info = {
+        "id": protocol.id,
+        "protocol_version": protocol.version,
+        "protocol_hash": protocol.content_hash,
+        "outcome_column": column,
+        "visit": visit,
+        "synthetic": analysis.synthetic,
+        "data_hash": analysis.outcome(column).provenance.data_hash,
+        "rows": rows.to_dict(orient="records"),
+    }
+    return _TrialPart(rows, info, str(rows["outcome"].iloc[0]), analysis.synthetic)
+
+
+# ---------------------------------------------------------------------- the analyses
+
+
+# ---------------------------------------------------------------------- the terminal
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+def _p(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
+
+
+def _p_is(value: float | None) -> str:
+    """'p = 0.03' or 'p < 0.0001', for sentences."""
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _interval(run: Review, low: float, high: float) -> str:
+    return f"{_number(run.shown(low), run.digits)} to {_number(run.shown(high), run.digits)}"
+
+
+def _print(run: Review) -> None:
+    screen = console()
+    if run.synthetic:
+        screen.print(
+            "[bold red]SYNTHETIC DATA[/]: this trial's rows come from simulated participants"
+        )
+    for study, reason in run.excluded:
+        screen.print(f"set aside: {study} \N{EM DASH} {reason}", markup=False)
+    effects = run.table.effects
+    z = float(stats.norm.ppf(1 - run.alpha / 2))
+    percent = f"{100 * run.level:g}%"
+    rows = []
+    for index in run.display_order():
+        low = effects.yi[index] - z * effects.sei[index]
+        high = effects.yi[index] + z * effects.sei[index]
+        row = [
+            effects.studies[index],
+            _number(run.shown(effects.yi[index]), run.digits),
+            _interval(run, low, high),
+            f"{run.model.weights[index]:.1f}",
+        ]
+        if run.groups is not None:
+            row.insert(1, run.groups[index])
+        rows.append(row)
+    headers = ["study", run.measure, f"{percent} CI", "weight %"]
+    if run.groups is not None:
+        headers.insert(1, run.subgroup.variable if run.subgroup else "subgroup")
+    echo_table(f"Studies ({AXIS_NAMES[run.measure].lower()})", headers, rows)
+    pooled = []
+    models = [("published studies only", run.before)] if run.before is not None else []
+    models.append((run.model_label, run.model))
+    for label, result in models:
+        assert result is not None
+        low, high = result.prediction or (math.nan, math.nan)
+        pooled.append(
+            (
+                label,
+                result.k,
+                _number(run.shown(result.estimate), run.digits),
+                _interval(run, result.pooled.lower, result.pooled.upper),
+                _p(result.pooled.p),
+                f"{result.tau2:.4g}",
+                f"{result.i2:.1f}",
+                f"{result.q:.2f} ({result.q_df}, {_p(result.q_p)})",
+                _interval(run, low, high),
+            )
+        )
+    echo_table(
+        "Pooled estimate" + (" before and after adding this trial" if run.before else ""),
+        (
+            "model",
+            "k",
+            run.measure,
+            f"{percent} CI",
+            "p",
+            "tau^2",
+            "I^2 %",
+            "Q (df, p)",
+            "prediction interval",
+        ),
+        pooled,
+    )
+    screen.print(run.model.method_text, markup=False)
+    if run.subgroup is not None:
+        _print_subgroups(run)
+    for note in run.notes:
+        screen.print(f"note: {note}", markup=False)
+
+
+def _print_subgroups(run: Review) -> None:
+    analysis = run.subgroup
+    assert analysis is not None
+    rows = [
+        (
+            name,
+            result.k,
+            _number(run.shown(result.estimate), run.digits),
+            _interval(run, result.pooled.lower, result.pooled.upper),
+            f"{result.tau2:.4g}",
+            f"{result.i2:.1f}",
+        )
+        for name, result in analysis.results.items()
+    ]
+    percent = f"{100 * run.level:g}%"
+    echo_table(
+        f"Subgroups by {analysis.variable}",
+        ("subgroup", "k", run.measure, f"{percent} CI", "tau^2", "I^2 %"),
+        rows,
+    )
+    screen = console()
+    screen.print(
+        f"Test for subgroup differences (Q-between): Q = {analysis.q_between:.2f} on "
+        f"{analysis.q_between_df} df, {_p_is(analysis.q_between_p)}",
+        markup=False,
+    )
+    moderator = analysis.moderator_test
+    if moderator is not None and moderator.qm is not None:
+        statistic = "F" if moderator.hksj else "QM"
+        screen.print(
+            f"Moderator test (meta-regression, one tau^2): {statistic} = {moderator.qm:.2f} on "
+            f"{moderator.qm_df} df, {_p_is(moderator.qm_p)}",
+            markup=False,
+        )
+    else:
+        screen.print("Moderator test: not done (no more studies than subgroups).", markup=False)
+
+
+# ---------------------------------------------------------------------- the figures
+
+
+def _heterogeneity(result: MetaResult) -> str:
+    interval = ""
+    if result.tau2_interval is not None:
+        low, high = result.tau2_interval
+        interval = f" [{low:.3g}, {high:.3g}]"
+    return (
+        f"\N{GREEK SMALL LETTER TAU}\N{SUPERSCRIPT TWO} = {result.tau2:.3g}{interval}; "
+        f"I\N{SUPERSCRIPT TWO} = {result.i2:.0f}%; Q = {result.q:.2f} on {result.q_df} df "
+        f"({_p_is(result.q_p)})"
+    )
+
+
+def _figure_notes(run: Review) -> list[str]:
+    model = run.model
+    statistic = "z" if model.df is None else f"t({model.df})"
+    value = f"{model.pooled.statistic:.2f}".replace("-", "\N{MINUS SIGN}")
+    notes = [
+        f"{'With this trial' if run.trial_rows is not None else 'Heterogeneity'}: "
+        f"{_heterogeneity(model)}",
+        f"Test for overall effect: {statistic} = {value} ({_p_is(model.pooled.p)})",
+    ]
+    if run.before is not None:
+        notes.insert(0, f"Published studies only: {_heterogeneity(run.before)}")
+    if run.subgroup is not None:
+        analysis = run.subgroup
+        notes.append(
+            f"Test for subgroup differences: Q = {analysis.q_between:.2f} on "
+            f"{analysis.q_between_df} df ({_p_is(analysis.q_between_p)})"
+        )
+    if run.excluded:
+        notes.append(
+            f"Set aside for want of the numbers an {run.measure} needs: "
+            + ", ".join(study for study, _ in run.excluded)
+        )
+    if run.synthetic:
+        notes.append("SYNTHETIC DATA: this trial's rows come from simulated participants.")
+    return notes
+
+
+def _summaries(run: Review) -> pd.DataFrame:
+    records: list[dict[str, Any]] = []
+    if run.subgroup is not None and run.groups is not None:
+        weights = pd.Series(run.model.weights).groupby(run.groups).sum()
+        for name, result in run.subgroup.results.items():
+            records.append(
+                {
+                    "label": f"Subtotal (k = {result.k})",
+                    "subgroup": name,
+                    "estimate": result.estimate,
+                    "lower": result.pooled.lower,
+                    "upper": result.pooled.upper,
+                    "note": _heterogeneity(result) if result.k > 1 else None,
+                    "weight": float(weights[name]),
+                }
+            )
+    overall = [(run.before, "Published studies", False)] if run.before is not None else []
+    label = MODEL_NAMES[run.model.method] + (" + HKSJ" if run.model.hksj else "")
+    if run.trial_rows is not None:
+        label = "With this trial" + (", SYNTHETIC" if run.synthetic else "")
+    overall.append((run.model, label, run.trial_rows is not None))
+    for result, name, highlight in overall:
+        assert result is not None
+        low, high = result.prediction or (math.nan, math.nan)
+        records.append(
+            {
+                "label": f"{name} (k = {result.k})",
+                "subgroup": None,
+                "estimate": result.estimate,
+                "lower": result.pooled.lower,
+                "upper": result.pooled.upper,
+                "prediction_lower": low,
+                "prediction_upper": high,
+                "weight": 100.0 if result is run.model else math.nan,
+                "this_trial": highlight,
+            }
+        )
+    frame = pd.DataFrame(records)
+    for name in ("estimate", "lower", "upper", "prediction_lower", "prediction_upper"):
+        if name in frame.columns:
+            frame[name] = [run.shown(float(v)) for v in frame[name]]
+    return frame
+
+
+def _arm_counts(rows: pd.DataFrame, binary: bool) -> list[tuple[str, list[str]]]:
+    """Text columns of per-arm numbers: n (continuous) or events/n (binary), where given."""
+
+    def whole(value: Any) -> str:
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        return "" if pd.isna(number) else f"{number:.0f}"
+
+    found = []
+    for arm in ("1", "2"):
+        if f"n{arm}" not in rows.columns:
+            continue
+        counts = [whole(v) for v in rows[f"n{arm}"]]
+        if binary and f"events{arm}" in rows.columns:
+            events = [whole(v) for v in rows[f"events{arm}"]]
+            counts = [f"{e}/{n}" if e and n else "" for e, n in zip(events, counts, strict=True)]
+        if any(counts):
+            found.append((arm, counts))
+    return found
+
+
+def _figures(
+    run: Review, treatment: str, comparator: str, higher_is_better: bool, title: str
+) -> list[Figure]:
+    studies = run.studies_frame()
+    shown = pd.DataFrame(
+        {
+            "study": studies["study"],
+            "estimate": studies["estimate"],
+            "lower": studies["ci_lower"],
+            "upper": studies["ci_upper"],
+            "weight": studies["weight"],
+            "this_trial": studies["this_trial"],
+        }
+    )
+    if run.groups is not None:
+        shown["subgroup"] = studies["subgroup"]
+    binary = run.measure in ("RR", "OR", "RD")
+    names = {"1": treatment, "2": comparator}
+    text_columns = []
+    for arm, counts in _arm_counts(studies, binary):
+        column = f"arm{arm}"
+        shown[column] = counts
+        text_columns.append(
+            (f"{names[arm].capitalize()} ({'events/n' if binary else 'n'})", column)
+        )
+    sides = (f"favours {treatment}", f"favours {comparator}")
+    if higher_is_better:
+        sides = (sides[1], sides[0])
+    axis = AXIS_NAMES[run.measure] + (
+        " (log scale)" if run.ratio else f" ({treatment} \N{MINUS SIGN} {comparator})"
+    )
+    forest = forest_figure(
+        shown,
+        _summaries(run),
+        ratio=run.ratio,
+        effect_label=run.measure,
+        axis_label=axis,
+        favours=sides,
+        title=title,
+        notes=_figure_notes(run),
+        text_columns=text_columns,
+        level=run.level,
+        digits=run.digits,
+        synthetic=run.synthetic,
+    )
+    funnel = funnel_figure(
+        pd.DataFrame(
+            {"estimate": studies["yi"], "se": studies["sei"], "this_trial": studies["this_trial"]}
+        ),
+        pooled=run.model.estimate,
+        ratio=run.ratio,
+        axis_label=AXIS_NAMES[run.measure] + (" (log scale)" if run.ratio else ""),
+        title="Funnel plot: " + title.split(": ", 1)[-1],
+        level=run.level,
+        synthetic=run.synthetic,
+    )
+    return [forest, funnel]
+
+
+# ---------------------------------------------------------------------- the files
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy to Python, NaN and infinity to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _write(
+    run: Review,
+    out: Path,
+    inputs: dict[str, Any],
+    stamp: list[str],
+    figures: list[Figure],
+    trial: _TrialPart | None,
+) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    studies = run.studies_frame()
+    tables = {"studies": studies, "pooled": run.pooled_frame()}
+    if run.leave_one_out is not None:
+        tables["leave_one_out"] = run.with_ratios(run.leave_one_out)
+    if run.cumulative is not None:
+        tables["cumulative"] = run.with_ratios(run.cumulative)
+    if run.subgroup is not None:
+        tables["subgroups"] = run.with_ratios(run.subgroup.to_frame())
+    low, high = run.model.prediction or (math.nan, math.nan)
+    before_after = None
+    if run.trial_rows is not None:
+        before_after = {
+            "before": None if run.before is None else run.before.to_dict(),
+            "after": run.model.to_dict(),
+            "change": None if run.before is None else run.model.estimate - run.before.estimate,
+        }
+    document = {
+        "lumbar_meta": META_FORMAT,
+        "lumbar_version": __version__,
+        "synthetic": run.synthetic,
+        "inputs": inputs,
+        "trial": None if trial is None else trial.info,
+        "excluded": [{"study": study, "reason": reason} for study, reason in run.excluded],
+        "studies": studies.to_dict(orient="records"),
+        "model": run.model.to_dict(),
+        "display": {
+            "scale": "ratio (exponentiated)" if run.ratio else "difference",
+            "estimate": run.shown(run.model.estimate),
+            "lower": run.shown(run.model.pooled.lower),
+            "upper": run.shown(run.model.pooled.upper),
+            "prediction_lower": run.shown(low),
+            "prediction_upper": run.shown(high),
+        },
+        "before_after": before_after,
+        "subgroups": None if run.subgroup is None else run.subgroup.to_dict(),
+        "leave_one_out": None
+        if run.leave_one_out is None
+        else tables["leave_one_out"].to_dict(orient="records"),
+        "cumulative": None
+        if run.cumulative is None
+        else tables["cumulative"].to_dict(orient="records"),
+        "egger": None if run.egger is None else run.egger.to_dict(),
+        "notes": run.notes,
+    }
+    for name, table in tables.items():
+        written.append(write_csv(out / f"{name}.csv", table, stamp))
+    for figure in figures:
+        try:
+            for suffix in ("png", "svg"):
+                path = out / f"{figure.name}.{suffix}"
+                if suffix == "png":
+                    path.write_bytes(figure.png())
+                else:
+                    path.write_text(figure.svg(), "utf-8")
+                written.append(path)
+        finally:
+            figure.close()
+    path = out / "results.json"
+    written.insert(0, path)
+    document["files"] = [item.name for item in written]
+    path.write_text(json.dumps(_plain(document), indent=2, allow_nan=False) + "\n", "utf-8")
+    return written
+
+
+# ---------------------------------------------------------------------- the command
+
+
+@app.command("meta")
+def meta_command(
+    studies: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A CSV/Parquet study table, one row per comparison: study, n1, mean1, sd1, n2, "
+            "mean2, sd2 (continuous) or study, events1, n1, events2, n2 (binary), group 1 being "
+            "the treatment; or effect with lower and upper (or se). Other names: --column."
+        ),
+    ] = None,
+    measure: Annotated[
+        str, typer.Option(help="Effect measure: " + ", ".join(MEASURES) + ".")
+    ] = "MD",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Model: FE (common effect), or random effects with tau^2 estimated by DL "
+            "(DerSimonian-Laird), REML, PM (Paule-Mandel) or ML."
+        ),
+    ] = "REML",
+    hksj: Annotated[
+        bool,
+        typer.Option("--hksj", help="Hartung-Knapp-Sidik-Jonkman adjustment (t on k - 1 df)."),
+    ] = False,
+    subgroup: Annotated[
+        str | None,
+        typer.Option(help="A column of the studies: pool each subgroup and test the difference."),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            help="Map one of lumbar's column names to the table's own, NAME=YOURS (repeat), "
+            "e.g. --column sd1=s1.",
+        ),
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            help="Pool the rows of this outcome (the table's 'outcome' column, e.g. RDQ or "
+            "bothersomeness). With --with-trial also the trial's outcome  [default: its first "
+            "primary outcome]."
+        ),
+    ] = None,
+    order_by: Annotated[
+        str | None,
+        typer.Option(help="A column to order the studies by (e.g. year), for cumulative pooling."),
+    ] = None,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals shown.")] = 0.95,
+    shipped: Annotated[
+        bool,
+        typer.Option(
+            "--shipped", help="Use the shipped dataset of massage trials instead of a file."
+        ),
+    ] = False,
+    treatment: Annotated[str, typer.Option(help="Group 1's name, for the plots.")] = "massage",
+    comparator: Annotated[str, typer.Option(help="Group 2's name, for the plots.")] = "comparator",
+    higher_is_better: Annotated[
+        bool,
+        typer.Option(help="Higher values favour the treatment (default: lower values do)."),
+    ] = False,
+    with_trial: Annotated[
+        bool,
+        typer.Option(
+            "--with-trial",
+            help="Add the trial of --db (its pre-specified ANCOVA difference at the primary "
+            "visit, as --as may see it unblinded) and show the pooled estimate before and after.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for results.json, CSV tables (studies, pooled, leave_one_out, "
+            "cumulative, subgroups) and the forest and funnel plots (PNG and SVG)."
+        ),
+    ] = Path("meta"),
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Meta-analysis of published studies, optionally with this trial's own result.
+
+    Rows without the numbers the measure needs are set aside and listed. Ratios (RR, OR)
+    are pooled on the log scale and shown exponentiated. Leave-one-out, cumulative pooling
+    (with --order-by) and Egger's test are written to --out.
+
+    Example: lumbar meta --shipped --outcome RDQ --measure MD --out meta
+    """
+    measure, method = measure.upper(), method.upper()
+    if not 0 < level < 1:
+        raise SynthesisError(
+            "cannot run the meta-analysis",
+            [Problem("--level", "must be between 0 and 1, e.g. 0.95", level)],
+        )
+    columns = _mapping(column)
+    frame, source, digest = _source(studies, shipped)
+    trial = _trial_part(db, actor, key_file, outcome, measure) if with_trial else None
+    chosen = outcome if outcome is not None else (trial.outcome if trial else None)
+    frame = _only_outcome(
+        frame, columns.get("outcome", "outcome"), chosen, implied=outcome is None or with_trial
+    )
+    try:
+        run = review(
+            frame,
+            measure=measure,
+            method=method,
+            hksj=hksj,
+            level=level,
+            columns=columns,
+            trial_rows=None if trial is None else trial.rows,
+            trial_synthetic=trial is not None and trial.synthetic,
+            subgroup=subgroup,
+            order_by=order_by,
+        )
+    except SynthesisError as error:
+        raise _their_names(error, columns, frame.columns) from None
+    _print(run)
+    inputs = {
+        "source": source,
+        "sha256": digest,
+        "measure": measure,
+        "method": method,
+        "hksj": hksj,
+        "level": level,
+        "outcome": chosen,
+        "subgroup": subgroup,
+        "order_by": order_by,
+        "columns": columns,
+        "treatment": treatment,
+        "comparator": comparator,
+        "higher_is_better": higher_is_better,
+        "with_trial": with_trial,
+    }
+    stamp = [SYNTHETIC_STAMP] if run.synthetic else []
+    stamp += [
+        f"# lumbar {__version__}",
+        f"# studies {source} sha256 {digest}",
+        f"# measure {measure}; method {method}{' + HKSJ' if hksj else ''}; level {level:g}",
+    ]
+    if trial is not None:
+        stamp.append(
+            f"# trial {trial.info['id']} protocol sha256 {trial.info['protocol_hash']}; "
+            f"data sha256 {trial.info['data_hash']}"
+        )
+    title = f"{treatment.capitalize()} vs {comparator}: " + (
+        chosen if chosen else AXIS_NAMES[measure].lower()
+    )
+    figures = _figures(run, treatment, comparator, higher_is_better, title)
+    written = _write(run, out, inputs, stamp, figures, trial)
+    console().print(
+        f"wrote {len(written)} files to {out}/ (results.json, CSV tables, forest and funnel plots)",
+        markup=False,
+    )
