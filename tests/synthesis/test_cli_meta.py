@@ -18,7 +18,7 @@ from scipy import stats
 from lumbar.analysis.plan import SYNTHETIC_STAMP
 from lumbar.cli import app
 from lumbar.demo import SyntheticTrial, synthetic_trial
-from lumbar.report.figures import forest_figure, funnel_figure
+from lumbar.report.forest import forest_figure, funnel_figure
 from tests.clitools import runner
 
 pytestmark = pytest.mark.integration

@@ -65,15 +65,21 @@ from lumbar.analysis.plan import (
 from lumbar.cli._common import app, console, echo_table
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 from lumbar.errors import Problem, SynthesisError
-from lumbar.report.figures import Figure, forest_figure, funnel_figure
+from lumbar.report.figures import Figure
+from lumbar.report.forest import (
+    AXIS_NAMES,
+    number_text,
+    p_sentence,
+    p_text,
+    review_figures,
+)
 from lumbar.synthesis import (
     MEASURES,
     SHIPPED,
-    MetaResult,
     shipped_studies,
     trial_studies,
 )
-from lumbar.synthesis.review import MODEL_NAMES, Review, review
+from lumbar.synthesis.review import Review, review
 
 __all__ = ["META_FORMAT", "meta_command"]
 
@@ -98,14 +104,6 @@ NAMES = (
     "this_trial",
 )
 """lumbar's column names that --column can map a table's own names to."""
-
-AXIS_NAMES = {
-    "MD": "Mean difference",
-    "SMD": "Standardized mean difference (Hedges' g)",
-    "RR": "Risk ratio",
-    "OR": "Odds ratio",
-    "RD": "Risk difference",
-}
 
 
 # ---------------------------------------------------------------------- inputs
@@ -315,27 +313,10 @@ def _trial_part(
 # ---------------------------------------------------------------------- the terminal
 
 
-def _number(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    text = f"{value:.{digits}f}"
-    return text.lstrip("-") if float(text) == 0 else text
-
-
-def _p(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
-
-
-def _p_is(value: float | None) -> str:
-    """'p = 0.03' or 'p < 0.0001', for sentences."""
-    text = _p(value)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
 def _interval(run: Review, low: float, high: float) -> str:
-    return f"{_number(run.shown(low), run.digits)} to {_number(run.shown(high), run.digits)}"
+    return (
+        f"{number_text(run.shown(low), run.digits)} to {number_text(run.shown(high), run.digits)}"
+    )
 
 
 def _print(run: Review) -> None:
@@ -355,7 +336,7 @@ def _print(run: Review) -> None:
         high = effects.yi[index] + z * effects.sei[index]
         row = [
             effects.studies[index],
-            _number(run.shown(effects.yi[index]), run.digits),
+            number_text(run.shown(effects.yi[index]), run.digits),
             _interval(run, low, high),
             f"{run.model.weights[index]:.1f}",
         ]
@@ -376,12 +357,12 @@ def _print(run: Review) -> None:
             (
                 label,
                 result.k,
-                _number(run.shown(result.estimate), run.digits),
+                number_text(run.shown(result.estimate), run.digits),
                 _interval(run, result.pooled.lower, result.pooled.upper),
-                _p(result.pooled.p),
+                p_text(result.pooled.p),
                 f"{result.tau2:.4g}",
                 f"{result.i2:.1f}",
-                f"{result.q:.2f} ({result.q_df}, {_p(result.q_p)})",
+                f"{result.q:.2f} ({result.q_df}, {p_text(result.q_p)})",
                 _interval(run, low, high),
             )
         )
@@ -414,7 +395,7 @@ def _print_subgroups(run: Review) -> None:
         (
             name,
             result.k,
-            _number(run.shown(result.estimate), run.digits),
+            number_text(run.shown(result.estimate), run.digits),
             _interval(run, result.pooled.lower, result.pooled.upper),
             f"{result.tau2:.4g}",
             f"{result.i2:.1f}",
@@ -430,7 +411,7 @@ def _print_subgroups(run: Review) -> None:
     screen = console()
     screen.print(
         f"Test for subgroup differences (Q-between): Q = {analysis.q_between:.2f} on "
-        f"{analysis.q_between_df} df, {_p_is(analysis.q_between_p)}",
+        f"{analysis.q_between_df} df, {p_sentence(analysis.q_between_p)}",
         markup=False,
     )
     moderator = analysis.moderator_test
@@ -438,7 +419,7 @@ def _print_subgroups(run: Review) -> None:
         statistic = "F" if moderator.hksj else "QM"
         screen.print(
             f"Moderator test (meta-regression, one tau^2): {statistic} = {moderator.qm:.2f} on "
-            f"{moderator.qm_df} df, {_p_is(moderator.qm_p)}",
+            f"{moderator.qm_df} df, {p_sentence(moderator.qm_p)}",
             markup=False,
         )
     else:
@@ -446,168 +427,6 @@ def _print_subgroups(run: Review) -> None:
 
 
 # ---------------------------------------------------------------------- the figures
-
-
-def _heterogeneity(result: MetaResult) -> str:
-    interval = ""
-    if result.tau2_interval is not None:
-        low, high = result.tau2_interval
-        interval = f" [{low:.3g}, {high:.3g}]"
-    return (
-        f"\N{GREEK SMALL LETTER TAU}\N{SUPERSCRIPT TWO} = {result.tau2:.3g}{interval}; "
-        f"I\N{SUPERSCRIPT TWO} = {result.i2:.0f}%; Q = {result.q:.2f} on {result.q_df} df "
-        f"({_p_is(result.q_p)})"
-    )
-
-
-def _figure_notes(run: Review) -> list[str]:
-    model = run.model
-    statistic = "z" if model.df is None else f"t({model.df})"
-    value = f"{model.pooled.statistic:.2f}".replace("-", "\N{MINUS SIGN}")
-    notes = [
-        f"{'With this trial' if run.trial_rows is not None else 'Heterogeneity'}: "
-        f"{_heterogeneity(model)}",
-        f"Test for overall effect: {statistic} = {value} ({_p_is(model.pooled.p)})",
-    ]
-    if run.before is not None:
-        notes.insert(0, f"Published studies only: {_heterogeneity(run.before)}")
-    if run.subgroup is not None:
-        analysis = run.subgroup
-        notes.append(
-            f"Test for subgroup differences: Q = {analysis.q_between:.2f} on "
-            f"{analysis.q_between_df} df ({_p_is(analysis.q_between_p)})"
-        )
-    if run.excluded:
-        notes.append(
-            f"Set aside for want of the numbers an {run.measure} needs: "
-            + ", ".join(study for study, _ in run.excluded)
-        )
-    if run.synthetic:
-        notes.append("SYNTHETIC DATA: this trial's rows come from simulated participants.")
-    return notes
-
-
-def _summaries(run: Review) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
-    if run.subgroup is not None and run.groups is not None:
-        weights = pd.Series(run.model.weights).groupby(run.groups).sum()
-        for name, result in run.subgroup.results.items():
-            records.append(
-                {
-                    "label": f"Subtotal (k = {result.k})",
-                    "subgroup": name,
-                    "estimate": result.estimate,
-                    "lower": result.pooled.lower,
-                    "upper": result.pooled.upper,
-                    "note": _heterogeneity(result) if result.k > 1 else None,
-                    "weight": float(weights[name]),
-                }
-            )
-    overall = [(run.before, "Published studies", False)] if run.before is not None else []
-    label = MODEL_NAMES[run.model.method] + (" + HKSJ" if run.model.hksj else "")
-    if run.trial_rows is not None:
-        label = "With this trial" + (", SYNTHETIC" if run.synthetic else "")
-    overall.append((run.model, label, run.trial_rows is not None))
-    for result, name, highlight in overall:
-        assert result is not None
-        low, high = result.prediction or (math.nan, math.nan)
-        records.append(
-            {
-                "label": f"{name} (k = {result.k})",
-                "subgroup": None,
-                "estimate": result.estimate,
-                "lower": result.pooled.lower,
-                "upper": result.pooled.upper,
-                "prediction_lower": low,
-                "prediction_upper": high,
-                "weight": 100.0 if result is run.model else math.nan,
-                "this_trial": highlight,
-            }
-        )
-    frame = pd.DataFrame(records)
-    for name in ("estimate", "lower", "upper", "prediction_lower", "prediction_upper"):
-        if name in frame.columns:
-            frame[name] = [run.shown(float(v)) for v in frame[name]]
-    return frame
-
-
-def _arm_counts(rows: pd.DataFrame, binary: bool) -> list[tuple[str, list[str]]]:
-    """Text columns of per-arm numbers: n (continuous) or events/n (binary), where given."""
-
-    def whole(value: Any) -> str:
-        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-        return "" if pd.isna(number) else f"{number:.0f}"
-
-    found = []
-    for arm in ("1", "2"):
-        if f"n{arm}" not in rows.columns:
-            continue
-        counts = [whole(v) for v in rows[f"n{arm}"]]
-        if binary and f"events{arm}" in rows.columns:
-            events = [whole(v) for v in rows[f"events{arm}"]]
-            counts = [f"{e}/{n}" if e and n else "" for e, n in zip(events, counts, strict=True)]
-        if any(counts):
-            found.append((arm, counts))
-    return found
-
-
-def _figures(
-    run: Review, treatment: str, comparator: str, higher_is_better: bool, title: str
-) -> list[Figure]:
-    studies = run.studies_frame()
-    shown = pd.DataFrame(
-        {
-            "study": studies["study"],
-            "estimate": studies["estimate"],
-            "lower": studies["ci_lower"],
-            "upper": studies["ci_upper"],
-            "weight": studies["weight"],
-            "this_trial": studies["this_trial"],
-        }
-    )
-    if run.groups is not None:
-        shown["subgroup"] = studies["subgroup"]
-    binary = run.measure in ("RR", "OR", "RD")
-    names = {"1": treatment, "2": comparator}
-    text_columns = []
-    for arm, counts in _arm_counts(studies, binary):
-        column = f"arm{arm}"
-        shown[column] = counts
-        text_columns.append(
-            (f"{names[arm].capitalize()} ({'events/n' if binary else 'n'})", column)
-        )
-    sides = (f"favours {treatment}", f"favours {comparator}")
-    if higher_is_better:
-        sides = (sides[1], sides[0])
-    axis = AXIS_NAMES[run.measure] + (
-        " (log scale)" if run.ratio else f" ({treatment} \N{MINUS SIGN} {comparator})"
-    )
-    forest = forest_figure(
-        shown,
-        _summaries(run),
-        ratio=run.ratio,
-        effect_label=run.measure,
-        axis_label=axis,
-        favours=sides,
-        title=title,
-        notes=_figure_notes(run),
-        text_columns=text_columns,
-        level=run.level,
-        digits=run.digits,
-        synthetic=run.synthetic,
-    )
-    funnel = funnel_figure(
-        pd.DataFrame(
-            {"estimate": studies["yi"], "se": studies["sei"], "this_trial": studies["this_trial"]}
-        ),
-        pooled=run.model.estimate,
-        ratio=run.ratio,
-        axis_label=AXIS_NAMES[run.measure] + (" (log scale)" if run.ratio else ""),
-        title="Funnel plot: " + title.split(": ", 1)[-1],
-        level=run.level,
-        synthetic=run.synthetic,
-    )
-    return [forest, funnel]
 
 
 # ---------------------------------------------------------------------- the files
@@ -854,7 +673,7 @@ def meta_command(
     title = f"{treatment.capitalize()} vs {comparator}: " + (
         chosen if chosen else AXIS_NAMES[measure].lower()
     )
-    figures = _figures(run, treatment, comparator, higher_is_better, title)
+    figures = review_figures(run, treatment, comparator, higher_is_better, title)
     written = _write(run, out, inputs, stamp, figures, trial)
     console().print(
         f"wrote {len(written)} files to {out}/ (results.json, CSV tables, forest and funnel plots)",
