@@ -23,7 +23,7 @@
 # numbers; `make reference` then also catches a change in metadat.
 #
 # Run from the repository root:  Rscript tests/reference/meta.R
-# Writes tests/reference/meta.json (about 5 s).
+# Writes tests/reference/meta.json and tests/reference/data/dat.*.csv (about 8 s).
 
 suppressPackageStartupMessages({
   library(metafor)

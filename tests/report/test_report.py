@@ -95,15 +95,17 @@ def test_every_file_says_synthetic(demo: DemoResult) -> None:
 def test_the_evidence_section_places_the_trial_among_the_published(demo: DemoResult) -> None:
     evidence = {item.outcome: item for item in demo.content.evidence}
     assert set(evidence) == {"rdq_total", "bothersomeness_score"}
-    rdq = evidence["rdq_total"].placement
+    rdq = evidence["rdq_total"].review
+    assert rdq.before is not None
     assert rdq.before.k == 2  # the two Cherkin 2011 comparisons with a published CI
-    assert rdq.after.k == 4
-    assert all(name.startswith("SYNTHETIC ") for name in rdq.trial_studies)
+    assert rdq.model.k == 4
     studies = pd.read_csv(
         demo.folder / "report" / "tables" / "rdq_total_evidence_studies.csv", comment="#"
     )
-    assert studies["this trial"].sum() == 2
-    assert studies["weight (%)"].sum() == pytest.approx(100.0)
+    assert studies["this_trial"].sum() == 2
+    assert all(studies.loc[studies["this_trial"], "study"].str.startswith("SYNTHETIC "))
+    assert studies["weight"].sum() == pytest.approx(100.0)
+    assert (demo.folder / "report" / "figures" / "rdq_total_forest.svg").exists()
     html = demo.report.html.read_text("utf-8")
     assert "Majchrzycki 2014 (RDQ) (not published: n1, n2)" in html
 

@@ -26,7 +26,7 @@ from lumbar.errors import AccessError, Problem, SynthesisError
 from lumbar.operations import Trial, TrialInfo
 from lumbar.protocol import Protocol
 from lumbar.store.audit import AuditReport
-from lumbar.synthesis import Placement, place_trial, trial_studies
+from lumbar.synthesis import Review, review, trial_studies
 
 __all__ = ["Evidence", "ReportContent", "gather"]
 
@@ -39,9 +39,8 @@ class Evidence:
     """The dataset column (``rdq_total``)."""
     name: str
     """The outcome as the studies name it (``RDQ``)."""
-    placement: Placement
-    studies: pd.DataFrame = field(repr=False)
-    """The published rows and this trial's, as pooled (with ``this_trial`` marking them)."""
+    review: Review
+    """The review with this trial added: ``before`` is the published studies alone."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +145,19 @@ def _evidence(analysis: TrialAnalysis, protocol: Protocol, studies: pd.DataFrame
         rows = trial_studies(analysis, protocol, result.outcome)
         name = str(rows["outcome"].iloc[0])
         published = studies[studies["outcome"].astype(str) == name]
-        if published.empty:
-            continue
         try:
-            placement = place_trial(published, rows, "MD")
+            done = review(
+                published,
+                measure="MD",
+                method="REML",
+                hksj=False,
+                level=0.95,
+                columns={},
+                trial_rows=rows,
+                trial_synthetic=analysis.synthetic,
+            )
         except SynthesisError:
-            continue  # none of the published rows can be pooled on this outcome
-        pooled = placement.combined.rows.copy()
-        pooled["this_trial"] = pooled["study"].isin(placement.trial_studies)
-        found.append(Evidence(result.outcome, name, placement, pooled))
+            continue  # no published row on this outcome can be pooled
+        if done.before is not None:
+            found.append(Evidence(result.outcome, name, done))
     return found

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from lumbar.report.figures import (
     tipping_point_figure,
     trajectory_figure,
 )
+from lumbar.report.forest import review_figures
 
 __all__ = ["ReportError", "ReportFiles", "Section", "glance", "write_report"]
 
@@ -607,11 +608,12 @@ class _Builder:
             "without the numbers a pooled analysis needs are listed, not guessed."
         )
         for evidence in self.content.evidence:
-            placement = evidence.placement
+            done = evidence.review
+            assert done.before is not None  # gather keeps only reviews with the published pooled
             rows = []
             for label, result in (
-                ("published trials", placement.before),
-                ("with this trial", placement.after),
+                ("published trials", done.before),
+                ("with this trial", done.model),
             ):
                 pooled = result.pooled
                 low, high = result.prediction or (math.nan, math.nan)
@@ -632,20 +634,25 @@ class _Builder:
                 frame_table(
                     frame,
                     f"{evidence.name}: pooled difference from the comparator, before and after",
-                    placement.after.method_text,
+                    done.model.method_text,
                 ),
                 self.csv(f"{evidence.outcome}_evidence", frame),
             )
-            studies = placement.combined.effects.to_frame()
-            studies["weight (%)"] = placement.after.weights
-            studies["this trial"] = studies["study"].isin(placement.trial_studies)
-            self.csv(f"{evidence.outcome}_evidence_studies", studies)
-            if placement.combined.excluded:
+            self.csv(f"{evidence.outcome}_evidence_studies", done.studies_frame())
+            forest, funnel = review_figures(
+                done,
+                treatment="massage",
+                comparator="comparator",
+                higher_is_better=False,
+                title=f"Massage vs comparator: {evidence.name}",
+            )
+            funnel.close()
+            forest = replace(forest, name=f"{evidence.outcome}_forest")
+            section.figure(forest, self.save(forest))
+            if done.excluded:
                 section.text(
                     "Not pooled (numbers not published): "
-                    + "; ".join(
-                        f"{study} ({reason})" for study, reason in placement.combined.excluded
-                    )
+                    + "; ".join(f"{study} ({reason})" for study, reason in done.excluded)
                     + "."
                 )
         return section
