@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import resource
 import shutil
@@ -52,12 +51,11 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from machine import machine
 
 from lumbar.analysis import TrialData, ancova, gee, mmrm, multiple_imputation
 from lumbar.analysis.plan import Settings, primary_outcome_columns
@@ -404,37 +402,6 @@ def check_table(out: Path, plan: Plan, peer: Analysis) -> str:
                 (name, arm, f"{estimate:.9f}", f"{other:.9f}", f"{abs(estimate - other):.1e}")
             )
     return aligned(rows)
-
-
-def blas() -> str:
-    try:
-        config: Any = np.show_config(mode="dicts")
-        info = config["Build Dependencies"]["blas"]
-        return f"{info.get('name', '?')} {info.get('version', '')}".strip()
-    except Exception:
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(r_versions: str) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return [
-        f"machine: {platform.system()} {platform.machine()}, {cpu_model()}, "
-        f"{os.cpu_count()} CPUs ({usable} usable)",
-        f"python {platform.python_version()}, numpy {np.__version__} ({blas()}), "
-        f"pandas {pd.__version__}, scipy {metadata.version('scipy')}, "
-        f"statsmodels {metadata.version('statsmodels')}, lumbar {metadata.version('lumbar')}",
-        f"R: {r_versions}",
-    ]
 
 
 # ---------------------------------------------------------------------------- main

@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -48,13 +47,13 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from machine import machine
 
 from lumbar.analysis import Columns, TrialData, mmrm
 
@@ -395,37 +394,6 @@ def target_line(results: list[CaseResult]) -> str:
     _, _, verdict = agreement(found)
     met = "met" if value >= TARGET_RATIO else "not met"
     return f"{head}: {met} (ratio {value:.1f}x; estimates the same as gls: {verdict})"
-
-
-def blas() -> str:
-    try:
-        config: Any = np.show_config(mode="dicts")
-        info = config["Build Dependencies"]["blas"]
-        return f"{info.get('name', '?')} {info.get('version', '')}".strip()
-    except Exception:
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(r_version: str) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return [
-        f"machine: {platform.system()} {platform.machine()}, {cpu_model()}, "
-        f"{os.cpu_count()} CPUs ({usable} usable)",
-        f"python {platform.python_version()}, numpy {np.__version__} ({blas()}), "
-        f"pandas {pd.__version__}, scipy {metadata.version('scipy')}, "
-        f"statsmodels {metadata.version('statsmodels')}, lumbar {metadata.version('lumbar')}",
-        f"R: {r_version}",
-    ]
 
 
 # ---------------------------------------------------------------------------- main

@@ -39,16 +39,13 @@ least disturbed one.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
+from machine import machine
 
 from lumbar.design import (
     Scenario,
@@ -107,36 +104,6 @@ def statsmodels_loop(
         se[index] = fit.bse[1:arms]
         p[index] = fit.pvalues[1:arms]
     return estimate, se, p
-
-
-def blas() -> str:
-    try:
-        config: Any = np.show_config(mode="dicts")
-        info = config["Build Dependencies"]["blas"]
-        return f"{info.get('name', '?')} {info.get('version', '')}".strip()
-    except Exception:
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return [
-        f"machine: {platform.system()} {platform.machine()}, {cpu_model()}, "
-        f"{os.cpu_count()} CPUs ({usable} usable)",
-        f"python {platform.python_version()}, numpy {np.__version__} ({blas()}), "
-        f"scipy {metadata.version('scipy')}, statsmodels {metadata.version('statsmodels')}, "
-        f"lumbar {metadata.version('lumbar')}",
-    ]
 
 
 def simulate(count: int) -> SimulatedTrials:

@@ -53,6 +53,7 @@ __all__ = [
     "TrialAnalysis",
     "analyze",
     "analyze_trial",
+    "json_ready",
     "primary_outcome_columns",
     "write_csv",
     "write_results",
@@ -451,7 +452,7 @@ def write_results(
         document.update(extra)
     path = out / "results.json"
     path.write_text(
-        json.dumps(_plain(document), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     written.append(path)
     for analysis in analyses:
@@ -464,7 +465,7 @@ def write_results(
 
 
 def _stamp(provenance: Provenance) -> list[str]:
-    options = json.dumps(_plain(provenance.options), sort_keys=True)
+    options = json.dumps(json_ready(provenance.options), sort_keys=True)
     return [
         f"# lumbar {provenance.lumbar_version}",
         f"# data sha256 {provenance.data_hash}",
@@ -482,16 +483,19 @@ def write_csv(path: Path, table: pd.DataFrame, stamp: Sequence[str]) -> Path:
     return path
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy numbers to Python, NaN and infinity to None, tuples to lists."""
+def json_ready(value: Any) -> Any:
+    """JSON-ready: numpy numbers to Python, NaN, infinity and missing to None, tuples to
+    lists (every results.json lumbar writes goes through it)."""
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return json_ready(value.tolist())
     if isinstance(value, np.generic):
-        return _plain(value.item())
+        return json_ready(value.item())
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
         return None
     return value

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lumbar import __version__
-from lumbar.analysis.plan import write_csv
+from lumbar.analysis.plan import json_ready, write_csv
 from lumbar.cli._common import app, console, echo_table, error_console
 from lumbar.design import (
     DEFAULT_ALPHA,
@@ -584,7 +584,7 @@ def _write(
     }
     written = []
     path = out / "power.json"
-    path.write_text(json.dumps(_plain(document), indent=2, allow_nan=False) + "\n", "utf-8")
+    path.write_text(json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", "utf-8")
     written.append(path)
     written.append(write_csv(out / "sample_size.csv", analytic, stamp))
     if simulation is not None:
@@ -614,14 +614,3 @@ def _write(
 
 def _fits(result: PowerCalculation, size: int) -> bool:
     return not math.isnan(_analytic_power(result.assumptions, size))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: NaN to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -49,7 +49,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 import typer
 from scipy import stats
@@ -59,6 +58,7 @@ from lumbar.analysis.plan import (
     SYNTHETIC_STAMP,
     Settings,
     analyze_trial,
+    json_ready,
     primary_outcome_columns,
     write_csv,
 )
@@ -432,23 +432,6 @@ def _print_subgroups(run: Review) -> None:
 # ---------------------------------------------------------------------- the files
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy to Python, NaN and infinity to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
 def _write(
     run: Review,
     out: Path,
@@ -519,7 +502,7 @@ def _write(
     path = out / "results.json"
     written.insert(0, path)
     document["files"] = [item.name for item in written]
-    path.write_text(json.dumps(_plain(document), indent=2, allow_nan=False) + "\n", "utf-8")
+    path.write_text(json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", "utf-8")
     return written
 
 
