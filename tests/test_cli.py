@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from lumbar import __version__
 from lumbar.cli import app
+from lumbar.cli.analysis import read_table
+from lumbar.errors import LumbarError
 from lumbar.instruments import INSTRUMENTS
 from lumbar.protocol import Protocol, shipped_protocol, shipped_text
 
@@ -165,3 +167,13 @@ def test_the_installed_command_exits_2_on_a_bad_protocol(tmp_path: Path) -> None
     assert completed.returncode == 2
     assert f"{path}:2: trial.title: is required" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_read_table_skips_leading_stamps_but_keeps_a_hash_in_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "studies.csv"
+    path.write_text("# SYNTHETIC DATA\n# lumbar 0.1.0\nstudy,n1\nSmith 2001 #2,40\n", "utf-8")
+    frame = read_table(path, "the studies")
+    assert frame["study"].tolist() == ["Smith 2001 #2"]
+    assert frame["n1"].tolist() == [40]
+    with pytest.raises(LumbarError, match="cannot read the studies"):
+        read_table(tmp_path / "missing.csv", "the studies")

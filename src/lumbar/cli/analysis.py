@@ -18,16 +18,26 @@ from lumbar.errors import AnalysisError, Problem
 __all__ = ["analyze_command", "read_table"]
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with a clear error when it cannot be read."""
+def read_table(path: Path, what: str = "the data") -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, with a clear error when it cannot be read.
+
+    A CSV may open with ``#`` lines (the provenance stamps lumbar writes); a ``#`` later
+    on is data (a label such as "Smith 2001 #2"), not a comment.
+    """
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, comment="#")
-    except (OSError, ValueError) as error:
+        with path.open(encoding="utf-8-sig") as handle:
+            stamps = 0
+            for line in handle:
+                if not line.startswith("#"):
+                    break
+                stamps += 1
+        return pd.read_csv(path, skiprows=stamps, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise AnalysisError(
-            "cannot read the data",
-            [Problem(str(path), str(error), hint="give a CSV or Parquet file")],
+            f"cannot read {what}",
+            [Problem(str(path), str(error), hint="give a CSV (UTF-8) or Parquet file")],
         ) from None
 
 

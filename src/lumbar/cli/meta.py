@@ -63,6 +63,7 @@ from lumbar.analysis.plan import (
     write_csv,
 )
 from lumbar.cli._common import app, console, echo_table
+from lumbar.cli.analysis import read_table
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 from lumbar.errors import Problem, SynthesisError
 from lumbar.report.figures import Figure
@@ -171,27 +172,8 @@ def _source(studies: Path | None, shipped: bool) -> tuple[pd.DataFrame, str, str
         data = resources.files("lumbar.synthesis").joinpath("data", f"{SHIPPED}.csv")
         digest = hashlib.sha256(data.read_bytes()).hexdigest()
         return shipped_studies(), f"shipped:{SHIPPED}", digest
-    return _read(studies), studies.name, hashlib.sha256(studies.read_bytes()).hexdigest()
-
-
-def _read(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet study table. A CSV may open with ``#`` lines (lumbar's own stamps);
-    a ``#`` later on is data (a label such as "Smith 2001 #2"), not a comment."""
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        with path.open(encoding="utf-8-sig") as handle:
-            skipped = 0
-            for line in handle:
-                if not line.startswith("#"):
-                    break
-                skipped += 1
-        return pd.read_csv(path, skiprows=skipped, encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise SynthesisError(
-            "cannot read the studies",
-            [Problem(str(path), str(error), hint="give a CSV (UTF-8) or Parquet file")],
-        ) from None
+    frame = read_table(studies, "the studies")
+    return frame, studies.name, hashlib.sha256(studies.read_bytes()).hexdigest()
 
 
 def _only_outcome(

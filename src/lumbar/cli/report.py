@@ -67,7 +67,7 @@ def _studies(source: str | None) -> pd.DataFrame | None:
         return None
     if source == "shipped":
         return shipped_studies()
-    return read_table(Path(source))
+    return read_table(Path(source), "the studies")
 
 
 @app.command("demo")
