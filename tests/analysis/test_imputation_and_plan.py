@@ -156,3 +156,35 @@ def test_lumbar_analyze_names_a_missing_column(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "column 'FEV': is not in the data" in result.output
+
+
+def test_an_mmrm_that_does_not_converge_falls_back_to_a_simpler_covariance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lumbar.analysis import plan
+    from lumbar.errors import ConvergenceError, Problem
+
+    data = datasets.synthetic()
+    tried: list[str] = []
+    failing = {"unstructured"}
+    real = plan.mmrm  # type: ignore[attr-defined]
+
+    def flaky(data: object, *, covariance: str, alpha: float) -> object:
+        tried.append(covariance)
+        if covariance in failing:
+            raise ConvergenceError(
+                "the MMRM did not converge", [Problem(covariance, "the gradient is still large")]
+            )
+        return real(data, covariance=covariance, alpha=alpha)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan, "mmrm", flaky)
+    quick = Settings(include_gee=False, include_imputation=False)
+    result = analyze(data, quick)
+    assert tried == ["unstructured", "toeplitz"]
+    assert result.mmrm.covariance == "toeplitz"
+    assert any("did not converge" in note and "toeplitz" in note for note in result.notes)
+    tried.clear()
+    failing.update({"toeplitz", "ar1", "compound_symmetry"})
+    with pytest.raises(ConvergenceError):
+        analyze(data, quick)
+    assert tried == ["unstructured", "toeplitz", "ar1", "compound_symmetry"]

@@ -41,7 +41,7 @@ from lumbar.analysis.responders import (
     responders,
 )
 from lumbar.analysis.results import Provenance
-from lumbar.errors import AnalysisError, Problem
+from lumbar.errors import AnalysisError, ConvergenceError, Problem
 from lumbar.instruments import INSTRUMENTS
 from lumbar.protocol import Protocol
 
@@ -169,7 +169,7 @@ def analyze(
     notes = list(notes)
     # The main models first: their errors say most plainly what is wrong with the data.
     ancova_result = ancova(data, robust=settings.robust, alpha=settings.alpha)
-    mmrm_result = mmrm(data, covariance=settings.covariance, alpha=settings.alpha)
+    mmrm_result = _mmrm_with_fallback(data, settings, notes)
     gee_result = None
     if settings.include_gee and data.baseline is not None:
         gee_result = _secondary("GEE", notes, lambda: gee(data, alpha=settings.alpha))
@@ -223,6 +223,33 @@ def analyze(
         visits=data.visits,
         notes=tuple(notes),
     )
+
+
+FALLBACK_COVARIANCES = ("toeplitz", "ar1", "compound_symmetry")
+"""Simpler structures tried in turn when the pre-specified MMRM covariance does not converge
+(the usual pre-specified fallback order: fewer parameters each step)."""
+
+
+def _mmrm_with_fallback(data: TrialData, settings: Settings, notes: list[str]) -> MmrmResult:
+    """The MMRM with the pre-specified covariance, or, when it does not converge, the first
+    simpler structure that does, with a note saying so. Other errors are raised as they are."""
+    try:
+        return mmrm(data, covariance=settings.covariance, alpha=settings.alpha)
+    except ConvergenceError as first:
+        for structure_name in FALLBACK_COVARIANCES:
+            if structure_name == settings.covariance:
+                continue
+            try:
+                result = mmrm(data, covariance=structure_name, alpha=settings.alpha)
+            except ConvergenceError:
+                continue
+            notes.append(
+                f"The MMRM with {settings.covariance} covariance did not converge "
+                f"({first.problems[0].rule if first.problems else first.summary}); "
+                f"it was fitted with {structure_name.replace('_', ' ')} covariance instead."
+            )
+            return result
+        raise
 
 
 def _secondary(name: str, notes: list[str], run: Callable[[], _T]) -> _T | None:
