@@ -39,11 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,10 +50,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-from machine import machine
+from common import machine, run_r
 
 from lumbar.analysis import TrialData, ancova, gee, mmrm, multiple_imputation
 from lumbar.analysis.plan import Settings, primary_outcome_columns
@@ -246,25 +243,10 @@ def time_r(path: Path, plan: Plan, repeats: int, directory: Path, timeout: float
     }
     spec_path = directory / "peer.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    process = subprocess.Popen(
-        ["Rscript", str(PEER_SCRIPT), str(spec_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout ends R and only R
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        outcome.failed = f"did not finish within {timeout:g} s (killed)"
+    reply, failure = run_r([str(PEER_SCRIPT), str(spec_path)], timeout)
+    if reply is None:
+        outcome.failed = failure
         return outcome
-    if process.returncode != 0 or not stdout.strip():
-        tail = " / ".join(stderr.strip().splitlines()[-3:])
-        outcome.failed = f"Rscript failed ({process.returncode}): {tail}"
-        return outcome
-    reply: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     if "versions" in reply:
         versions = reply["versions"]
         outcome.versions = (

@@ -34,13 +34,9 @@ killed after ``--gls-timeout`` seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from machine import machine
+from common import machine, run_r
 
 from lumbar.analysis import Columns, TrialData, mmrm
 
@@ -268,26 +264,10 @@ def time_mixedlm(case: Case, frame: pd.DataFrame, repeats: int, budget: float) -
 def time_gls(path: Path, repeats: int, budget: float, timeout: float) -> tuple[Timing, str]:
     """nlme::gls in Rscript (bench/mmrm_gls.R); (timing, R and nlme versions)."""
     outcome = Timing()
-    command = ["Rscript", str(GLS_SCRIPT), str(path), str(repeats), str(budget)]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout ends R and only R
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        outcome.failed = f"did not finish within {timeout:g} s (killed)"
+    reply, failure = run_r([str(GLS_SCRIPT), str(path), str(repeats), str(budget)], timeout)
+    if reply is None:
+        outcome.failed = failure
         return outcome, ""
-    if process.returncode != 0:
-        tail = stderr.strip().splitlines()[-3:]
-        outcome.failed = f"Rscript failed ({process.returncode}): " + " / ".join(tail)
-        return outcome, ""
-    reply: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     versions = f"{reply['versions']['r']}, nlme {reply['versions']['nlme']}"
     if not reply["ok"]:
         outcome.failed = f"gls failed: {reply['error']}"

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
-from machine import machine
+from common import machine
 
 from lumbar.design import (
     Scenario,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -136,8 +139,17 @@ def demo_command(
     _summary(result.content, result.report)
     screen.print(
         f"The trial database is {result.database}; try "
-        f"'lumbar participants --db {result.database} --as coordinator'."
+        f"'{_launcher()} participants --db {result.database} --as coordinator'."
     )
+
+
+def _launcher() -> str:
+    """How the user can call lumbar again: 'lumbar' when it is on PATH, else the path they ran
+    (``make demo`` runs .venv/bin/lumbar without activating the environment)."""
+    if shutil.which("lumbar"):
+        return "lumbar"
+    ran = Path(sys.argv[0])
+    return os.path.relpath(ran) if ran.name == "lumbar" and ran.exists() else "lumbar"
 
 
 def _summary(content: ReportContent, files: ReportFiles) -> None:

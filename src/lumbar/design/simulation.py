@@ -403,51 +403,23 @@ _sums: Callable[..., None] = numba.njit(cache=True, nogil=True, parallel=True)(_
 
 
 class _Sums:
-    """Sufficient statistics of many trials, filled chunk by chunk into preallocated arrays.
-
-    Per arm: the count analysed and the sums of baseline and outcome; per trial:
-    the sums of squares and cross-products over the analysed participants.
+    """Sufficient statistics of up to ``trials`` trials in preallocated arrays, reused chunk
+    after chunk. Per arm: the count analysed and the sums of baseline and outcome; per
+    trial: the sums of squares and cross-products over the analysed participants.
     """
 
-    def __init__(self, trials: int) -> None:
-        self.count = np.empty((trials, 0))
-        self.sum_x = np.empty((trials, 0))
-        self.sum_y = np.empty((trials, 0))
-        self.xx = np.empty(trials)
-        self.xy = np.empty(trials)
-        self.yy = np.empty(trials)
+    def __init__(self, trials: int, arms: int) -> None:
+        self.count, self.sum_x, self.sum_y = (np.empty((trials, arms)) for _ in range(3))
+        self.xx, self.xy, self.yy = (np.empty(trials) for _ in range(3))
 
-    def add(
-        self, start: int, baseline: np.ndarray, outcome: np.ndarray, observed: np.ndarray
-    ) -> None:
-        chunk, arms = baseline.shape[:2]
-        if self.count.shape[1] != arms:
-            trials = self.xx.shape[0]
-            self.count, self.sum_x, self.sum_y = (np.empty((trials, arms)) for _ in range(3))
-        rows = slice(start, start + chunk)
-        _sums(
-            baseline,
-            outcome,
-            observed,
-            self.count[rows],
-            self.sum_x[rows],
-            self.sum_y[rows],
-            self.xx[rows],
-            self.xy[rows],
-            self.yy[rows],
-        )
-
-    def fit(self, trials: int | None = None) -> TrialEstimates:
-        """The ANCOVA of the first ``trials`` trials filled in (all by default)."""
-        rows = slice(0, trials)
-        return _fit(
-            self.count[rows],
-            self.sum_x[rows],
-            self.sum_y[rows],
-            self.xx[rows],
-            self.xy[rows],
-            self.yy[rows],
-        )
+    def fit(
+        self, baseline: np.ndarray, outcome: np.ndarray, observed: np.ndarray
+    ) -> TrialEstimates:
+        """The ANCOVA of these trials (arrays of shape (trials, arms, size))."""
+        rows = slice(0, baseline.shape[0])
+        parts = (self.count, self.sum_x, self.sum_y, self.xx, self.xy, self.yy)
+        _sums(baseline, outcome, observed, *(part[rows] for part in parts))
+        return _fit(*(part[rows] for part in parts))
 
 
 def _chunk_trials(arms: int, size: int) -> int:
@@ -517,9 +489,7 @@ def ancova_trials(
             "cannot analyse the trials",
             [Problem("arms", "at least 2 arms are needed", baseline.shape[1])],
         )
-    sums = _Sums(baseline.shape[0])
-    sums.add(0, baseline, outcome, mask)
-    return sums.fit()
+    return _Sums(*baseline.shape[:2]).fit(baseline, outcome, mask)
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
@@ -811,11 +781,10 @@ def _simulate_point(
     every = some = failed = 0
     estimate_sum = np.zeros(arms - 1)
     analysed = 0
-    sums = _Sums(step)
+    sums = _Sums(step, arms)
     for start in range(0, trials, step):
         chunk = min(step, trials - start)
-        sums.add(0, *_draw(scenario, sizes, chunk, values, dropout))
-        fit = sums.fit(chunk)
+        fit = sums.fit(*_draw(scenario, sizes, chunk, values, dropout))
         statistic = fit.statistic
         usable = np.isfinite(fit.estimate[:, 0])
         df = np.where(usable, fit.df, 0).astype(np.intp)

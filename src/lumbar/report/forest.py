@@ -37,6 +37,7 @@ __all__ = [
     "p_sentence",
     "p_text",
     "review_figures",
+    "review_forest",
 ]
 
 AXIS_NAMES = {
@@ -704,6 +705,26 @@ def _arm_counts(rows: pd.DataFrame, binary: bool) -> list[tuple[str, list[str]]]
 def review_figures(
     run: Review, treatment: str, comparator: str, higher_is_better: bool, title: str
 ) -> list[Figure]:
+    """The forest and funnel plots of a review."""
+    studies = run.studies_frame()
+    funnel = funnel_figure(
+        pd.DataFrame(
+            {"estimate": studies["yi"], "se": studies["sei"], "this_trial": studies["this_trial"]}
+        ),
+        pooled=run.model.estimate,
+        ratio=run.ratio,
+        axis_label=AXIS_NAMES[run.measure] + (" (log scale)" if run.ratio else ""),
+        title="Funnel plot: " + title.split(": ", 1)[-1],
+        level=run.level,
+        synthetic=run.synthetic,
+    )
+    return [review_forest(run, treatment, comparator, higher_is_better, title), funnel]
+
+
+def review_forest(
+    run: Review, treatment: str, comparator: str, higher_is_better: bool, title: str
+) -> Figure:
+    """The forest plot of a review: studies, pooled diamonds, prediction intervals."""
     studies = run.studies_frame()
     shown = pd.DataFrame(
         {
@@ -746,15 +767,4 @@ def review_figures(
         digits=run.digits,
         synthetic=run.synthetic,
     )
-    funnel = funnel_figure(
-        pd.DataFrame(
-            {"estimate": studies["yi"], "se": studies["sei"], "this_trial": studies["this_trial"]}
-        ),
-        pooled=run.model.estimate,
-        ratio=run.ratio,
-        axis_label=AXIS_NAMES[run.measure] + (" (log scale)" if run.ratio else ""),
-        title="Funnel plot: " + title.split(": ", 1)[-1],
-        level=run.level,
-        synthetic=run.synthetic,
-    )
-    return [forest, funnel]
+    return forest

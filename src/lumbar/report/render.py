@@ -43,7 +43,7 @@ from lumbar.report.figures import (
     tipping_point_figure,
     trajectory_figure,
 )
-from lumbar.report.forest import review_figures
+from lumbar.report.forest import review_forest
 
 __all__ = ["ReportError", "ReportFiles", "Section", "glance", "write_report"]
 
@@ -639,14 +639,13 @@ class _Builder:
                 self.csv(f"{evidence.outcome}_evidence", frame),
             )
             self.csv(f"{evidence.outcome}_evidence_studies", done.studies_frame())
-            forest, funnel = review_figures(
+            forest = review_forest(
                 done,
                 treatment="massage",
                 comparator="comparator",
                 higher_is_better=False,
                 title=f"Massage vs comparator: {evidence.name}",
             )
-            funnel.close()
             forest = replace(forest, name=f"{evidence.outcome}_forest")
             section.figure(forest, self.save(forest))
             if done.excluded:

@@ -134,19 +134,19 @@ def read_studies(
     usable: list[int] = []
     from_arms: list[bool] = []
     excluded: list[tuple[str, str]] = []
-    for index, row in renamed.iterrows():
+    for index, (_, row) in enumerate(renamed.iterrows()):
         study = str(row["study"])
         if has_arms and all(_present(row.get(name)) for name in needed):
             if measure in ("RR", "OR") and _double_zero(row):
                 excluded.append((study, f"no {measure}: no events, or only events, in both groups"))
                 continue
-            usable.append(int(str(index)))
+            usable.append(index)
             from_arms.append(True)
         elif has_summary and _summary_usable(row):
             if measure == "SMD":
                 excluded.append((study, "an SMD needs per-arm means, SDs and numbers"))
                 continue
-            usable.append(int(str(index)))
+            usable.append(index)
             from_arms.append(False)
         else:
             excluded.append((study, _missing_reason(row, needed)))
@@ -367,7 +367,7 @@ def _from_summaries(
                 effect = math.log(effect) if effect > 0 else math.nan
         else:
             lower, upper = float(row["lower"]), float(row["upper"])
-            if not lower < effect < upper and not lower <= effect <= upper:
+            if not lower <= effect <= upper:
                 problems.append(
                     Problem(
                         f"study {study!r}: lower, upper",

@@ -1,9 +1,12 @@
-"""What machine a benchmark ran on: printed under every benchmark's results."""
+"""Shared by the benchmarks: the machine they ran on, and running an R peer script."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import signal
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["machine"]
+__all__ = ["machine", "run_r"]
 
 
 def blas() -> str:
@@ -46,3 +49,28 @@ def machine(r_version: str | None = None) -> list[str]:
     if r_version is not None:
         lines.append(f"R: {r_version}")
     return lines
+
+
+def run_r(arguments: list[str], timeout: float) -> tuple[dict[str, Any] | None, str]:
+    """Run ``Rscript arguments...``; (its last stdout line as JSON, "") or (None, why it failed).
+
+    R runs in its own process group, so a timeout ends R and only R.
+    """
+    process = subprocess.Popen(
+        ["Rscript", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return None, f"did not finish within {timeout:g} s (killed)"
+    if process.returncode != 0 or not stdout.strip():
+        tail = " / ".join(stderr.strip().splitlines()[-3:])
+        return None, f"Rscript failed ({process.returncode}): {tail}"
+    reply: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return reply, ""
