@@ -29,7 +29,6 @@ from lumbar.synthesis.heterogeneity import (
 )
 from lumbar.synthesis.models import (
     METHODS,
-    Coefficient,
     MetaResult,
     Method,
     meta_analysis,
@@ -52,7 +51,6 @@ __all__ = [
     "MEASURES",
     "METHODS",
     "SHIPPED",
-    "Coefficient",
     "EffectSizes",
     "EggerTest",
     "Measure",

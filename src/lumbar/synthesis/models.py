@@ -42,12 +42,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from lumbar.analysis.results import Estimate, frame_of, t_estimate, z_estimate
 from lumbar.errors import Problem, SynthesisError
 from lumbar.synthesis.effects import EffectSizes
 
 __all__ = [
     "METHODS",
-    "Coefficient",
     "MetaResult",
     "Method",
     "meta_analysis",
@@ -63,19 +63,6 @@ MAX_ITERATIONS = 1000
 
 
 @dataclass(frozen=True)
-class Coefficient:
-    """One model coefficient (the pooled effect, or a moderator's slope)."""
-
-    name: str
-    estimate: float
-    se: float
-    statistic: float
-    p: float
-    lower: float
-    upper: float
-
-
-@dataclass(frozen=True)
 class MetaResult:
     """A fitted meta-analysis or meta-regression, with its heterogeneity statistics."""
 
@@ -84,7 +71,7 @@ class MetaResult:
     hksj: bool
     alpha: float
     studies: tuple[str, ...]
-    coefficients: tuple[Coefficient, ...]
+    coefficients: tuple[Estimate, ...]
     covariance: np.ndarray = field(repr=False)
     df: int | None
     """Degrees of freedom of the t reference distribution (None: normal)."""
@@ -113,7 +100,7 @@ class MetaResult:
         return len(self.studies)
 
     @property
-    def pooled(self) -> Coefficient:
+    def pooled(self) -> Estimate:
         return self.coefficients[0]
 
     @property
@@ -135,7 +122,7 @@ class MetaResult:
             "hksj": self.hksj,
             "alpha": self.alpha,
             "k": self.k,
-            "coefficients": [vars(c) for c in self.coefficients],
+            "coefficients": [c.row() for c in self.coefficients],
             "df": self.df,
             "tau2": self.tau2,
             "tau2_interval": list(self.tau2_interval) if self.tau2_interval else None,
@@ -154,7 +141,7 @@ class MetaResult:
         }
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([vars(c) for c in self.coefficients])
+        return frame_of(self.coefficients)
 
     @property
     def method_text(self) -> str:
@@ -273,24 +260,14 @@ def _fit(
         covariance = covariance * float(np.sum(w * residual**2) / (k - p))
         df = k - p
     se = np.sqrt(np.diag(covariance))
-    statistic = b / se
-    if df is None:
-        pvalues = 2 * stats.norm.sf(np.abs(statistic))
-        quantile = float(stats.norm.ppf(1 - alpha / 2))
-    else:
-        pvalues = 2 * stats.t.sf(np.abs(statistic), df)
-        quantile = float(stats.t.ppf(1 - alpha / 2, df))
     coefficients = tuple(
-        Coefficient(
-            name,
-            float(b[index]),
-            float(se[index]),
-            float(statistic[index]),
-            float(pvalues[index]),
-            float(b[index] - quantile * se[index]),
-            float(b[index] + quantile * se[index]),
-        )
+        z_estimate(name, float(b[index]), float(se[index]), alpha)
+        if df is None
+        else t_estimate(name, float(b[index]), float(se[index]), df, alpha)
         for index, name in enumerate(names)
+    )
+    quantile = float(
+        stats.norm.ppf(1 - alpha / 2) if df is None else stats.t.ppf(1 - alpha / 2, df)
     )
     fixed = 1 / v
     q = _generalized_q(y, v, x, 0.0)

@@ -157,7 +157,11 @@ class Review:
                 {
                     "model": label,
                     "k": result.k,
-                    **{k: v for k, v in vars(result.pooled).items() if k != "name"},
+                    **{
+                        k: v
+                        for k, v in result.pooled.row().items()
+                        if k not in ("label", "visit", "arm", "n", "df")
+                    },
                     "df": result.df,
                     "tau2": result.tau2,
                     "i2": result.i2,
