@@ -23,7 +23,8 @@ from lumbar.analysis.imputation import (
 from lumbar.analysis.mmrm import MmrmResult, mmrm
 from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze, write_results
 from lumbar.analysis.responders import Definition, ResponderResult, definitions_from, responders
-from lumbar.analysis.results import Estimate, Provenance
+from lumbar.analysis.results import Provenance
+from lumbar.estimates import Estimate
 
 __all__ = [
     "STRUCTURES",

@@ -23,8 +23,8 @@ import pandas as pd
 
 from lumbar.analysis.data import TrialData
 from lumbar.analysis.design import ancova_design
-from lumbar.analysis.results import Estimate, frame_of, t_estimate
 from lumbar.errors import AnalysisError, Problem
+from lumbar.estimates import Estimate, frame_of, t_estimate
 
 __all__ = ["AncovaResult", "OlsColumns", "ancova", "ols", "ols_columns"]
 

@@ -26,8 +26,8 @@ import statsmodels.api as sm
 
 from lumbar.analysis.data import TrialData
 from lumbar.analysis.design import Design, gee_design
-from lumbar.analysis.results import Estimate, frame_of, z_estimate
 from lumbar.errors import AnalysisError, ConvergenceError, Problem
+from lumbar.estimates import Estimate, frame_of, z_estimate
 
 __all__ = ["GeeResult", "gee"]
 

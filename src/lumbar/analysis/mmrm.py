@@ -40,8 +40,8 @@ from scipy import optimize
 from lumbar.analysis.covariance import CovarianceStructure, structure
 from lumbar.analysis.data import TrialData
 from lumbar.analysis.design import Design, mmrm_design
-from lumbar.analysis.results import Estimate, frame_of, t_estimate
 from lumbar.errors import AnalysisError, ConvergenceError, Problem
+from lumbar.estimates import Estimate, frame_of, t_estimate
 
 __all__ = ["MmrmResult", "mmrm"]
 

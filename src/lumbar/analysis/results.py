@@ -1,107 +1,16 @@
-"""Pieces every result shares: estimates with intervals, tables, provenance.
+"""What every analysis result carries: its provenance.
 
 Results are frozen. Each has ``to_frame()`` (a DataFrame), ``to_dict()``
 (JSON-ready) and a readable ``str()``; the numerical kernels are plain functions.
+Estimates with their intervals are :mod:`lumbar.estimates` (shared with synthesis).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import pandas as pd
-from scipy import stats
-
-__all__ = ["Estimate", "Provenance", "frame_of", "t_estimate", "z_estimate"]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One estimate (a contrast, an LS mean, a coefficient) with its uncertainty.
-
-    ``df`` is None for a normal (z) reference distribution.
-    """
-
-    label: str
-    visit: str | None
-    arm: str | None
-    estimate: float
-    se: float
-    df: float | None
-    statistic: float
-    p: float
-    lower: float
-    upper: float
-    n: int | None = None
-
-    def row(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def t_estimate(
-    label: str,
-    estimate: float,
-    se: float,
-    df: float,
-    alpha: float,
-    *,
-    visit: str | None = None,
-    arm: str | None = None,
-    n: int | None = None,
-) -> Estimate:
-    """An estimate tested against zero with a t distribution on ``df`` degrees of freedom."""
-    statistic = estimate / se if se > 0 else math.nan
-    quantile = float(stats.t.ppf(1 - alpha / 2, df))
-    p = float(2 * stats.t.sf(abs(statistic), df))
-    return Estimate(
-        label,
-        visit,
-        arm,
-        estimate,
-        se,
-        df,
-        statistic,
-        p,
-        estimate - quantile * se,
-        estimate + quantile * se,
-        n,
-    )
-
-
-def z_estimate(
-    label: str,
-    estimate: float,
-    se: float,
-    alpha: float,
-    *,
-    visit: str | None = None,
-    arm: str | None = None,
-    n: int | None = None,
-) -> Estimate:
-    """An estimate tested against zero with the standard normal distribution."""
-    statistic = estimate / se if se > 0 else math.nan
-    quantile = float(stats.norm.ppf(1 - alpha / 2))
-    p = float(2 * stats.norm.sf(abs(statistic)))
-    return Estimate(
-        label,
-        visit,
-        arm,
-        estimate,
-        se,
-        None,
-        statistic,
-        p,
-        estimate - quantile * se,
-        estimate + quantile * se,
-        n,
-    )
-
-
-def frame_of(estimates: tuple[Estimate, ...]) -> pd.DataFrame:
-    """Estimates as a table, one row each."""
-    columns = [field.name for field in fields(Estimate)]
-    return pd.DataFrame([estimate.row() for estimate in estimates], columns=columns)
+__all__ = ["Provenance"]
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from lumbar.analysis.results import Estimate, frame_of, t_estimate, z_estimate
 from lumbar.errors import Problem, SynthesisError
+from lumbar.estimates import Estimate, frame_of, t_estimate, z_estimate
 from lumbar.synthesis.effects import EffectSizes
 
 __all__ = [
