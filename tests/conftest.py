@@ -95,6 +95,6 @@ def cli(database_url: str, tmp_path: Path) -> Cli:
     assert run.key_file.stat().st_mode & 0o777 == 0o600
     run("site", "add", "SEA", "Seattle")
     run("user", "add", "carol", "--role", "coordinator", "--site", "SEA")
-    run("user", "add", "tom", "--role", "therapist", "--site", "SEA")
+    run("user", "add", "tom", "--role", "therapist", "--site", "SEA", "--reason", "gives massage")
     run("user", "add", "sam", "--role", "statistician", "--all-sites")
     return run

@@ -39,7 +39,17 @@ def _visit(rdq: int, bother: int, *, baseline: bool) -> dict[str, dict[str, obje
 
 
 def test_report_on_a_trial_run_through_the_cli(cli: Cli, tmp_path: Path) -> None:
-    cli("user", "add", "una", "--role", "statistician", "--all-sites", "--unblinded")
+    cli(
+        "user",
+        "add",
+        "una",
+        "--role",
+        "statistician",
+        "--all-sites",
+        "--unblinded",
+        "--reason",
+        "x",
+    )
     answers = answers_file(tmp_path / "answers.yaml")
     rng = np.random.default_rng(8)
     for number in range(1, PARTICIPANTS + 1):

@@ -60,7 +60,9 @@ def test_coordinator_walk_through(cli: Cli, tmp_path: Path) -> None:
             *(f"--answer={pair}" for pair in pairs), user="carol",
         )  # fmt: skip
     assigned = cli("randomize", "SEA-0001", user="carol")
-    assert "SEA-0001: group " in assigned  # carol is blinded
+    assert "SEA-0001: randomized (arm concealed: you are blinded)" in assigned
+    for arm in ("usual_care", "structural", "relaxation", "group "):
+        assert arm not in assigned
     assert "stratum baseline_rdq=rdq_12_or_more" in assigned
     assert "already randomized" in cli("randomize", "SEA-0001", user="carol", code=2)
     later = (dt.date.today() + dt.timedelta(days=75)).isoformat()
@@ -90,6 +92,23 @@ def test_coordinator_walk_through(cli: Cli, tmp_path: Path) -> None:
     assert "Ann Example" not in out.read_text()
     assert "intact" in cli("audit", "verify")
     assert "valid" in cli("randomization", "verify")
+    # Emergency unblinding: a grant given with a reason, and the study id typed again.
+    reason = ("--reason", "anaphylaxis")
+    assert "does not hold the emergency-unblinding grant" in cli(
+        "unblind", "SEA-0001", *reason, "--confirm", "SEA-0001", user="carol", code=2
+    )
+    assert "nobody grants themselves" in cli(
+        "user", "grant", "admin", "emergency_unblind", *reason, code=2
+    )
+    granted = cli("user", "grant", "carol", "emergency_unblind", "--reason", "site lead")
+    assert "waiting for a second admin" in granted
+    grants = cli("user", "grants")
+    assert "WAITING" in grants
+    assert "site lead" in grants
+    refused = cli("unblind", "SEA-0001", *reason, "--confirm", "SEA-0002", user="carol", code=2)
+    assert "--confirm: must repeat the participant's study id" in refused
+    arm = cli("unblind", "SEA-0001", *reason, "--confirm", "SEA-0001", user="carol")
+    assert arm.split(": ")[1].strip() in ("usual_care", "structural", "relaxation")
     cli(
         "withdraw", "SEA-0001", "--kind", "lost_to_follow_up", "--reason", "no answer", user="carol"
     )

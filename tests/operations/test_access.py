@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from lumbar.errors import AccessError, LumbarError, OperationError
 from lumbar.operations import Trial
-from lumbar.operations.access import PERMISSIONS, ROLES, WHAT
+from lumbar.operations.scope import PERMISSIONS, ROLES, WHAT
 from lumbar.protocol import Protocol
 from lumbar.store.schema import AuditHead, AuditRecord, Base, Staff, Unblinding
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
@@ -165,7 +165,6 @@ def test_every_permission_refuses_other_roles_naming_those_who_may(
         "consent": [lambda t: t.consent(screened, "1.0", today)],
         "enrol": [lambda t: t.enrol(consented)],
         "randomize": [lambda t: t.randomize(waiting)],
-        "unblind": [lambda t: t.unblind(randomized, "suspected allergic reaction")],
         "questionnaire": [
             lambda t: t.record_questionnaire(
                 bare,
@@ -189,6 +188,7 @@ def test_every_permission_refuses_other_roles_naming_those_who_may(
         "audit": [lambda t: t.verify_audit()],
         "verify_randomization": [lambda t: t.verify_randomization()],
         "backup": [lambda t: t.authorize("backup")],
+        "restore": [lambda t: t.authorize("restore")],
     }
     assert set(operations) == set(PERMISSIONS) - {"view"}, "a permission without a check"
     # Every permission but viewing is withheld from some role.
@@ -288,7 +288,7 @@ def test_another_sites_participants_are_as_if_they_did_not_exist(world: World) -
         "randomize": coord.randomize,
         "identity": coord.identity,
         "record_identity": lambda ref: coord.record_identity(ref, name="Someone Else"),
-        "unblind": lambda ref: coord.unblind(ref, "emergency"),
+        "unblind": lambda ref: coord.unblind(ref, "emergency", confirm=ref),
         "report_adverse_event": lambda ref: coord.report_adverse_event(
             ref, "bruise", today, severity="mild", serious=False, relatedness="possible"
         ),
@@ -329,8 +329,7 @@ def test_no_blinded_user_receives_an_arm_from_any_operation(world: World, tmp_pa
     coord, admin = world.as_("coord"), world.as_("admin")
     first, second, third = ready(world, coord), ready(world, coord), ready(world, admin)
     returned = [coord.randomize(first), coord.randomize(second), admin.randomize(third)]
-    coord_open = world.as_("coord_open")
-    real = {s: coord_open.assignment(s).arm for s in (first, second, third)}
+    real = {s: world.arm(s) for s in (first, second, third)}
     assert set(real.values()) == set(ARM_IDS)  # the seed's first block holds every arm
     therapist = world.as_("ther")
     for study_id, arm_id in real.items():
@@ -340,11 +339,11 @@ def test_no_blinded_user_receives_an_arm_from_any_operation(world: World, tmp_pa
     coord.report_adverse_event(
         first, "soreness", world.clock.today, severity="mild", serious=False, relatedness="possible"
     )
-    assert coord.unblind(second, "anaphylaxis; treating physician asks") in ARM_IDS
+    assert coord.unblind(second, "anaphylaxis; physician asks", confirm=second) in ARM_IDS
     coord.withdraw(third, "discontinued_treatment", "moved away", world.clock.today)
     world.clock.advance(64)
 
-    assert all(a.arm.startswith("group ") for a in returned)
+    assert [a.arm for a in returned] == [None, None, None]
     assert arms_in(repr(returned)) == set()
 
     massage = next(s for s, arm in real.items() if arm != "usual_care")
@@ -377,22 +376,21 @@ def test_no_blinded_user_receives_an_arm_from_any_operation(world: World, tmp_pa
                 "blinded" if role in PERMISSIONS[permission] else "not allowed"
             )
             outputs.append(str(error))
-        # What they see is there, and masked.
+        # What they see is there, with no arm: not even a code that tells arms apart.
         assignments = [trial.assignment(s) for s in real]
-        assert all(a.arm.startswith("group ") for a in assignments), user
-        assert len({a.arm for a in assignments}) == 3, user
+        assert [a.arm for a in assignments] == [None, None, None], user
         assert len(trial.due()) == 3, user
         if role in PERMISSIONS["dataset"]:
             frame = trial.dataset()
             assert len(frame) == 12
-            assert set(frame["arm"]) == {a.arm for a in assignments}
+            assert frame["arm"].isna().all()
             outputs.append(frame.to_csv())
             calls += 1
             for file_format in ("csv", "parquet"):
                 path = tmp_path / f"{user}.{file_format}"
                 assert trial.export(path, file_format) == 12
                 back = pd.read_csv(path) if file_format == "csv" else pd.read_parquet(path)
-                assert set(back["arm"]) == {a.arm for a in assignments}
+                assert back["arm"].isna().all()
                 outputs.append(back.to_csv())
                 outputs.append(path.read_bytes().decode("latin-1"))
                 calls += 1
@@ -414,7 +412,7 @@ def test_no_blinded_user_receives_an_arm_from_any_operation(world: World, tmp_pa
     assert arms_in(text) == set()
 
 
-def test_unblinded_users_see_arms_and_blinded_codes_are_stable_per_arm(world: World) -> None:
+def test_unblinded_users_see_arms_and_blinded_users_no_code_at_all(world: World) -> None:
     coord, coord_open = world.as_("coord"), world.as_("coord_open")
     study_ids = [ready(world, coord) for _ in range(4)]
     returned = {s: coord.randomize(s).arm for s in study_ids}
@@ -431,42 +429,54 @@ def test_unblinded_users_see_arms_and_blinded_codes_are_stable_per_arm(world: Wo
     assert {row.study_id: row.arm for row in world.as_("ther").adherence()} == real
     assert {row.study_id: row.arm for row in coord_open.adherence()} == real
 
-    masked = {s: coord.assignment(s).arm for s in study_ids}
-    assert set(masked.values()) == {"group A", "group B", "group C"}
-    for study_id, code in returned.items():
-        assert masked[study_id] == code
-    for first in study_ids:
-        for second in study_ids:
-            same_arm = real[first] == real[second]
-            assert (masked[first] == masked[second]) == same_arm, (first, second)
+    # A shared code (group A, B, C) would be revealed for everyone by one emergency
+    # unblinding; blinded users get nothing that groups participants by arm.
+    assert set(returned.values()) == {None}
     for user in BLINDED:
         trial = world.as_(user)
-        for _ in range(2):
-            assert {s: trial.assignment(s).arm for s in study_ids} == masked, user
+        assert {trial.assignment(s).arm for s in study_ids} == {None}, user
     stat_frame = world.as_("stat").dataset()
-    assert dict(zip(stat_frame["participant"], stat_frame["arm"], strict=True)) == masked
+    assert list(stat_frame["participant"].unique()) == sorted(study_ids)
+    assert stat_frame["arm"].isna().all()
+    records = world.as_("stat").consort_records()
+    assert records["arm"].isna().all()
+    assert records["arm_has_sessions"].isna().all()
+    assert records["sessions"].isna().all()
 
     # A therapist is unblinded by default, but may be added blinded.
     world.as_("admin").add_staff("ther_blind", "therapist", ["SEA"], unblinded=False)
     blind_therapist = world.as_("ther_blind")
-    assert {s: blind_therapist.assignment(s).arm for s in study_ids} == masked
+    assert {blind_therapist.assignment(s).arm for s in study_ids} == {None}
     error = refusal(blind_therapist.adherence)
     assert (type(error), error.summary) == (AccessError, "blinded")
 
 
-def test_emergency_unblinding_needs_a_reason_and_is_audited(world: World) -> None:
+def test_emergency_unblinding_needs_the_grant_a_reason_and_a_confirmation(world: World) -> None:
     coord = world.as_("coord")
     study_id = ready(world, coord)
-    masked = coord.randomize(study_id).arm
+    assert coord.randomize(study_id).arm is None
     before = snapshot(coord)
     for reason in ("", "   "):
-        error = refusal(coord.unblind, study_id, reason)
+        error = refusal(lambda r: coord.unblind(study_id, r, confirm=study_id), reason)
         assert isinstance(error, OperationError)
         assert "reason for unblinding is required" in str(error)
+    for confirm in ("", "yes", "SEA-9999"):
+        error = refusal(lambda c: coord.unblind(study_id, "emergency", confirm=c), confirm)
+        assert error.summary == "unblinding not confirmed"
+        (problem,) = error.problems
+        assert (problem.where, problem.received) == ("confirm", confirm)
+        assert study_id in problem.hint
+    # Without the grant: refused, whatever the role (an admin, an unblinded coordinator too).
+    for user in ("admin", "coord_open", "ther", "stat_open"):
+        error = refusal(
+            lambda t: t.unblind(study_id, "emergency", confirm=study_id), world.as_(user)
+        )
+        assert isinstance(error, AccessError)
+        assert "does not hold the emergency-unblinding grant" in str(error)
     assert snapshot(coord) == before
 
     reason = "suspected anaphylaxis; the emergency physician needs the treatment"
-    arm = coord.unblind(study_id, reason)
+    arm = coord.unblind(study_id, reason, confirm=study_id)
     assert arm == world.as_("coord_open").assignment(study_id).arm
     assert arm in ARM_IDS
     with coord.db.read() as session:
@@ -482,18 +492,87 @@ def test_emergency_unblinding_needs_a_reason_and_is_audited(world: World) -> Non
     )
     assert record.reason == reason
     assert record.at == world.clock.now
+    assert record.origin is not None
+    assert record.origin.startswith("cli ")
     assert arms_in(audit_text(coord)) == set()
     assert unblindings == 1
-    assert coord.assignment(study_id).arm == masked  # one unblinding unblinds no one for good
+    assert coord.assignment(study_id).arm is None  # one unblinding unblinds no one for good
+
+
+def test_access_to_arms_is_granted_with_a_reason_never_to_oneself(world: World) -> None:
+    admin = world.as_("admin")
+    before = snapshot(admin)
+    # An account that sees arms needs a reason; so does a grant.
+    for make in (
+        lambda: admin.add_staff("ther2", "therapist", ["SEA"]),
+        lambda: admin.add_staff("stat2", "statistician", all_sites=True, unblinded=True),
+        lambda: admin.grant("stat", "unblinded", "  "),
+    ):
+        error = refusal(make)
+        assert error.summary == "a reason is required"
+        assert error.problems[0].where == "reason"
+    # A blinded admin cannot unblind themselves, in either way.
+    for kind in ("unblinded", "emergency_unblind"):
+        error = refusal(admin.grant, "admin", kind, "I want to see")
+        assert (type(error), error.summary) == (AccessError, "not for yourself")
+    error = refusal(admin.grant, "stat", "see_everything", "why not")
+    assert error.summary == "unknown grant"
+    assert snapshot(admin) == before
+
+    grant = admin.grant("stat", "unblinded", "the DSMB asked for an unblinded look")
+    assert (grant.username, grant.kind, grant.granted_by, grant.waiting) == (
+        "stat",
+        "unblinded",
+        "admin",
+        True,
+    )
+    assert next(m for m in admin.staff() if m.username == "stat").unblinded
+    # The dashboard lists grants waiting for a second admin first, with their reasons.
+    listed = admin.grants()
+    assert listed[0].reason == "the DSMB asked for an unblinded look" or listed[0].waiting
+    assert all(g.waiting for g in listed)  # nobody countersigned yet
+    assert {(g.username, g.kind) for g in listed} >= {
+        ("stat", "unblinded"),
+        ("ther", "unblinded"),
+        ("coord_open", "unblinded"),
+        ("stat_open", "unblinded"),
+        ("coord", "emergency_unblind"),
+    }
+    # Only a second admin who neither gave nor received it countersigns.
+    error = refusal(admin.countersign, grant.id)
+    assert error.summary == "a second person is needed"
+    admin.add_staff("admin2", "admin", all_sites=True)
+    signed = world.as_("admin2").countersign(grant.id)
+    assert (signed.countersigned_by, signed.waiting) == ("admin2", False)
+    assert refusal(world.as_("admin2").countersign, grant.id).summary == "already countersigned"
+    assert admin.grants()[-1].id == grant.id  # countersigned grants come last
+
+    # Revoking takes effect at once; the history stays.
+    admin.revoke("stat", "unblinded", "the look is over")
+    assert not next(m for m in admin.staff() if m.username == "stat").unblinded
+    assert next(g for g in admin.grants() if g.id == grant.id).revoked
+
+
+def test_a_deactivated_user_can_do_nothing_at_once(world: World) -> None:
+    admin, coord = world.as_("admin"), world.as_("coord")
+    assert coord.participants() == []
+    error = refusal(admin.set_active, "admin", False, "leaving")
+    assert error.summary == "not yourself"
+    admin.set_active("coord", False, "left the study team")
+    error = refusal(coord.participants)
+    assert (type(error), error.summary) == (AccessError, "unknown user")
+    assert next(m for m in admin.staff() if m.username == "coord").active is False
+    admin.set_active("coord", True, "back from leave")
+    assert coord.participants() == []
 
 
 def test_treatment_session_audit_records_reveal_no_arm(world: World) -> None:
-    coord, coord_open = world.as_("coord"), world.as_("coord_open")
+    coord = world.as_("coord")
     arm_id = "usual_care"
     while arm_id == "usual_care":  # the seed's first slot is a massage arm
         study_id = ready(world, coord)
         coord.randomize(study_id)
-        arm_id = coord_open.assignment(study_id).arm
+        arm_id = world.arm(study_id)
     arm = world.protocol.arm(arm_id)
     world.as_("ther").log_session(
         study_id,

@@ -121,7 +121,7 @@ def busy(world: World) -> Trial:
     )
     coord.update_adverse_event(event.id, outcome="recovered", reason="phone call")
     therapist.log_session(first, today, 60, ["effleurage"], ["low_back"])
-    coord.unblind(second, "emergency department asks")
+    coord.unblind(second, "emergency department asks", confirm=second)
     coord.withdraw(second, "withdrew_consent", "moved away", today)
     world.clock.advance(70)
     coord.record_questionnaire(
@@ -208,7 +208,9 @@ def test_every_write_appends_its_records_and_reads_append_nothing(
     _, added = writes(lambda: coord.randomize(study_id))
     assert entries(added) == [("coord", "participant.randomize", "participant", study_id)]
 
-    arm, added = writes(lambda: coord.unblind(study_id, "emergency department asks"))
+    arm, added = writes(
+        lambda: coord.unblind(study_id, "emergency department asks", confirm=study_id)
+    )
     assert entries(added) == [("coord", "participant.unblind", "participant", study_id)]
     assert added[0].reason == "emergency department asks"
     assert arm != "usual_care", "the seed's first slot is a massage arm"
@@ -376,6 +378,7 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
     forged: dict[str, Any] = {
         "at": original["at"] + dt.timedelta(seconds=1),
         "actor": "admin",
+        "origin": "web",
         "action": "questionnaire.record",
         "entity": "participant",
         "entity_id": original["entity_id"].replace("rdq", "lifestyle"),
@@ -387,7 +390,7 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
     }
     assert set(forged) == set(COLUMNS) - {"seq"}
     found: dict[str, list[tuple[int, str]]] = {}
-    for column, value in [*forged.items(), ("reason", None), ("old", None)]:
+    for column, value in [*forged.items(), ("reason", None), ("old", None), ("origin", None)]:
         key = column if value is not None else f"{column} cleared"
         execute(monitor, update(AuditRecord).where(AuditRecord.seq == seq).values({column: value}))
         found[key] = findings(monitor)
@@ -397,6 +400,7 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
     assert found == {
         "at": changed,
         "actor": changed,
+        "origin": changed,
         "action": changed,
         "entity": changed,
         "entity_id": changed,
@@ -408,6 +412,7 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
         "hash": [*changed, (seq + 1, "inserted")],
         "reason cleared": changed,
         "old cleared": changed,
+        "origin cleared": changed,
     }
 
 

@@ -208,7 +208,7 @@ def assert_randomized_once_each_in_list_order(world: World, expected: dict[str, 
                     .order_by(AllocationSlot.position)
                 ).scalars()
                 list_arms[stratum] = [
-                    stat.vault.open(slot.arm_sealed, f"slot:{slot.stratum}:{slot.position}")
+                    stat.context.vault.open(slot.arm_sealed, f"slot:{slot.stratum}:{slot.position}")
                     for slot in slots
                 ]
     finally:

@@ -87,6 +87,14 @@ class World:
     def as_(self, username: str) -> Trial:
         return Trial.open(self.url, username, key_file=self.key_file, clock=self.clock)
 
+    def arm(self, study_id: str) -> str:
+        """The arm a participant was randomized to, as an unblinded coordinator sees it."""
+        trial = self.as_("coord_open")
+        arm = trial.assignment(study_id).arm
+        trial.close()
+        assert arm is not None
+        return arm
+
     def enrolled(self, site: str = "SEA", coordinator: str = "coord", **answers: Any) -> str:
         trial = self.as_(coordinator)
         screening = trial.screen(site, eligible_answers(self.protocol, **answers))
@@ -141,6 +149,14 @@ def build_world(database_url: str, tmp_path: Path) -> World:
     admin.add_site("SEA", "Seattle")
     admin.add_site("NYC", "New York")
     for username, role, sites, unblinded in STAFF:
-        admin.add_staff(username, role, sites, all_sites=not sites, unblinded=unblinded)
+        admin.add_staff(
+            username,
+            role,
+            sites,
+            all_sites=not sites,
+            unblinded=unblinded,
+            reason="needs arms for this test" if unblinded is not False else None,
+        )
+    admin.grant("coord", "emergency_unblind", "the site's emergency contact")
     admin.close()
     return built

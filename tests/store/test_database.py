@@ -89,5 +89,7 @@ def test_unsupported_and_unreachable_databases_are_clear_errors(tmp_path: Path) 
     with pytest.raises(StoreError, match="must be SQLite or PostgreSQL"):
         Database("mysql://u@h/db")
     missing_folder = Database(str(tmp_path / "no" / "such" / "folder" / "t.db"))
+    assert missing_folder.is_initialised() is False  # asking creates nothing
+    assert not (tmp_path / "no").exists()
     with pytest.raises(StoreError, match="cannot open the trial database"):
-        missing_folder.is_initialised()
+        missing_folder.migrate()

@@ -8,6 +8,7 @@ status 2; anything else is a bug and shows a traceback without local variables
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import typer
 import yaml
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -42,6 +44,31 @@ _PIPED_WIDTH = 140
 """Columns for output that is not a terminal (a file, a pipe): wide enough for the tables."""
 
 
+FLAGS = {
+    "db": "--db",
+    "actor": "--as",
+    "key_file": "--key-file",
+    "format": "--format",
+    "confirm": "--confirm",
+    "reason": "--reason",
+    "answers": "--answers",
+    "measure": "--measure",
+    "method": "--method",
+}
+"""The command line's name for each parameter that operations and store name neutrally."""
+
+
+def as_flags(error: LumbarError) -> LumbarError:
+    """``error`` with each problem's parameter named as the command line's flag."""
+    problems = [
+        dataclasses.replace(problem, where=FLAGS[problem.where])
+        if problem.where in FLAGS
+        else problem
+        for problem in error.problems
+    ]
+    return type(error)(error.summary, problems, error.source)
+
+
 class LumbarGroup(TyperGroup):
     """The root command group: translates lumbar's errors into exit status 2."""
 
@@ -49,7 +76,10 @@ class LumbarGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except LumbarError as error:
-            error_console().print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            shown = as_flags(error)
+            error_console().print(
+                f"[bold red]error:[/] {escape(str(shown))}", markup=True, highlight=False
+            )
             raise typer.Exit(EXIT_REFUSED) from None
 
 

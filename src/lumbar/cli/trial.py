@@ -17,6 +17,7 @@ from lumbar.cli._common import app, echo_table, parse_answers, parse_date
 from lumbar.errors import AccessError, Problem
 from lumbar.operations import (
     EXPORT_FORMATS,
+    GRANTS,
     OUTCOMES,
     RELATEDNESS,
     ROLES,
@@ -104,7 +105,7 @@ def open_trial(db: str | None, actor: str | None, key_file: Path | None) -> Tria
     if not actor:
         raise AccessError(
             "who are you?",
-            [Problem("--as", "is required", hint="give --as USERNAME or set LUMBAR_USER")],
+            [Problem("actor", "is required", hint="give your user name (or set LUMBAR_USER)")],
         )
     return Trial.open(db, actor, key_file=key_file)
 
@@ -200,13 +201,21 @@ def user_add(
             help="Whether the user sees arms (default: only therapists do).",
         ),
     ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why the user must see arms (required for an unblinded user)."),
+    ] = None,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Add a member of staff with a role, at some sites or all."""
+    """Add a member of staff with a role, at some sites or all.
+
+    An account that sees arms (therapists, or --unblinded) is created only with a
+    --reason, kept as its grant and listed by 'lumbar user grants'.
+    """
     member = open_trial(db, actor, key_file).add_staff(
-        username, role, site or [], all_sites=all_sites, unblinded=unblinded
+        username, role, site or [], all_sites=all_sites, unblinded=unblinded, reason=reason
     )
     blinding = "unblinded" if member.unblinded else "blinded"
     typer.echo(
@@ -222,10 +231,113 @@ def user_list(
 ) -> None:
     """List the staff."""
     rows = [
-        (m.username, m.role, "yes" if m.unblinded else "no", ", ".join(m.sites), m.active)
+        (
+            m.username,
+            m.role,
+            "yes" if m.unblinded else "no",
+            "yes" if m.may_unblind else "no",
+            ", ".join(m.sites),
+            "yes" if m.active else "no",
+        )
         for m in open_trial(db, actor, key_file).staff()
     ]
-    echo_table("Staff", ("user", "role", "unblinded", "sites", "active"), rows)
+    echo_table("Staff", ("user", "role", "sees arms", "may unblind", "sites", "active"), rows)
+
+
+@user_app.command("grant")
+def user_grant(
+    username: Annotated[str, typer.Argument(help="The user to grant.")],
+    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(GRANTS) + ".")],
+    reason: Annotated[str, typer.Option(help="Why (recorded, and shown by 'user grants').")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Let a user see arms (unblinded) or unblind one participant in an emergency.
+
+    Never to yourself; a second admin may countersign ('lumbar user countersign').
+    """
+    grant = open_trial(db, actor, key_file).grant(username, kind, reason)
+    typer.echo(
+        f"grant {grant.id}: {grant.username} {grant.kind} (by {grant.granted_by}); "
+        "waiting for a second admin to countersign"
+    )
+
+
+@user_app.command("revoke")
+def user_revoke(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(GRANTS) + ".")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Take back a grant of arms or emergency unblinding."""
+    open_trial(db, actor, key_file).revoke(username, kind, reason)
+    typer.echo(f"{username}: {kind} revoked")
+
+
+@user_app.command("countersign")
+def user_countersign(
+    grant: Annotated[int, typer.Argument(help="The grant's number ('lumbar user grants').")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Confirm, as a second admin, a grant another admin gave."""
+    done = open_trial(db, actor, key_file).countersign(grant)
+    typer.echo(
+        f"grant {done.id}: {done.username} {done.kind}, countersigned by {done.countersigned_by}"
+    )
+
+
+@user_app.command("grants")
+def user_grants(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Who may see arms or unblind, who granted it and why; those awaiting a second admin first."""
+    rows = [
+        (
+            g.id,
+            g.username,
+            g.kind,
+            g.granted_by,
+            g.granted_at.date(),
+            "revoked" if g.revoked else (g.countersigned_by or "WAITING"),
+            g.reason,
+        )
+        for g in open_trial(db, actor, key_file).grants()
+    ]
+    echo_table("Grants", ("#", "user", "grant", "by", "on", "countersigned", "reason"), rows)
+
+
+@user_app.command("deactivate")
+def user_deactivate(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Deactivate a user: from now on they can do nothing (their records stay)."""
+    open_trial(db, actor, key_file).set_active(username, False, reason)
+    typer.echo(f"{username} deactivated")
+
+
+@user_app.command("activate")
+def user_activate(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Reactivate a deactivated user."""
+    open_trial(db, actor, key_file).set_active(username, True, reason)
+    typer.echo(f"{username} active again")
 
 
 # ---------------------------------------------------------------- screening to enrolment
@@ -439,9 +551,9 @@ def randomize(
 ) -> None:
     """Randomize an enrolled participant whose baseline is complete."""
     assignment = open_trial(db, actor, key_file).randomize(reference)
+    arm = assignment.arm or "randomized (arm concealed: you are blinded)"
     typer.echo(
-        f"{assignment.study_id}: {assignment.arm} (stratum {assignment.stratum}, "
-        f"{assignment.randomized_on})"
+        f"{assignment.study_id}: {arm} (stratum {assignment.stratum}, {assignment.randomized_on})"
     )
 
 
@@ -449,12 +561,21 @@ def randomize(
 def unblind(
     reference: Reference,
     reason: Annotated[str, typer.Option(help="Why unblinding is needed (recorded).")],
+    confirm: Annotated[
+        str,
+        typer.Option(
+            help="The participant's study id again, to confirm the blind is broken on purpose."
+        ),
+    ],
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Emergency unblinding of one participant (audited, with the reason)."""
-    arm = open_trial(db, actor, key_file).unblind(reference, reason)
+    """Emergency unblinding of one participant (needs the emergency_unblind grant; audited).
+
+    Only this participant's arm is shown, and only to you.
+    """
+    arm = open_trial(db, actor, key_file).unblind(reference, reason, confirm=confirm)
     typer.echo(f"{reference}: {arm}")
 
 
@@ -513,15 +634,18 @@ def schedule(
 def due(
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
     on: DateOption = None,
+    missed: Annotated[
+        bool, typer.Option(help="Also list visits whose window closed without them.")
+    ] = False,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Who is due or overdue for a follow-up visit, by site."""
+    """Who is due or overdue for a follow-up visit, by site (--missed: and who missed one)."""
     trial = open_trial(db, actor, key_file)
     rows = [
         (s.site, s.study_id, s.visit, s.status, s.target, s.closes)
-        for s in trial.due(site, parse_date(on, "--on", _today(trial)))
+        for s in trial.due(site, parse_date(on, "--on", _today(trial)), missed=missed)
     ]
     echo_table(
         "Due or overdue", ("site", "study id", "visit", "status", "target", "window closes"), rows

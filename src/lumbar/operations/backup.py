@@ -33,7 +33,8 @@ def backup(url: str | None, target: Path) -> Path:
         )
     if not database.is_initialised():
         raise StoreError(
-            "not a lumbar trial database", [Problem("--db", "holds no trial", database.url)]
+            "not a lumbar trial database",
+            [Problem("db", "holds no trial", database.display_url)],
         )
     if database.backend == "sqlite":
         source_path = database.sqlite_path
@@ -73,7 +74,7 @@ def restore(backup_file: Path, url: str | None, *, replace: bool = False) -> Non
                 "the database exists",
                 [
                     Problem(
-                        "--db",
+                        "db",
                         "restoring would replace it",
                         str(target),
                         "give --replace to replace it, or restore to a new file",
@@ -92,9 +93,9 @@ def restore(backup_file: Path, url: str | None, *, replace: bool = False) -> Non
             "the database is not empty",
             [
                 Problem(
-                    "--db",
+                    "db",
                     "already holds a trial",
-                    database.url,
+                    database.display_url,
                     "restore into a new, empty database",
                 )
             ],

@@ -2,13 +2,13 @@
 
 The tidy dataset holds randomized participants only; the CONSORT diagram
 (Schulz et al., BMJ 2010;340:c332, item 13 and figure 1) starts earlier, with
-everyone assessed for eligibility. :meth:`ConsortOperations.consort_records`
+everyone assessed for eligibility. :meth:`ConsortService.consort_records`
 gives one row per person screened at the acting user's sites, in the same
 de-identified terms as the dataset: study ids (or screening numbers for people
 never enrolled), no names, contact details or dates of birth, and no calendar
-dates (days since randomization only). Blinded users get masked arm codes, and
-nothing that would tell arms apart: whether an arm plans sessions (usual care
-does not) and how many sessions a participant attended are withheld from them.
+dates (days since randomization only). Blinded users get no arm, and nothing
+that would tell arms apart: whether an arm plans sessions (usual care does not)
+and how many sessions a participant attended are withheld from them.
 
 :func:`lumbar.analysis.consort.consort_counts` turns these records into the
 diagram's numbers.
@@ -17,13 +17,11 @@ diagram's numbers.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import func, select
 
-from lumbar.operations.context import Unit
-from lumbar.operations.dataset import DatasetOperations
+from lumbar.operations.context import Service, Unit
 from lumbar.operations.schedule import FOLLOW_UP_ENDS, visit_statuses
 from lumbar.store.schema import (
     Allocation,
@@ -31,12 +29,14 @@ from lumbar.store.schema import (
     Participant,
     Questionnaire,
     ScreeningReason,
-    Site,
     TreatmentSession,
     Withdrawal,
 )
 
-__all__ = ["CONSORT_COLUMNS", "ConsortOperations"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CONSORT_COLUMNS", "ConsortService"]
 
 CONSORT_COLUMNS = (
     "participant",
@@ -55,11 +55,11 @@ CONSORT_COLUMNS = (
     "discontinued",
     "discontinued_reason",
 )
-"""The columns of :meth:`ConsortOperations.consort_records`, before one ``visit_<id>`` per
+"""The columns of :meth:`ConsortService.consort_records`, before one ``visit_<id>`` per
 follow-up visit."""
 
 
-class ConsortOperations(DatasetOperations):
+class ConsortService(Service):
     """The records behind the CONSORT participant-flow diagram."""
 
     def consort_records(self, on: dt.date | None = None) -> pd.DataFrame:
@@ -73,7 +73,7 @@ class ConsortOperations(DatasetOperations):
         - ``reasons``: a list of ``{rule, kind, category, label}``, one per
           eligibility rule the person fails (empty when none);
         - ``consented``, ``enrolled``, ``randomized``: true/false;
-        - ``arm``: the arm id, a masked code for blinded users, empty if not randomized;
+        - ``arm``: the arm id; empty if not randomized, and for blinded users;
         - ``arm_has_sessions``: whether the arm plans treatment sessions;
         - ``sessions``: treatment sessions attended (randomized participants);
           both ``<NA>`` for blinded users, whom they would unblind;
@@ -96,7 +96,7 @@ class ConsortOperations(DatasetOperations):
         session = unit.session
         protocol = self.protocol
         visits = [visit.id for visit in protocol.follow_up_visits]
-        codes = {site.id: site.code for site in session.execute(select(Site)).scalars()}
+        codes = unit.site_codes()
         reasons: dict[int, list[dict[str, str]]] = {}
         for reason in session.execute(
             select(ScreeningReason).order_by(ScreeningReason.participant_id, ScreeningReason.id)
@@ -138,13 +138,11 @@ class ConsortOperations(DatasetOperations):
                 (instrument, completed_on)
             )
 
-        unblinded = unit.actor.unblinded
+        unblinded = unit.scope.unblinded
         rows: list[dict[str, Any]] = []
         for participant in session.execute(
-            select(Participant).order_by(Participant.screening_number)
+            unit.scope.visible(select(Participant).order_by(Participant.screening_number))
         ).scalars():
-            if not unit.actor.sees_site(participant.site_id):
-                continue
             allocation = allocations.get(participant.id)
             left = withdrawals.get(participant.id, [])
             ending = next((w for w in left if w.kind in FOLLOW_UP_ENDS), None)
@@ -169,7 +167,7 @@ class ConsortOperations(DatasetOperations):
                 **{f"visit_{visit}": None for visit in visits},
             }
             if allocation is not None:
-                row["arm"] = allocation.arm if unblinded else self.masked_arm(allocation.arm)
+                row["arm"] = unit.scope.arm(allocation.arm)
                 if unblinded:
                     row["arm_has_sessions"] = protocol.arm(allocation.arm).sessions.planned > 0
                     row["sessions"] = attended.get(participant.id, 0)
@@ -186,6 +184,8 @@ class ConsortOperations(DatasetOperations):
                 ):
                     row[f"visit_{status.visit}"] = status.status
             rows.append(row)
+        import pandas as pd  # noqa: PLC0415 - only the analysis side loads pandas
+
         frame = pd.DataFrame(rows, columns=[*CONSORT_COLUMNS, *(f"visit_{v}" for v in visits)])
         for column in ("consented", "enrolled", "randomized", "discontinued"):
             frame[column] = frame[column].astype(bool)

@@ -1,18 +1,30 @@
-"""What every operation shares: the open trial, the acting user, the clock and units of work.
+"""What every operation shares: the open trial, the principal, the clock and units of work.
 
-:class:`TrialContext` is the base of :class:`lumbar.operations.Trial`. Each
-operation runs in one unit of work (:meth:`TrialContext._unit`): it loads the
-acting user, checks the permission, does its reads and writes, and appends its
-audit records in the same transaction. A refused operation raises before
-anything is committed, so nothing already stored is lost or changed.
+::
+
+    context = Context.open("trial.db")              # once: engine, key, protocol parsed
+    trial = Trial(context, Principal.operator("carol"))   # per command or per request: cheap
+
+A :class:`Context` is the open trial (database engine, vault key, parsed
+protocol, clock), made once and shared; the web app keeps one for its whole
+life. A :class:`Principal` is who acts: a member of staff whose identity the
+command line takes on the operator's word (``Principal.operator``), or one
+proven by a password or token (:mod:`lumbar.operations.authentication`). Each
+operation runs in one :class:`Unit` of work: it loads the principal's
+:class:`~lumbar.operations.scope.Scope`, checks the permission, does its reads
+and writes, and appends its audit records in the same transaction. A refused
+operation raises before anything is committed, so nothing already stored is
+lost or changed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -20,18 +32,20 @@ from typing import Any, Self
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from lumbar.errors import AccessError, OperationError, Problem, StoreError
-from lumbar.operations.access import Actor, require
+from lumbar.errors import OperationError, Problem, StoreError
+from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import append_audit, move_audit_head
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.schema import AuditHead, Participant, Staff, StaffSite, TrialRecord
+from lumbar.store.schema import Allocation, AuditHead, Participant, Site, TrialRecord
 from lumbar.store.vault import Vault, load_key
 
 __all__ = [
     "SYSTEM_ACTOR",
     "Clock",
-    "TrialContext",
+    "Context",
+    "Principal",
+    "Service",
     "Unit",
     "not_after",
     "require_text",
@@ -50,16 +64,114 @@ SYSTEM_ACTOR = "lumbar"
 """The name audit records carry for writes made by lumbar itself (creating the trial)."""
 
 
-@dataclass
-class Unit:
-    """One unit of work: a session, the acting user and the moment it runs."""
+@dataclass(frozen=True)
+class Principal:
+    """Who acts, and how that was established (the ``origin`` every audit record keeps)."""
 
-    session: Session
-    actor: Actor
-    now: dt.datetime
-    head: tuple[int, str] | None = None
-    """The audit chain's head after this unit's last append (the head row is locked; it is
-    moved to this head once, when the unit ends)."""
+    username: str
+    origin: str
+    """``cli <os user>@<host>`` for the operator's command line; ``web``; ``token <id>``."""
+
+    @classmethod
+    def operator(cls, username: str) -> Principal:
+        """A user named on the command line of a direct database connection.
+
+        Whoever holds the database and its key is an operator: the name is taken on
+        their word, and every audit record says so, with the operating-system user
+        and host the command ran as.
+        """
+        try:
+            os_user = getpass.getuser()
+        except (KeyError, OSError):
+            os_user = "unknown"
+        return cls(username, f"cli {os_user}@{socket.gethostname()}"[:255])
+
+
+class Context:
+    """An open trial database, shared by every :class:`~lumbar.operations.Trial` made on it."""
+
+    def __init__(self, database: Database, vault: Vault, protocol: Protocol, clock: Clock):
+        self.db = database
+        self.vault = vault
+        self.protocol = protocol
+        self.clock = clock
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None,
+        *,
+        key_file: Path | None = None,
+        key: bytes | None = None,
+        clock: Clock = utc_now,
+    ) -> Self:
+        """Open an existing trial; the vault key must be the trial's own."""
+        database = Database(url)
+        try:
+            if not database.is_initialised():
+                raise StoreError(
+                    "not a lumbar trial database",
+                    [
+                        Problem(
+                            "db",
+                            "holds no trial",
+                            database.display_url,
+                            "create one with 'lumbar init PROTOCOL', or give the trial's database",
+                        )
+                    ],
+                )
+            vault = Vault(
+                key if key is not None else load_key(key_file or default_key_file(database.url))
+            )
+            with database.read() as session:
+                record = session.execute(select(TrialRecord)).scalar_one()
+                vault.confirm(record.key_check)
+                protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
+        except BaseException:
+            database.dispose()
+            raise
+        return cls(database, vault, protocol, clock)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def now(self) -> dt.datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return timezone-aware times")
+        return now
+
+    @contextmanager
+    def unit(self, principal: Principal, permission: str, *, write: bool = True) -> Iterator[Unit]:
+        """A unit of work for ``principal``, who must hold ``permission``."""
+        context = self.db.write() if write else self.db.read()
+        with context as session:
+            if write and self.db.backend != "sqlite":
+                # Every write locks the audit head first, so writers queue in one order
+                # (SQLite's BEGIN IMMEDIATE already does that).
+                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+            scope = load_scope(session, principal.username)
+            scope.require(permission)
+            unit = Unit(session, scope, principal.origin, self.now())
+            yield unit
+            if unit.head is not None:
+                move_audit_head(session, unit.head)
+
+
+class Unit:
+    """One unit of work: a session, the acting user's scope, and the moment it runs.
+
+    The lookups every area needs live here, each restricted to the user's sites in SQL.
+    """
+
+    def __init__(self, session: Session, scope: Scope, origin: str, now: dt.datetime):
+        self.session = session
+        self.scope = scope
+        self.origin = origin
+        self.now = now
+        self.head: tuple[int, str] | None = None
+        """The audit chain's head after this unit's last append (the head row is locked;
+        it is moved to this head once, when the unit ends)."""
 
     def audit(
         self,
@@ -75,7 +187,8 @@ class Unit:
             self.session,
             head=self.head,
             at=self.now,
-            actor=self.actor.username,
+            actor=self.scope.username,
+            origin=self.origin,
             action=action,
             entity=entity,
             entity_id=entity_id,
@@ -85,143 +198,17 @@ class Unit:
             move_head=False,
         )
 
+    # ------------------------------------------------------------------ lookups
 
-class TrialContext:
-    """An open trial database, seen by one member of staff."""
-
-    def __init__(
-        self,
-        database: Database,
-        vault: Vault,
-        protocol: Protocol,
-        actor: str,
-        clock: Clock = utc_now,
-    ):
-        self.db = database
-        self.vault = vault
-        self.protocol = protocol
-        self.username = actor
-        self.clock = clock
-
-    @classmethod
-    def open(
-        cls,
-        url: str | None,
-        actor: str,
-        *,
-        key_file: Path | None = None,
-        key: bytes | None = None,
-        clock: Clock = utc_now,
-    ) -> Self:
-        """Open an existing trial as ``actor``; the vault key must be the trial's own."""
-        database = Database(url)
-        if not database.is_initialised():
-            raise StoreError(
-                "not a lumbar trial database",
-                [
-                    Problem(
-                        "--db",
-                        "holds no trial",
-                        database.url,
-                        "create one with 'lumbar init PROTOCOL --db ...'",
-                    )
-                ],
-            )
-        vault = Vault(
-            key if key is not None else load_key(key_file or default_key_file(database.url))
-        )
-        with database.read() as session:
-            record = session.execute(select(TrialRecord)).scalar_one()
-            vault.confirm(record.key_check)
-            protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
-        return cls(database, vault, protocol, actor, clock)
-
-    @classmethod
-    def check_key(cls, url: str | None, *, key_file: Path | None = None) -> str:
-        """Confirm the vault key opens the trial at ``url`` (no user needed); return its id."""
-        database = Database(url)
-        try:
-            if not database.is_initialised():
-                raise StoreError(
-                    "not a lumbar trial database", [Problem("--db", "holds no trial", database.url)]
-                )
-            vault = Vault(load_key(key_file or default_key_file(database.url)))
-            with database.read() as session:
-                record = session.execute(select(TrialRecord)).scalar_one()
-                vault.confirm(record.key_check)
-                return record.id
-        finally:
-            database.dispose()
-
-    def close(self) -> None:
-        self.db.dispose()
-
-    def authorize(self, permission: str) -> None:
-        """Refuse unless the acting user holds ``permission`` (for work done outside a unit)."""
-        with self._unit(permission, write=False):
-            pass
-
-    # ------------------------------------------------------------------ units of work
-
-    def _now(self) -> dt.datetime:
-        now = self.clock()
-        if now.tzinfo is None:
-            raise ValueError("the clock must return timezone-aware times")
-        return now
-
-    @contextmanager
-    def _unit(self, permission: str, *, write: bool = True) -> Iterator[Unit]:
-        """A unit of work for the acting user, who must hold ``permission``."""
-        context = self.db.write() if write else self.db.read()
-        with context as session:
-            if write and self.db.backend != "sqlite":
-                # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that).
-                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
-            actor = self._load_actor(session)
-            require(actor, permission)
-            unit = Unit(session, actor, self._now())
-            yield unit
-            if unit.head is not None:
-                move_audit_head(session, unit.head)
-
-    def _load_actor(self, session: Session) -> Actor:
-        rows = session.connection().execute(_ACTOR, {"username": self.username}).all()
-        staff = rows[0] if rows else None
-        if staff is None or not staff.active:
-            raise AccessError(
-                "unknown user",
-                [
-                    Problem(
-                        "--as",
-                        "is not an active member of staff of this trial",
-                        self.username,
-                        "give your user name with --as or LUMBAR_USER; an admin adds users "
-                        "with 'lumbar user add'",
-                    )
-                ],
-            )
-        site_ids = [row.site_id for row in rows if row.site_id is not None]
-        return Actor(
-            staff.id,
-            staff.username,
-            staff.role,
-            staff.unblinded,
-            staff.all_sites,
-            frozenset(site_ids),
-        )
-
-    # ------------------------------------------------------------------ shared lookups
-
-    def _participant(self, unit: Unit, reference: str) -> Participant:
-        """A participant by study id or screening number, at one of the actor's sites.
+    def participant(self, reference: str) -> Participant:
+        """A participant by study id or screening number, at one of the user's sites.
 
         Another site's participant gets the same answer as one who does not exist.
         """
-        participant = unit.session.execute(
-            _PARTICIPANT, {"reference": reference}
+        participant = self.session.execute(
+            self.scope.visible(_PARTICIPANT), {"reference": reference}
         ).scalar_one_or_none()
-        if participant is None or not unit.actor.sees_site(participant.site_id):
+        if participant is None:
             raise OperationError(
                 "unknown participant",
                 [
@@ -235,24 +222,94 @@ class TrialContext:
             )
         return participant
 
+    def enrolled(self, reference: str) -> Participant:
+        """A participant who has a study id."""
+        participant = self.participant(reference)
+        if participant.study_id is None:
+            raise OperationError(
+                "not enrolled",
+                [
+                    Problem(
+                        "participant",
+                        "is not enrolled yet",
+                        reference,
+                        "enrol first",
+                    )
+                ],
+            )
+        return participant
+
+    def allocation(self, participant: Participant) -> Allocation:
+        """The participant's randomization; OperationError when there is none yet."""
+        allocation = self.session.get(Allocation, participant.id)
+        if allocation is None:
+            raise OperationError(
+                "not randomized",
+                [
+                    Problem(
+                        "participant",
+                        "is not randomized yet",
+                        participant.study_id,
+                        "randomize first",
+                    )
+                ],
+            )
+        return allocation
+
+    def sites(self, codes: Sequence[str]) -> list[Site]:
+        """Sites by code (any site of the trial: for staff administration)."""
+        rows = []
+        for code in codes:
+            site = self.session.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
+            if site is None:
+                raise OperationError(
+                    "unknown site",
+                    [
+                        Problem(
+                            "site",
+                            "is not a site of this trial",
+                            code,
+                            "add it with 'lumbar site add'",
+                        )
+                    ],
+                )
+            rows.append(site)
+        return rows
+
+    def site(self, code: str) -> Site:
+        """One of the user's own sites."""
+        (site,) = self.sites([code])
+        if not self.scope.sees_site(site.id):
+            raise OperationError(
+                "not your site",
+                [Problem("site", "is not one of your sites", code, "work at a site you belong to")],
+            )
+        return site
+
+    def site_codes(self) -> dict[int, str]:
+        """Site id → code, for the user's sites."""
+        return dict(
+            self.session.execute(self.scope.visible_sites(select(Site.id, Site.code))).all()
+        )
+
+
+class Service:
+    """The base of each area's operations: the shared context and the acting principal."""
+
+    def __init__(self, context: Context, principal: Principal):
+        self.context = context
+        self.principal = principal
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.context.protocol
+
+    def _unit(self, permission: str, *, write: bool = True) -> AbstractContextManager[Unit]:
+        return self.context.unit(self.principal, permission, write=write)
+
 
 _TEXT = re.compile(r"\S")
 
-# Built once: these run in nearly every unit of work (a statement built anew each time
-# costs more than running it).
-_ACTOR = (
-    select(
-        Staff.id,
-        Staff.username,
-        Staff.role,
-        Staff.unblinded,
-        Staff.all_sites,
-        Staff.active,
-        StaffSite.site_id,
-    )
-    .outerjoin(StaffSite, StaffSite.staff_id == Staff.id)
-    .where(Staff.username == bindparam("username"))
-)
 _PARTICIPANT = select(Participant).where(
     or_(
         Participant.study_id == bindparam("reference"),

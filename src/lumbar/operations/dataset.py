@@ -2,33 +2,35 @@
 
 One row per randomized participant and visit (baseline included), in the
 schema documented in ``docs/dataset.md``. It holds study ids, never names or
-contact details, and days since randomization, never calendar dates. Blinded
-users get masked arm codes.
+contact details, and days since randomization, never calendar dates. A blinded
+user's dataset has no arm at all (the ``arm`` column is empty): they can describe
+the trial as a whole, never compare its arms.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS
-from lumbar.operations.context import Unit
-from lumbar.operations.schedule import follow_up_ended_on, visit_statuses
-from lumbar.operations.treatment import TreatmentOperations
+from lumbar.operations.context import Service, Unit
+from lumbar.operations.schedule import FOLLOW_UP_ENDS, visit_statuses
 from lumbar.store.schema import (
     Allocation,
     Participant,
     Questionnaire,
     QuestionnaireScore,
-    Site,
+    Withdrawal,
 )
 
-__all__ = ["EXPORT_FORMATS", "DatasetOperations", "score_columns"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXPORT_FORMATS", "DatasetService", "score_columns"]
 
 EXPORT_FORMATS = ("csv", "parquet")
 
@@ -42,7 +44,7 @@ def score_columns(protocol_instruments: list[str]) -> list[str]:
     ]
 
 
-class DatasetOperations(TreatmentOperations):
+class DatasetService(Service):
     """Building and exporting the tidy dataset."""
 
     def dataset(self, on: dt.date | None = None) -> pd.DataFrame:
@@ -55,7 +57,7 @@ class DatasetOperations(TreatmentOperations):
         if file_format not in EXPORT_FORMATS:
             raise OperationError(
                 "unknown format",
-                [Problem("--format", "is not supported", file_format, "use csv or parquet")],
+                [Problem("format", "is not supported", file_format, "use csv or parquet")],
             )
         with self._unit("dataset") as unit:
             frame = self._build(unit, unit.now.date())
@@ -77,21 +79,28 @@ class DatasetOperations(TreatmentOperations):
         instruments = [instrument.name for instrument in protocol.instruments()]
         columns = score_columns(instruments)
         baseline_columns = score_columns(list(protocol.baseline.instruments))
-        codes = {site.id: site.code for site in session.execute(select(Site)).scalars()}
+        codes = unit.site_codes()
         factors = [factor.id for factor in protocol.randomization.strata]
         rows: list[dict[str, Any]] = []
         participants = session.execute(
-            select(Participant, Allocation)
-            .join(Allocation, Allocation.participant_id == Participant.id)
-            .order_by(Participant.study_id)
+            unit.scope.visible(
+                select(Participant, Allocation)
+                .join(Allocation, Allocation.participant_id == Participant.id)
+                .order_by(Participant.study_id)
+            )
         ).all()
         all_scores, all_completed = self._scores(unit)
+        endings = dict(
+            session.execute(
+                select(Withdrawal.participant_id, Withdrawal.effective_date).where(
+                    Withdrawal.kind.in_(FOLLOW_UP_ENDS)
+                )
+            ).all()
+        )
         for participant, allocation in participants:
-            if not unit.actor.sees_site(participant.site_id):
-                continue
             scores = all_scores.get(participant.id, {})
             completed = all_completed.get(participant.id, {})
-            ended = follow_up_ended_on(session, participant.id)
+            ended = endings.get(participant.id)
             recorded = {
                 visit: [(instrument, day) for instrument, day in pairs.items()]
                 for visit, pairs in completed.items()
@@ -111,7 +120,7 @@ class DatasetOperations(TreatmentOperations):
             common: dict[str, Any] = {
                 "participant": participant.study_id,
                 "site": codes[participant.site_id],
-                "arm": allocation.arm if unit.actor.unblinded else self.masked_arm(allocation.arm),
+                "arm": unit.scope.arm(allocation.arm),
                 "stratum": allocation.stratum,
             }
             levels = dict(
@@ -160,6 +169,8 @@ class DatasetOperations(TreatmentOperations):
             *columns,
             "synthetic",
         ]
+        import pandas as pd  # noqa: PLC0415 - only the analysis side loads pandas
+
         frame = pd.DataFrame(rows, columns=ordered)
         for column in ("visit_day", "day"):
             frame[column] = frame[column].astype("Int64")

@@ -1,4 +1,4 @@
-"""Screening, identifiers, consent and enrolment.
+"""Screening, identifiers, consent, enrolment, and leaving the trial.
 
 A person is screened at a site and gets a screening number; the protocol's
 eligibility rules are evaluated on their answers and every reason for
@@ -18,14 +18,40 @@ from typing import Any
 from sqlalchemy import func, select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Unit, not_after, require_text
-from lumbar.operations.people import PeopleOperations
+from lumbar.operations.context import Service, Unit, not_after, require_text
 from lumbar.protocol import check_screening_answers, evaluate_eligibility
-from lumbar.store.schema import Consent, Identity, Participant, ScreeningReason, Site
+from lumbar.store.schema import (
+    Allocation,
+    Consent,
+    Identity,
+    Participant,
+    ScreeningReason,
+    Site,
+    Withdrawal,
+)
 
-__all__ = ["EnrolmentOperations", "IdentityView", "ScreeningView"]
+__all__ = [
+    "WITHDRAWAL_KINDS",
+    "EnrolmentService",
+    "IdentityView",
+    "ParticipantView",
+    "ScreeningView",
+]
 
 IDENTITY_FIELDS = ("name", "contact", "birth_date")
+
+WITHDRAWAL_KINDS = ("discontinued_treatment", "withdrew_consent", "lost_to_follow_up")
+"""``discontinued_treatment`` stops sessions but not follow-up; the other two end follow-up."""
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """A participant as the list shows them (no identifiers)."""
+
+    screening_number: str
+    study_id: str | None
+    site: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -47,15 +73,32 @@ class IdentityView:
     birth_date: dt.date | None
 
 
-class EnrolmentOperations(PeopleOperations):
-    """Screening, identity, consent and enrolment."""
+class EnrolmentService(Service):
+    """Screening, identity, consent, enrolment and withdrawals; the list of participants."""
 
     def screen(
         self, site: str, answers: Mapping[str, Any], *, synthetic: bool = False
     ) -> ScreeningView:
-        """Screen one person at ``site``: store the answers, the verdict and every reason."""
+        """Screen one person at ``site``: store the answers, the verdict and every reason.
+
+        A screening without any answer is refused and stores nothing.
+        """
+        if not any(value is not None for value in answers.values()):
+            questions = [question.id for question in self.protocol.eligibility.questions]
+            raise OperationError(
+                "no screening answers",
+                [
+                    Problem(
+                        "answers",
+                        "a screening records the person's answers to the eligibility questions",
+                        dict(answers),
+                        "give the answers (the questions: " + ", ".join(questions) + "; "
+                        "'lumbar screening template' prints a file to fill in)",
+                    )
+                ],
+            )
         with self._unit("screen") as unit:
-            site_row = self._site(unit, site)
+            site_row = unit.site(site)
             checked = check_screening_answers(self.protocol.eligibility, answers)
             count = unit.session.execute(select(func.count()).select_from(Participant)).scalar_one()
             participant = Participant(
@@ -79,17 +122,21 @@ class EnrolmentOperations(PeopleOperations):
     def update_screening(
         self, reference: str, answers: Mapping[str, Any], reason: str
     ) -> ScreeningView:
-        """Add or correct screening answers before enrolment, with a reason; re-evaluate."""
+        """Add or correct screening answers before randomization, with a reason; re-evaluate.
+
+        After enrolment the answers may still be completed (a covariate not asked at
+        screening), but not in a way that makes the participant ineligible.
+        """
         reason = require_text(reason, "reason", "reason for the change")
         with self._unit("screen") as unit:
-            participant = self._participant(unit, reference)
-            if participant.study_id is not None:
+            participant = unit.participant(reference)
+            if unit.session.get(Allocation, participant.id) is not None:
                 raise OperationError(
-                    "already enrolled",
+                    "already randomized",
                     [
                         Problem(
                             "participant",
-                            "screening answers are fixed once a person is enrolled",
+                            "screening answers are fixed once a person is randomized",
                             reference,
                             "record a protocol deviation instead",
                         )
@@ -101,6 +148,19 @@ class EnrolmentOperations(PeopleOperations):
             participant.screening_answers = {k: v for k, v in checked.items() if v is not None}
             old_status = participant.eligibility
             view = self._evaluate(unit, participant)
+            if participant.study_id is not None and view.status != "eligible":
+                raise OperationError(
+                    "an enrolled participant must stay eligible",
+                    [
+                        Problem(
+                            "answers",
+                            f"would make {participant.study_id} {view.status}",
+                            dict(answers),
+                            "check the answers; a person found ineligible after enrolment is "
+                            "a protocol deviation",
+                        )
+                    ],
+                )
             unit.audit(
                 "screening.update",
                 "participant",
@@ -161,9 +221,9 @@ class EnrolmentOperations(PeopleOperations):
                 ],
             )
         if birth_date is not None:
-            not_after(birth_date, self._now().date(), "birth_date")
+            not_after(birth_date, self.context.now().date(), "birth_date")
         with self._unit("identity") as unit:
-            participant = self._participant(unit, reference)
+            participant = unit.participant(reference)
             identity = unit.session.get(Identity, participant.id)
             if identity is None:
                 identity = Identity(participant_id=participant.id, updated_at=unit.now)
@@ -171,7 +231,7 @@ class EnrolmentOperations(PeopleOperations):
             for field in changed:
                 value = given[field]
                 text = value.isoformat() if isinstance(value, dt.date) else str(value)
-                sealed = self.vault.seal(text, f"identity:{participant.id}:{field}")
+                sealed = self.context.vault.seal(text, f"identity:{participant.id}:{field}")
                 setattr(identity, f"{field}_sealed", sealed)
             identity.updated_at = unit.now
             unit.audit(
@@ -184,14 +244,14 @@ class EnrolmentOperations(PeopleOperations):
     def identity(self, reference: str) -> IdentityView:
         """Open a person's identifiers (audited: who looked, and when)."""
         with self._unit("identity") as unit:
-            participant = self._participant(unit, reference)
+            participant = unit.participant(reference)
             identity = unit.session.get(Identity, participant.id)
             opened: dict[str, str | None] = dict.fromkeys(IDENTITY_FIELDS)
             if identity is not None:
                 for field in IDENTITY_FIELDS:
                     sealed = getattr(identity, f"{field}_sealed")
                     if sealed is not None:
-                        opened[field] = self.vault.open(
+                        opened[field] = self.context.vault.open(
                             sealed, f"identity:{participant.id}:{field}"
                         )
             unit.audit(
@@ -208,7 +268,7 @@ class EnrolmentOperations(PeopleOperations):
         """Record consent (form version, date, and who took it: the acting user)."""
         version = require_text(version, "version", "consent form version")
         with self._unit("consent") as unit:
-            participant = self._participant(unit, reference)
+            participant = unit.participant(reference)
             if participant.eligibility != "eligible":
                 raise OperationError(
                     "not eligible",
@@ -241,7 +301,7 @@ class EnrolmentOperations(PeopleOperations):
                     participant_id=participant.id,
                     version=version,
                     consent_date=consent_date,
-                    taken_by=unit.actor.id,
+                    taken_by=unit.scope.id,
                     recorded_at=unit.now,
                 )
             )
@@ -255,7 +315,7 @@ class EnrolmentOperations(PeopleOperations):
     def enrol(self, reference: str) -> str:
         """Enrol an eligible, consented person; return their new study id."""
         with self._unit("enrol") as unit:
-            participant = self._participant(unit, reference)
+            participant = unit.participant(reference)
             if participant.study_id is not None:
                 raise OperationError(
                     "already enrolled",
@@ -294,3 +354,110 @@ class EnrolmentOperations(PeopleOperations):
                 new={"study_id": participant.study_id},
             )
             return participant.study_id
+
+    def withdraw(self, reference: str, kind: str, reason: str, effective_date: dt.date) -> None:
+        """Record that a participant stopped treatment, withdrew consent, or was lost."""
+        reason = require_text(reason, "reason", "reason")
+        if kind not in WITHDRAWAL_KINDS:
+            raise OperationError(
+                "unknown kind of withdrawal",
+                [Problem("kind", "is not allowed", kind, ", ".join(WITHDRAWAL_KINDS))],
+            )
+        with self._unit("withdraw") as unit:
+            participant = unit.enrolled(reference)
+            not_after(effective_date, unit.now.date(), "effective_date")
+            earlier = (
+                unit.session.execute(
+                    select(Withdrawal.kind).where(Withdrawal.participant_id == participant.id)
+                )
+                .scalars()
+                .all()
+            )
+            if kind in earlier or (set(earlier) & {"withdrew_consent", "lost_to_follow_up"}):
+                raise OperationError(
+                    "already recorded",
+                    [
+                        Problem(
+                            "participant",
+                            "already has: " + ", ".join(earlier),
+                            participant.study_id,
+                            "a participant leaves once",
+                        )
+                    ],
+                )
+            unit.session.add(
+                Withdrawal(
+                    participant_id=participant.id,
+                    kind=kind,
+                    reason=reason,
+                    effective_date=effective_date,
+                    recorded_by=unit.scope.id,
+                    recorded_at=unit.now,
+                )
+            )
+            unit.audit(
+                f"participant.{kind}",
+                "participant",
+                str(participant.study_id),
+                new={"kind": kind, "effective_date": effective_date.isoformat()},
+                reason=reason,
+            )
+
+    def participants(self) -> list[ParticipantView]:
+        """Everyone screened at your sites, with where they stand."""
+        with self._unit("view", write=False) as unit:
+            session = unit.session
+            codes = unit.site_codes()
+            query = (
+                select(
+                    Participant.screening_number,
+                    Participant.study_id,
+                    Participant.site_id,
+                    Participant.eligibility,
+                    Consent.id.is_not(None),
+                    Allocation.participant_id.is_not(None),
+                    Withdrawal.kind,
+                )
+                .outerjoin(Consent, Consent.participant_id == Participant.id)
+                .outerjoin(Allocation, Allocation.participant_id == Participant.id)
+                .outerjoin(Withdrawal, Withdrawal.participant_id == Participant.id)
+                .order_by(Participant.screening_number)
+            )
+            rows: dict[str, tuple[str | None, int, str, bool, bool, set[str]]] = {}
+            for (
+                number,
+                study_id,
+                site_id,
+                eligibility,
+                consented,
+                randomized,
+                kind,
+            ) in session.execute(unit.scope.visible(query)).all():
+                # A person with two consents or two withdrawals has two rows: merge them.
+                _, _, _, _, _, kinds = rows.setdefault(
+                    number, (study_id, site_id, eligibility, consented, randomized, set())
+                )
+                if kind is not None:
+                    kinds.add(kind)
+            views = []
+            for number, (
+                study_id,
+                site_id,
+                eligibility,
+                consented,
+                randomized,
+                kinds,
+            ) in rows.items():
+                ending = sorted(kinds & {"withdrew_consent", "lost_to_follow_up"})
+                if ending or kinds:
+                    status = (ending or sorted(kinds))[0]
+                elif randomized:
+                    status = "randomized"
+                elif study_id is not None:
+                    status = "enrolled"
+                elif consented:
+                    status = "consented"
+                else:
+                    status = eligibility
+                views.append(ParticipantView(number, study_id, codes[site_id], status))
+            return views

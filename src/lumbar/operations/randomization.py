@@ -24,8 +24,7 @@ from lumbar.operations.allocation import (
     check_allocation_list,
     generate_allocation_list,
 )
-from lumbar.operations.context import Unit, require_text
-from lumbar.operations.responses import ResponseOperations
+from lumbar.operations.context import Service, Unit, require_text
 from lumbar.protocol import assign_stratum, stratum_key
 from lumbar.store.schema import (
     Allocation,
@@ -39,20 +38,20 @@ from lumbar.store.schema import (
     Withdrawal,
 )
 
-__all__ = ["Assignment", "RandomizationOperations", "RandomizationReport"]
+__all__ = ["Assignment", "RandomizationReport", "RandomizationService"]
 
 
 @dataclass(frozen=True)
 class Assignment:
     """A participant's randomization, as the acting user may see it.
 
-    ``arm`` is the arm for unblinded users and a masked code (``group A``...) for
-    everyone else.
+    ``arm`` is the arm for unblinded users and None for everyone else: a blinded user
+    learns that the participant is randomized, and nothing about the arm.
     """
 
     study_id: str
     stratum: str
-    arm: str
+    arm: str | None
     randomized_on: dt.date
 
 
@@ -71,13 +70,17 @@ class RandomizationReport:
         return not self.problems
 
 
-class RandomizationOperations(ResponseOperations):
-    """Randomizing, unblinding and verifying."""
+class RandomizationService(Service):
+    """Randomizing, emergency unblinding and verifying the list."""
 
     def randomize(self, reference: str) -> Assignment:
-        """Assign the next slot of the participant's stratum (baseline must be complete)."""
+        """Assign the next slot of the participant's stratum.
+
+        The baseline must be complete, and every pre-specified covariate known: a
+        participant randomized without one would fall out of the adjusted analysis.
+        """
         with self._unit("randomize") as unit:
-            participant = self._enrolled(unit, reference)
+            participant = unit.enrolled(reference)
             if unit.session.get(Allocation, participant.id) is not None:
                 raise OperationError(
                     "already randomized",
@@ -91,6 +94,7 @@ class RandomizationOperations(ResponseOperations):
                     ],
                 )
             self._not_withdrawn(unit, participant)
+            self._covariates_known(participant)
             baseline = self._baseline_scores(unit, participant)
             levels = assign_stratum(self.protocol, participant.screening_answers, baseline)
             stratum = stratum_key(levels)
@@ -120,7 +124,8 @@ class RandomizationOperations(ResponseOperations):
                         )
                     ],
                 )
-            arm = self.vault.open(slot.arm_sealed, _slot_context(slot.stratum, slot.position))
+            vault = self.context.vault
+            arm = vault.open(slot.arm_sealed, _slot_context(slot.stratum, slot.position))
             today = unit.now.date()
             unit.session.add(
                 Allocation(
@@ -130,27 +135,45 @@ class RandomizationOperations(ResponseOperations):
                     arm=arm,
                     randomized_on=today,
                     randomized_at=unit.now,
-                    randomized_by=unit.actor.id,
+                    randomized_by=unit.scope.id,
                 )
             )
             unit.audit(
                 "participant.randomize",
                 "participant",
                 str(participant.study_id),
-                new={"stratum": stratum, "position": position, "arm_code": self.vault.code(arm)},
+                new={"stratum": stratum, "position": position, "arm_code": vault.code(arm)},
             )
-            return Assignment(str(participant.study_id), stratum, self._arm_view(unit, arm), today)
+            return Assignment(str(participant.study_id), stratum, unit.scope.arm(arm), today)
 
-    def unblind(self, reference: str, reason: str) -> str:
-        """Emergency unblinding of one participant, with a reason; returns the arm (audited)."""
+    def unblind(self, reference: str, reason: str, *, confirm: str) -> str:
+        """Emergency unblinding of one participant; returns the arm (audited).
+
+        Needs the emergency-unblinding grant, a reason, and ``confirm``: the
+        participant's study id typed again, so nobody breaks the blind by a slip.
+        Only this participant's arm is revealed, and only to the acting user.
+        """
         reason = require_text(reason, "reason", "reason for unblinding")
-        with self._unit("unblind") as unit:
-            participant = self._enrolled(unit, reference)
-            allocation = self._allocation(unit, participant)
+        with self._unit("emergency_unblind") as unit:
+            participant = unit.enrolled(reference)
+            if confirm != participant.study_id:
+                raise OperationError(
+                    "unblinding not confirmed",
+                    [
+                        Problem(
+                            "confirm",
+                            "must repeat the participant's study id, to confirm the blind is "
+                            "broken on purpose",
+                            confirm,
+                            f"give {participant.study_id} to confirm",
+                        )
+                    ],
+                )
+            allocation = unit.allocation(participant)
             unit.session.add(
                 Unblinding(
                     participant_id=participant.id,
-                    staff_id=unit.actor.id,
+                    staff_id=unit.scope.id,
                     reason=reason,
                     at=unit.now,
                 )
@@ -163,12 +186,12 @@ class RandomizationOperations(ResponseOperations):
     def assignment(self, reference: str) -> Assignment:
         """A participant's randomization as the acting user may see it."""
         with self._unit("view", write=False) as unit:
-            participant = self._enrolled(unit, reference)
-            allocation = self._allocation(unit, participant)
+            participant = unit.enrolled(reference)
+            allocation = unit.allocation(participant)
             return Assignment(
                 str(participant.study_id),
                 allocation.stratum,
-                self._arm_view(unit, allocation.arm),
+                unit.scope.arm(allocation.arm),
                 allocation.randomized_on,
             )
 
@@ -183,7 +206,9 @@ class RandomizationOperations(ResponseOperations):
                     row.position,
                     row.block,
                     row.block_size,
-                    self.vault.open(row.arm_sealed, _slot_context(row.stratum, row.position)),
+                    self.context.vault.open(
+                        row.arm_sealed, _slot_context(row.stratum, row.position)
+                    ),
                 )
                 for row in rows
             ]
@@ -197,7 +222,9 @@ class RandomizationOperations(ResponseOperations):
                     )
                 )
             if record.allocation_source == "generated" and record.allocation_seed_sealed:
-                seed = int(self.vault.open(record.allocation_seed_sealed, "allocation-seed"))
+                seed = int(
+                    self.context.vault.open(record.allocation_seed_sealed, "allocation-seed")
+                )
                 regenerated = generate_allocation_list(
                     self.protocol, seed, record.allocation_length
                 )
@@ -256,22 +283,27 @@ class RandomizationOperations(ResponseOperations):
                 )
         return problems
 
-    def _allocation(self, unit: Unit, participant: Participant) -> Allocation:
-        """The participant's randomization; OperationError when there is none yet."""
-        allocation = unit.session.get(Allocation, participant.id)
-        if allocation is None:
+    def _covariates_known(self, participant: Participant) -> None:
+        questions = {question.id for question in self.protocol.eligibility.questions}
+        missing = [
+            covariate
+            for covariate in self.protocol.analysis.covariates
+            if covariate in questions and participant.screening_answers.get(covariate) is None
+        ]
+        if missing:
             raise OperationError(
-                "not randomized",
+                "a pre-specified covariate is missing",
                 [
                     Problem(
-                        "participant",
-                        "is not randomized yet",
+                        covariate,
+                        "the analysis adjusts for it, so it is needed before randomization",
                         participant.study_id,
-                        "randomize first",
+                        f"add it to the screening answers ('lumbar screening update "
+                        f"{participant.screening_number} --answer {covariate}=... --reason ...')",
                     )
+                    for covariate in missing
                 ],
             )
-        return allocation
 
     def _baseline_scores(self, unit: Unit, participant: Participant) -> dict[str, Scores]:
         baseline = self.protocol.baseline
@@ -334,16 +366,6 @@ class RandomizationOperations(ResponseOperations):
                     )
                 ],
             )
-
-    def _arm_view(self, unit: Unit, arm: str) -> str:
-        if unit.actor.unblinded:
-            return arm
-        return self.masked_arm(arm)
-
-    def masked_arm(self, arm: str) -> str:
-        """The code a blinded user sees for ``arm``: stable, and meaningless without the key."""
-        ordered = sorted((arm_.id for arm_ in self.protocol.arms), key=self.vault.code)
-        return f"group {chr(ord('A') + ordered.index(arm))}"
 
 
 def _slot_context(stratum: str, position: int) -> str:

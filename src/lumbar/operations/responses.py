@@ -18,8 +18,7 @@ from sqlalchemy import insert, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
-from lumbar.operations.context import Unit, not_after, require_text
-from lumbar.operations.enrolment import EnrolmentOperations
+from lumbar.operations.context import Service, Unit, not_after, require_text
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -28,7 +27,7 @@ from lumbar.store.schema import (
     QuestionnaireScore,
 )
 
-__all__ = ["SOURCES", "QuestionnaireView", "ResponseOperations"]
+__all__ = ["SOURCES", "QuestionnaireView", "ResponseService"]
 
 Source = Literal["participant_link", "staff_entry", "paper"]
 SOURCES: tuple[str, ...] = ("participant_link", "staff_entry", "paper")
@@ -44,7 +43,7 @@ class QuestionnaireView:
     scores: dict[str, float | None]
 
 
-class ResponseOperations(EnrolmentOperations):
+class ResponseService(Service):
     """Recording and correcting questionnaires."""
 
     def record_questionnaire(
@@ -100,7 +99,7 @@ class ResponseOperations(EnrolmentOperations):
             )
         views = []
         with self._unit("questionnaire") as unit:
-            participant = self._enrolled(unit, reference)
+            participant = unit.enrolled(reference)
             self._may_record(unit, participant, visit, completed_on)
             recorded = set(
                 unit.session.execute(
@@ -130,7 +129,7 @@ class ResponseOperations(EnrolmentOperations):
                     instrument=instrument,
                     source=source,
                     completed_on=completed_on,
-                    entered_by=unit.actor.id,
+                    entered_by=unit.scope.id,
                     recorded_at=unit.now,
                 )
                 for instrument in checked_all
@@ -180,7 +179,7 @@ class ResponseOperations(EnrolmentOperations):
         reason = require_text(reason, "reason", "reason for the edit")
         definition = self._collected(visit, instrument)
         with self._unit("questionnaire") as unit:
-            participant = self._enrolled(unit, reference)
+            participant = unit.enrolled(reference)
             questionnaire = self._questionnaire(unit, participant, visit, instrument)
             if questionnaire is None:
                 raise OperationError(
@@ -276,22 +275,6 @@ class ResponseOperations(EnrolmentOperations):
                 ],
             )
         return INSTRUMENTS.get(instrument)
-
-    def _enrolled(self, unit: Unit, reference: str) -> Participant:
-        participant = self._participant(unit, reference)
-        if participant.study_id is None:
-            raise OperationError(
-                "not enrolled",
-                [
-                    Problem(
-                        "participant",
-                        "questionnaires are for enrolled participants",
-                        reference,
-                        "enrol first",
-                    )
-                ],
-            )
-        return participant
 
     def _may_record(
         self, unit: Unit, participant: Participant, visit: str, completed_on: dt.date

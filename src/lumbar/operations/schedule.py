@@ -11,7 +11,7 @@ randomization. A visit is
   closes, and ``missed`` once it has closed;
 - ``withdrawn`` when the participant withdrew or was lost before the window closed.
 
-:func:`visit_statuses` is pure; :class:`ScheduleOperations` reads the database.
+:func:`visit_statuses` is pure; :class:`ScheduleService` reads the database.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lumbar.operations.context import Unit
-from lumbar.operations.randomization import RandomizationOperations
+from lumbar.operations.context import Service, Unit
 from lumbar.protocol import Protocol
-from lumbar.store.schema import Allocation, Participant, Questionnaire, Site, Withdrawal
+from lumbar.store.schema import Allocation, Participant, Questionnaire, Withdrawal
 
 __all__ = [
     "FOLLOW_UP_ENDS",
-    "ScheduleOperations",
+    "ScheduleService",
     "VisitStatus",
     "follow_up_ended_on",
     "visit_statuses",
@@ -111,59 +110,78 @@ def follow_up_ended_on(session: Session, participant_id: int) -> dt.date | None:
     ).scalar_one_or_none()
 
 
-class ScheduleOperations(RandomizationOperations):
+class ScheduleService(Service):
     """Schedules and the list of who is due."""
 
     def schedule(self, reference: str, on: dt.date | None = None) -> list[VisitStatus]:
         """One participant's follow-up visits and their status on ``on`` (today by default)."""
         with self._unit("view", write=False) as unit:
-            participant = self._enrolled(unit, reference)
-            return self._statuses(unit, [participant], on or unit.now.date())
+            participant = unit.enrolled(reference)
+            return self._statuses(unit, [participant.id], on or unit.now.date())
 
-    def due(self, site: str | None = None, on: dt.date | None = None) -> list[VisitStatus]:
-        """Visits due or overdue on ``on``, for the actor's sites (or one of them), by site."""
+    def due(
+        self, site: str | None = None, on: dt.date | None = None, *, missed: bool = False
+    ) -> list[VisitStatus]:
+        """Visits due or overdue on ``on`` at your sites (or one of them), by site.
+
+        With ``missed``, visits whose window closed without them are listed too.
+        """
+        wanted = ("due", "overdue", "missed") if missed else ("due", "overdue")
         with self._unit("view", write=False) as unit:
-            query = select(Participant).join(
+            query = select(Participant.id).join(
                 Allocation, Allocation.participant_id == Participant.id
             )
             if site is not None:
-                query = query.where(Participant.site_id == self._site(unit, site).id)
-            participants = [
-                participant
-                for participant in unit.session.execute(query).scalars()
-                if unit.actor.sees_site(participant.site_id)
-            ]
-            statuses = self._statuses(unit, participants, on or unit.now.date())
-            pending = [status for status in statuses if status.status in ("due", "overdue")]
+                query = query.where(Participant.site_id == unit.site(site).id)
+            ids = list(unit.session.execute(unit.scope.visible(query)).scalars())
+            statuses = self._statuses(unit, ids, on or unit.now.date())
+            pending = [status for status in statuses if status.status in wanted]
             return sorted(pending, key=lambda s: (s.site, s.closes, s.study_id, s.visit))
 
     def _statuses(
-        self, unit: Unit, participants: Sequence[Participant], today: dt.date
+        self, unit: Unit, participant_ids: Sequence[int], today: dt.date
     ) -> list[VisitStatus]:
+        """The visit statuses of these participants (already checked visible): three queries."""
         session = unit.session
-        codes = {site.id: site.code for site in session.execute(select(Site)).scalars()}
-        statuses: list[VisitStatus] = []
-        for participant in participants:
-            allocation = session.get(Allocation, participant.id)
-            if allocation is None:
-                continue
-            recorded: dict[str, list[tuple[str, dt.date]]] = {}
-            for questionnaire in session.execute(
-                select(Questionnaire).where(Questionnaire.participant_id == participant.id)
-            ).scalars():
-                recorded.setdefault(questionnaire.visit, []).append(
-                    (questionnaire.instrument, questionnaire.completed_on)
+        codes = unit.site_codes()
+        recorded: dict[int, dict[str, list[tuple[str, dt.date]]]] = {}
+        for participant_id, visit, instrument, completed_on in session.execute(
+            select(
+                Questionnaire.participant_id,
+                Questionnaire.visit,
+                Questionnaire.instrument,
+                Questionnaire.completed_on,
+            ).where(Questionnaire.participant_id.in_(participant_ids))
+        ).all():
+            recorded.setdefault(participant_id, {}).setdefault(visit, []).append(
+                (instrument, completed_on)
+            )
+        ended = dict(
+            session.execute(
+                select(Withdrawal.participant_id, Withdrawal.effective_date).where(
+                    Withdrawal.participant_id.in_(participant_ids),
+                    Withdrawal.kind.in_(FOLLOW_UP_ENDS),
                 )
-            ended = follow_up_ended_on(session, participant.id)
+            ).all()
+        )
+        statuses: list[VisitStatus] = []
+        for participant_id, study_id, site_id, randomized_on in session.execute(
+            select(
+                Participant.id, Participant.study_id, Participant.site_id, Allocation.randomized_on
+            )
+            .join(Allocation, Allocation.participant_id == Participant.id)
+            .where(Participant.id.in_(participant_ids))
+            .order_by(Participant.study_id)
+        ).all():
             statuses.extend(
                 visit_statuses(
                     self.protocol,
-                    study_id=str(participant.study_id),
-                    site=codes[participant.site_id],
-                    randomized_on=allocation.randomized_on,
-                    recorded=recorded,
+                    study_id=str(study_id),
+                    site=codes[site_id],
+                    randomized_on=randomized_on,
+                    recorded=recorded.get(participant_id, {}),
                     today=today,
-                    follow_up_ended_on=ended,
+                    follow_up_ended_on=ended.get(participant_id),
                 )
             )
         return statuses

@@ -1,4 +1,8 @@
-"""Treatment sessions, adherence, adverse events and withdrawals."""
+"""Treatment sessions and adherence.
+
+Sessions differ by arm (usual care has none; each massage arm its own techniques), so
+reading them needs an unblinded user; logging them needs the therapist who gave them.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +10,18 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.access import require_unblinded
-from lumbar.operations.context import Unit, not_after, require_text
-from lumbar.operations.schedule import ScheduleOperations
-from lumbar.store.schema import (
-    AdverseEvent,
-    Allocation,
-    Participant,
-    TreatmentSession,
-    Withdrawal,
-)
+from lumbar.operations.context import Service, Unit
+from lumbar.store.schema import Allocation, Participant, TreatmentSession, Withdrawal
 
-__all__ = [
-    "OUTCOMES",
-    "RELATEDNESS",
-    "SEVERITIES",
-    "WITHDRAWAL_KINDS",
-    "Adherence",
-    "AdverseEventView",
-    "TreatmentOperations",
-]
+if TYPE_CHECKING:
+    import pandas as pd
 
-SEVERITIES = ("mild", "moderate", "severe")
-RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
-"""How likely the event was caused by the treatment (a common five-point scale)."""
-OUTCOMES = (
-    "recovered",
-    "recovering",
-    "not_recovered",
-    "recovered_with_sequelae",
-    "fatal",
-    "unknown",
-)
-WITHDRAWAL_KINDS = ("discontinued_treatment", "withdrew_consent", "lost_to_follow_up")
-"""``discontinued_treatment`` stops sessions but not follow-up; the other two end follow-up."""
+__all__ = ["Adherence", "TreatmentService"]
 
 MAX_SESSION_MINUTES = 240
 
@@ -61,20 +38,8 @@ class Adherence:
         return self.attended / self.planned if self.planned else None
 
 
-@dataclass(frozen=True)
-class AdverseEventView:
-    id: int
-    study_id: str
-    description: str
-    onset_date: dt.date
-    severity: str
-    serious: bool
-    relatedness: str
-    outcome: str
-
-
-class TreatmentOperations(ScheduleOperations):
-    """Logging sessions and safety events; withdrawals."""
+class TreatmentService(Service):
+    """Logging sessions; adherence and the sessions table."""
 
     def log_session(
         self,
@@ -89,9 +54,9 @@ class TreatmentOperations(ScheduleOperations):
     ) -> int:
         """Log one treatment session given by the acting therapist; returns its number."""
         with self._unit("session") as unit:
-            require_unblinded(unit.actor, "logging sessions")
-            participant = self._enrolled(unit, reference)
-            allocation = self._allocation(unit, participant)
+            unit.scope.require_unblinded("logging sessions")
+            participant = unit.enrolled(reference)
+            allocation = unit.allocation(participant)
             arm = self.protocol.arm(allocation.arm)
             problems = []
             if arm.sessions.planned == 0:
@@ -146,7 +111,7 @@ class TreatmentOperations(ScheduleOperations):
                 raise OperationError("the session was not logged", problems)
             row = TreatmentSession(
                 participant_id=participant.id,
-                therapist_id=unit.actor.id,
+                therapist_id=unit.scope.id,
                 session_date=session_date,
                 minutes=minutes,
                 techniques=list(techniques),
@@ -179,7 +144,7 @@ class TreatmentOperations(ScheduleOperations):
                     "participant": participant.study_id,
                     "date": session_date.isoformat(),
                     "minutes": minutes,
-                    "content_code": self.vault.code(json.dumps(content, sort_keys=True)),
+                    "content_code": self.context.vault.code(json.dumps(content, sort_keys=True)),
                 },
             )
             return int(number)
@@ -190,7 +155,7 @@ class TreatmentOperations(ScheduleOperations):
         Planned sessions differ by arm, so only unblinded users may see this.
         """
         with self._unit("treatment_records", write=False) as unit:
-            require_unblinded(unit.actor, "adherence")
+            unit.scope.require_unblinded("adherence")
             counts = dict(
                 unit.session.execute(
                     select(TreatmentSession.participant_id, func.count()).group_by(
@@ -200,12 +165,12 @@ class TreatmentOperations(ScheduleOperations):
             )
             rows = []
             for participant, allocation in unit.session.execute(
-                select(Participant, Allocation)
-                .join(Allocation, Allocation.participant_id == Participant.id)
-                .order_by(Participant.study_id)
+                unit.scope.visible(
+                    select(Participant, Allocation)
+                    .join(Allocation, Allocation.participant_id == Participant.id)
+                    .order_by(Participant.study_id)
+                )
             ).all():
-                if not unit.actor.sees_site(participant.site_id):
-                    continue
                 planned = self.protocol.arm(allocation.arm).sessions.planned
                 rows.append(
                     Adherence(
@@ -223,16 +188,16 @@ class TreatmentOperations(ScheduleOperations):
         Days count from randomization; notes are left out (free text). Unblinded users only.
         """
         with self._unit("treatment_records", write=False) as unit:
-            require_unblinded(unit.actor, "the sessions table")
+            unit.scope.require_unblinded("the sessions table")
             rows = []
             for session, participant, allocation in unit.session.execute(
-                select(TreatmentSession, Participant, Allocation)
-                .join(Participant, Participant.id == TreatmentSession.participant_id)
-                .join(Allocation, Allocation.participant_id == Participant.id)
-                .order_by(TreatmentSession.id)
+                unit.scope.visible(
+                    select(TreatmentSession, Participant, Allocation)
+                    .join(Participant, Participant.id == TreatmentSession.participant_id)
+                    .join(Allocation, Allocation.participant_id == Participant.id)
+                    .order_by(TreatmentSession.id)
+                )
             ).all():
-                if not unit.actor.sees_site(participant.site_id):
-                    continue
                 rows.append(
                     {
                         "participant": participant.study_id,
@@ -253,199 +218,9 @@ class TreatmentOperations(ScheduleOperations):
                 "body_regions",
                 "home_care",
             ]
+            import pandas as pd  # noqa: PLC0415 - only the analysis side loads pandas
+
             return pd.DataFrame(rows, columns=columns)
-
-    def adverse_event_table(self) -> pd.DataFrame:
-        """Every adverse event at your sites, de-identified (no description: it is free text).
-
-        Onset counts days from randomization (None before it). Unblinded users only.
-        """
-        with self._unit("treatment_records", write=False) as unit:
-            require_unblinded(unit.actor, "the adverse-event table")
-            rows = []
-            for event, participant in unit.session.execute(
-                select(AdverseEvent, Participant)
-                .join(Participant, Participant.id == AdverseEvent.participant_id)
-                .order_by(AdverseEvent.id)
-            ).all():
-                if not unit.actor.sees_site(participant.site_id):
-                    continue
-                allocation = unit.session.get(Allocation, participant.id)
-                rows.append(
-                    {
-                        "participant": participant.study_id,
-                        "arm": None if allocation is None else allocation.arm,
-                        "onset_day": None
-                        if allocation is None
-                        else (event.onset_date - allocation.randomized_on).days,
-                        "severity": event.severity,
-                        "serious": event.serious,
-                        "relatedness": event.relatedness,
-                        "outcome": event.outcome,
-                    }
-                )
-            columns = [
-                "participant",
-                "arm",
-                "onset_day",
-                "severity",
-                "serious",
-                "relatedness",
-                "outcome",
-            ]
-            return pd.DataFrame(rows, columns=columns)
-
-    def report_adverse_event(
-        self,
-        reference: str,
-        description: str,
-        onset_date: dt.date,
-        *,
-        severity: str,
-        serious: bool,
-        relatedness: str,
-        outcome: str = "unknown",
-    ) -> AdverseEventView:
-        """Record an adverse event; a serious one is flagged in the audit trail's action."""
-        description = require_text(description, "description", "description of the event")
-        problems = []
-        for field, value, allowed in (
-            ("severity", severity, SEVERITIES),
-            ("relatedness", relatedness, RELATEDNESS),
-            ("outcome", outcome, OUTCOMES),
-        ):
-            if value not in allowed:
-                problems.append(
-                    Problem(field, "is not one of the allowed values", value, ", ".join(allowed))
-                )
-        if problems:
-            raise OperationError("the adverse event was not recorded", problems)
-        with self._unit("adverse_event") as unit:
-            participant = self._enrolled(unit, reference)
-            not_after(onset_date, unit.now.date(), "onset_date")
-            event = AdverseEvent(
-                participant_id=participant.id,
-                description=description,
-                onset_date=onset_date,
-                severity=severity,
-                serious=serious,
-                relatedness=relatedness,
-                outcome=outcome,
-                reported_by=unit.actor.id,
-                recorded_at=unit.now,
-            )
-            unit.session.add(event)
-            unit.session.flush()
-            unit.audit(
-                "adverse_event.serious" if serious else "adverse_event.record",
-                "adverse_event",
-                event.id,
-                new=_event_payload(event, str(participant.study_id)),
-            )
-            return _event_view(event, str(participant.study_id))
-
-    def update_adverse_event(self, event_id: int, *, outcome: str, reason: str) -> AdverseEventView:
-        """Record how an adverse event turned out (the old outcome stays in the audit)."""
-        reason = require_text(reason, "reason", "reason for the update")
-        if outcome not in OUTCOMES:
-            raise OperationError(
-                "unknown outcome",
-                [Problem("outcome", "is not allowed", outcome, ", ".join(OUTCOMES))],
-            )
-        with self._unit("adverse_event") as unit:
-            event = unit.session.get(AdverseEvent, event_id)
-            participant = (
-                None if event is None else unit.session.get(Participant, event.participant_id)
-            )
-            if (
-                event is None
-                or participant is None
-                or not unit.actor.sees_site(participant.site_id)
-            ):
-                raise OperationError(
-                    "unknown adverse event",
-                    [
-                        Problem(
-                            "event",
-                            "is not an adverse event at your sites",
-                            event_id,
-                            "check the number",
-                        )
-                    ],
-                )
-            old = event.outcome
-            event.outcome = outcome
-            unit.audit(
-                "adverse_event.update",
-                "adverse_event",
-                event.id,
-                old={"outcome": old},
-                new={"outcome": outcome},
-                reason=reason,
-            )
-            return _event_view(event, str(participant.study_id))
-
-    def adverse_events(self) -> list[AdverseEventView]:
-        """Adverse events at your sites (their descriptions can reveal arms: unblinded users)."""
-        with self._unit("treatment_records", write=False) as unit:
-            require_unblinded(unit.actor, "the adverse-event list")
-            views = []
-            for event, participant in unit.session.execute(
-                select(AdverseEvent, Participant)
-                .join(Participant, Participant.id == AdverseEvent.participant_id)
-                .order_by(AdverseEvent.id)
-            ).all():
-                if unit.actor.sees_site(participant.site_id):
-                    views.append(_event_view(event, str(participant.study_id)))
-            return views
-
-    def withdraw(self, reference: str, kind: str, reason: str, effective_date: dt.date) -> None:
-        """Record that a participant stopped treatment, withdrew consent, or was lost."""
-        reason = require_text(reason, "reason", "reason")
-        if kind not in WITHDRAWAL_KINDS:
-            raise OperationError(
-                "unknown kind of withdrawal",
-                [Problem("kind", "is not allowed", kind, ", ".join(WITHDRAWAL_KINDS))],
-            )
-        with self._unit("withdraw") as unit:
-            participant = self._enrolled(unit, reference)
-            not_after(effective_date, unit.now.date(), "effective_date")
-            earlier = (
-                unit.session.execute(
-                    select(Withdrawal.kind).where(Withdrawal.participant_id == participant.id)
-                )
-                .scalars()
-                .all()
-            )
-            if kind in earlier or (set(earlier) & {"withdrew_consent", "lost_to_follow_up"}):
-                raise OperationError(
-                    "already recorded",
-                    [
-                        Problem(
-                            "participant",
-                            "already has: " + ", ".join(earlier),
-                            participant.study_id,
-                            "a participant leaves once",
-                        )
-                    ],
-                )
-            unit.session.add(
-                Withdrawal(
-                    participant_id=participant.id,
-                    kind=kind,
-                    reason=reason,
-                    effective_date=effective_date,
-                    recorded_by=unit.actor.id,
-                    recorded_at=unit.now,
-                )
-            )
-            unit.audit(
-                f"participant.{kind}",
-                "participant",
-                str(participant.study_id),
-                new={"kind": kind, "effective_date": effective_date.isoformat()},
-                reason=reason,
-            )
 
     def _stopped_treatment(self, unit: Unit, participant: Participant) -> bool:
         return (
@@ -466,28 +241,3 @@ def _unknown(values: Sequence[str], allowed: Sequence[str], field: str, what: st
     if len(set(values)) != len(values):
         problems.append(Problem(field, "lists an entry twice", list(values), "list each once"))
     return problems
-
-
-def _event_payload(event: AdverseEvent, study_id: str) -> dict[str, object]:
-    return {
-        "participant": study_id,
-        "onset_date": event.onset_date.isoformat(),
-        "severity": event.severity,
-        "serious": event.serious,
-        "relatedness": event.relatedness,
-        "outcome": event.outcome,
-        "description_length": len(event.description),
-    }
-
-
-def _event_view(event: AdverseEvent, study_id: str) -> AdverseEventView:
-    return AdverseEventView(
-        event.id,
-        study_id,
-        event.description,
-        event.onset_date,
-        event.severity,
-        event.serious,
-        event.relatedness,
-        event.outcome,
-    )

@@ -1,16 +1,22 @@
-"""The trial: creating one, and the one object every operation hangs on.
+"""The trial: creating one, and the one object every caller drives.
 
 ::
 
     from lumbar.operations import create_trial, Trial
     create_trial(protocol, "trial.db", admin="admin")      # once: schema, list, key file
-    trial = Trial.open("trial.db", actor="admin")         # then, as any member of staff
+    trial = Trial.open("trial.db", actor="admin")         # the operator's command line
     trial.add_site("SEA", "Seattle")
     ...
 
-``Trial`` gathers the operations of each area (people, enrolment, responses,
-randomization, schedule, treatment, dataset, CONSORT records) in one service
-object, which the CLI and the web app both drive.
+    context = Context.open("trial.db")                    # a server: open once ...
+    trial = Trial(context, principal)                     # ... and one Trial per request
+
+:class:`Trial` is the public API of operations: the CLI, the simulator and the web
+app call its methods, and nothing else. Each method hands over to the service of
+its area (people, enrolment, responses, randomization, schedule, treatment,
+safety, dataset, CONSORT records), which share one :class:`Context`. Making a
+``Trial`` over an open context costs a few attribute assignments: no engine,
+key or protocol is read again.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import insert, make_url, select
+from sqlalchemy import insert, select
 
 from lumbar import __version__
 from lumbar.errors import Problem, StoreError
@@ -33,35 +41,37 @@ from lumbar.operations.allocation import (
     generate_allocation_list,
     read_allocation_csv,
 )
-from lumbar.operations.consort import ConsortOperations
-from lumbar.operations.context import SYSTEM_ACTOR, Clock, utc_now
+from lumbar.operations.consort import ConsortService
+from lumbar.operations.context import SYSTEM_ACTOR, Clock, Context, Principal, utc_now
+from lumbar.operations.dataset import DatasetService
+from lumbar.operations.enrolment import (
+    EnrolmentService,
+    IdentityView,
+    ParticipantView,
+    ScreeningView,
+)
+from lumbar.operations.people import GrantView, PeopleService, SiteView, StaffView
+from lumbar.operations.randomization import Assignment, RandomizationReport, RandomizationService
+from lumbar.operations.responses import QuestionnaireView, ResponseService
+from lumbar.operations.safety import AdverseEventView, SafetyService
+from lumbar.operations.schedule import ScheduleService, VisitStatus
+from lumbar.operations.treatment import Adherence, TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
 from lumbar.store.audit import AuditReport, append_audit, verify_chain
 from lumbar.store.database import Database, default_key_file
 from lumbar.store.schema import (
-    Allocation,
     AllocationSlot,
-    Consent,
-    Participant,
     Site,
     Staff,
     StratumCounter,
     TrialRecord,
-    Withdrawal,
 )
 from lumbar.store.vault import KEY_ENV, Vault, create_key_file, load_key
 
-__all__ = ["ParticipantView", "Trial", "TrialCreated", "TrialInfo", "create_trial"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-@dataclass(frozen=True)
-class ParticipantView:
-    """A participant as the list shows them (no identifiers)."""
-
-    screening_number: str
-    study_id: str | None
-    site: str
-    status: str
+__all__ = ["Trial", "TrialCreated", "TrialInfo", "create_trial"]
 
 
 @dataclass(frozen=True)
@@ -91,51 +101,81 @@ class TrialCreated:
     allocation_source: str
 
 
-class Trial(ConsortOperations):
-    """An open trial, seen by one member of staff. See :func:`create_trial`."""
+class Trial:
+    """An open trial, seen by one principal. See :func:`create_trial`."""
 
-    def participants(self) -> list[ParticipantView]:
-        """Everyone screened at your sites, with where they stand."""
-        with self._unit("view", write=False) as unit:
-            session = unit.session
-            codes = {site.id: site.code for site in session.execute(select(Site)).scalars()}
-            consented = set(session.execute(select(Consent.participant_id)).scalars())
-            randomized = set(session.execute(select(Allocation.participant_id)).scalars())
-            left = dict(session.execute(select(Withdrawal.participant_id, Withdrawal.kind)).all())
-            views = []
-            for participant in session.execute(
-                select(Participant).order_by(Participant.screening_number)
-            ).scalars():
-                if not unit.actor.sees_site(participant.site_id):
-                    continue
-                if participant.id in left:
-                    status = left[participant.id]
-                elif participant.id in randomized:
-                    status = "randomized"
-                elif participant.study_id is not None:
-                    status = "enrolled"
-                elif participant.id in consented:
-                    status = "consented"
-                else:
-                    status = participant.eligibility
-                views.append(
-                    ParticipantView(
-                        participant.screening_number,
-                        participant.study_id,
-                        codes[participant.site_id],
-                        status,
-                    )
-                )
-            return views
+    def __init__(self, context: Context, principal: Principal, *, owns_context: bool = False):
+        self.context = context
+        self.principal = principal
+        self._owns_context = owns_context
+        self._people = PeopleService(context, principal)
+        self._enrolment = EnrolmentService(context, principal)
+        self._responses = ResponseService(context, principal)
+        self._randomization = RandomizationService(context, principal)
+        self._schedule = ScheduleService(context, principal)
+        self._treatment = TreatmentService(context, principal)
+        self._safety = SafetyService(context, principal)
+        self._dataset = DatasetService(context, principal)
+        self._consort = ConsortService(context, principal)
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None,
+        actor: str | Principal,
+        *,
+        key_file: Path | None = None,
+        key: bytes | None = None,
+        clock: Clock = utc_now,
+    ) -> Trial:
+        """Open the trial at ``url`` for one principal (a user name: the operator's word)."""
+        context = Context.open(url, key_file=key_file, key=key, clock=clock)
+        principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
+        return cls(context, principal, owns_context=True)
+
+    @staticmethod
+    def check_key(url: str | None, *, key_file: Path | None = None) -> str:
+        """Confirm the vault key opens the trial at ``url`` (no user needed); return its id."""
+        context = Context.open(url, key_file=key_file)
+        try:
+            with context.db.read() as session:
+                return str(session.execute(select(TrialRecord.id)).scalar_one())
+        finally:
+            context.close()
+
+    def close(self) -> None:
+        """Release the database when this trial opened it (a shared context stays open)."""
+        if self._owns_context:
+            self.context.close()
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.context.protocol
+
+    @property
+    def db(self) -> Database:
+        return self.context.db
+
+    def clock(self) -> dt.datetime:
+        """Now, by the trial's clock."""
+        return self.context.now()
+
+    def authorize(self, permission: str) -> None:
+        """Refuse unless the principal holds ``permission`` (for work done outside a unit)."""
+        with self.context.unit(self.principal, permission, write=False):
+            pass
+
+    # ------------------------------------------------------------------ the trial itself
 
     def about(self) -> TrialInfo:
         """The trial's own record: title, protocol, when it was made, whether it is synthetic."""
-        with self._unit("view", write=False) as unit:
+        with self.context.unit(self.principal, "view", write=False) as unit:
             record = unit.session.execute(select(TrialRecord)).scalar_one()
             sites = tuple(
-                (site.code, site.name)
-                for site in unit.session.execute(select(Site).order_by(Site.code)).scalars()
-                if unit.actor.sees_site(site.id)
+                (str(code), str(name))
+                for code, name in unit.session.execute(
+                    unit.scope.visible_sites(select(Site.code, Site.name)).order_by(Site.code)
+                )
             )
             return TrialInfo(
                 record.id,
@@ -147,13 +187,225 @@ class Trial(ConsortOperations):
                 record.synthetic,
                 sites,
                 record.allocation_source,
-                make_url(self.db.url).render_as_string(hide_password=True),
+                self.context.db.display_url,
             )
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain: report any record changed, deleted or inserted."""
-        with self._unit("audit", write=False) as unit:
+        with self.context.unit(self.principal, "audit", write=False) as unit:
             return verify_chain(unit.session)
+
+    # ------------------------------------------------------------------ people
+
+    def add_site(self, code: str, name: str) -> SiteView:
+        return self._people.add_site(code, name)
+
+    def sites(self) -> tuple[SiteView, ...]:
+        return self._people.sites()
+
+    def add_staff(
+        self,
+        username: str,
+        role: str,
+        sites: Sequence[str] = (),
+        *,
+        all_sites: bool = False,
+        unblinded: bool | None = None,
+        reason: str | None = None,
+    ) -> StaffView:
+        return self._people.add_staff(
+            username, role, sites, all_sites=all_sites, unblinded=unblinded, reason=reason
+        )
+
+    def staff(self) -> tuple[StaffView, ...]:
+        return self._people.staff()
+
+    def grant(self, username: str, kind: str, reason: str) -> GrantView:
+        return self._people.grant(username, kind, reason)
+
+    def revoke(self, username: str, kind: str, reason: str) -> None:
+        self._people.revoke(username, kind, reason)
+
+    def countersign(self, grant_id: int) -> GrantView:
+        return self._people.countersign(grant_id)
+
+    def grants(self) -> list[GrantView]:
+        return self._people.grants()
+
+    def set_active(self, username: str, active: bool, reason: str) -> None:
+        self._people.set_active(username, active, reason)
+
+    # ------------------------------------------------------------------ enrolment
+
+    def screen(
+        self, site: str, answers: Mapping[str, Any], *, synthetic: bool = False
+    ) -> ScreeningView:
+        return self._enrolment.screen(site, answers, synthetic=synthetic)
+
+    def update_screening(
+        self, reference: str, answers: Mapping[str, Any], reason: str
+    ) -> ScreeningView:
+        return self._enrolment.update_screening(reference, answers, reason)
+
+    def record_identity(
+        self,
+        reference: str,
+        *,
+        name: str | None = None,
+        contact: str | None = None,
+        birth_date: dt.date | None = None,
+    ) -> None:
+        self._enrolment.record_identity(
+            reference, name=name, contact=contact, birth_date=birth_date
+        )
+
+    def identity(self, reference: str) -> IdentityView:
+        return self._enrolment.identity(reference)
+
+    def consent(self, reference: str, version: str, consent_date: dt.date) -> None:
+        self._enrolment.consent(reference, version, consent_date)
+
+    def enrol(self, reference: str) -> str:
+        return self._enrolment.enrol(reference)
+
+    def withdraw(self, reference: str, kind: str, reason: str, effective_date: dt.date) -> None:
+        self._enrolment.withdraw(reference, kind, reason, effective_date)
+
+    def participants(self) -> list[ParticipantView]:
+        return self._enrolment.participants()
+
+    # ------------------------------------------------------------------ questionnaires
+
+    def record_questionnaire(
+        self,
+        reference: str,
+        visit: str,
+        instrument: str,
+        answers: Mapping[str, Any],
+        *,
+        completed_on: dt.date,
+        source: str = "staff_entry",
+    ) -> QuestionnaireView:
+        return self._responses.record_questionnaire(
+            reference, visit, instrument, answers, completed_on=completed_on, source=source
+        )
+
+    def record_visit(
+        self,
+        reference: str,
+        visit: str,
+        questionnaires: Mapping[str, Mapping[str, Any]],
+        *,
+        completed_on: dt.date,
+        source: str = "staff_entry",
+    ) -> tuple[QuestionnaireView, ...]:
+        return self._responses.record_visit(
+            reference, visit, questionnaires, completed_on=completed_on, source=source
+        )
+
+    def edit_questionnaire(
+        self,
+        reference: str,
+        visit: str,
+        instrument: str,
+        answers: Mapping[str, Any],
+        reason: str,
+    ) -> QuestionnaireView:
+        return self._responses.edit_questionnaire(reference, visit, instrument, answers, reason)
+
+    # ------------------------------------------------------------------ randomization
+
+    def randomize(self, reference: str) -> Assignment:
+        return self._randomization.randomize(reference)
+
+    def unblind(self, reference: str, reason: str, *, confirm: str) -> str:
+        return self._randomization.unblind(reference, reason, confirm=confirm)
+
+    def assignment(self, reference: str) -> Assignment:
+        return self._randomization.assignment(reference)
+
+    def verify_randomization(self) -> RandomizationReport:
+        return self._randomization.verify_randomization()
+
+    # ------------------------------------------------------------------ schedule
+
+    def schedule(self, reference: str, on: dt.date | None = None) -> list[VisitStatus]:
+        return self._schedule.schedule(reference, on)
+
+    def due(
+        self, site: str | None = None, on: dt.date | None = None, *, missed: bool = False
+    ) -> list[VisitStatus]:
+        return self._schedule.due(site, on, missed=missed)
+
+    # ------------------------------------------------------------------ treatment and safety
+
+    def log_session(
+        self,
+        reference: str,
+        session_date: dt.date,
+        minutes: int,
+        techniques: Sequence[str],
+        body_regions: Sequence[str],
+        *,
+        home_care: Sequence[str] = (),
+        notes: str = "",
+    ) -> int:
+        return self._treatment.log_session(
+            reference,
+            session_date,
+            minutes,
+            techniques,
+            body_regions,
+            home_care=home_care,
+            notes=notes,
+        )
+
+    def adherence(self) -> list[Adherence]:
+        return self._treatment.adherence()
+
+    def sessions_table(self) -> pd.DataFrame:
+        return self._treatment.sessions_table()
+
+    def report_adverse_event(
+        self,
+        reference: str,
+        description: str,
+        onset_date: dt.date,
+        *,
+        severity: str,
+        serious: bool,
+        relatedness: str,
+        outcome: str = "unknown",
+    ) -> AdverseEventView:
+        return self._safety.report_adverse_event(
+            reference,
+            description,
+            onset_date,
+            severity=severity,
+            serious=serious,
+            relatedness=relatedness,
+            outcome=outcome,
+        )
+
+    def update_adverse_event(self, event_id: int, *, outcome: str, reason: str) -> AdverseEventView:
+        return self._safety.update_adverse_event(event_id, outcome=outcome, reason=reason)
+
+    def adverse_events(self) -> list[AdverseEventView]:
+        return self._safety.adverse_events()
+
+    def adverse_event_table(self) -> pd.DataFrame:
+        return self._safety.adverse_event_table()
+
+    # ------------------------------------------------------------------ data out
+
+    def dataset(self, on: dt.date | None = None) -> pd.DataFrame:
+        return self._dataset.dataset(on)
+
+    def export(self, path: Path, file_format: str = "csv") -> int:
+        return self._dataset.export(path, file_format)
+
+    def consort_records(self, on: dt.date | None = None) -> pd.DataFrame:
+        return self._consort.consort_records(on)
 
 
 def create_trial(
@@ -179,7 +431,7 @@ def create_trial(
     if database.is_initialised():
         raise StoreError(
             "a trial exists here",
-            [Problem("--db", "already holds a trial", database.url, "choose a new database")],
+            [Problem("db", "already holds a trial", database.display_url, "choose a new database")],
         )
     length = protocol.slots_per_stratum
     if length is None and allocation_csv is None:
@@ -288,6 +540,7 @@ def _write_trial(
                 username=admin,
                 role="admin",
                 unblinded=False,
+                may_unblind=False,
                 all_sites=True,
                 active=True,
                 created_at=now,

@@ -92,12 +92,24 @@ class _Person:
 def populate_staff(admin: Trial, assumptions: Assumptions = DEFAULT_ASSUMPTIONS) -> list[str]:
     """Add the simulator's site and staff; return the therapists' user names."""
     admin.add_site("SEA", "Seattle (synthetic)")
-    admin.add_staff("coordinator", "coordinator", ["SEA"], unblinded=True)
+    admin.add_staff(
+        "coordinator",
+        "coordinator",
+        ["SEA"],
+        unblinded=True,
+        reason="synthetic trial: the simulator must know each arm to simulate its outcomes",
+    )
     admin.add_staff("assessor", "outcome_assessor", ["SEA"])
-    admin.add_staff("statistician", "statistician", all_sites=True, unblinded=True)
+    admin.add_staff(
+        "statistician",
+        "statistician",
+        all_sites=True,
+        unblinded=True,
+        reason="synthetic trial: the demo's report names the arms",
+    )
     therapists = [f"therapist{number}" for number in range(1, assumptions.therapists + 1)]
     for name in therapists:
-        admin.add_staff(name, "therapist", ["SEA"])
+        admin.add_staff(name, "therapist", ["SEA"], reason="delivers the synthetic massage")
     return therapists
 
 
@@ -244,6 +256,7 @@ class _Runner:
             source="staff_entry",
         )
         assignment = coordinator.randomize(person.study_id)
+        assert assignment.arm is not None, "the simulator's coordinator sees arms"
         person.arm = assignment.arm
         person.randomized_on = today
         self.summary.randomized += 1

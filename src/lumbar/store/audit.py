@@ -4,7 +4,10 @@ Each record holds who, when, what (action, entity, id), the old and new values
 and the reason, plus the hash of the record before it and its own hash::
 
     hash = SHA-256(prev_hash + canonical JSON of [seq, at, actor, action, entity,
-                                                  entity_id, old, new, reason])
+                                                  entity_id, old, new, reason(, origin)])
+
+``origin`` (how the actor's identity was established: the operator's command line
+with its OS user and host, a web sign-in, a token) is hashed when a record has one.
 
 ``audit_head`` holds the last sequence number and hash; every write locks it,
 which also serializes writers. Database triggers refuse UPDATE and DELETE on
@@ -69,6 +72,7 @@ def record_hash(record: AuditRecord) -> str:
             record.old,
             record.new,
             record.reason,
+            *(() if record.origin is None else (record.origin,)),
         ],
     )
 
@@ -95,6 +99,7 @@ def append_audit(
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
     reason: str | None = None,
+    origin: str | None = None,
     head: tuple[int, str] | None = None,
     move_head: bool = True,
 ) -> tuple[int, str]:
@@ -116,6 +121,7 @@ def append_audit(
         "seq": seq + 1,
         "at": at,
         "actor": actor,
+        "origin": origin,
         "action": action,
         "entity": entity,
         "entity_id": str(entity_id),
@@ -136,6 +142,7 @@ def append_audit(
             values["old"],
             values["new"],
             reason,
+            *(() if origin is None else (origin,)),
         ],
     )
     connection.execute(_INSERT_RECORD, values)

@@ -66,7 +66,7 @@ class Database:
                 "the database URL is not valid",
                 [
                     Problem(
-                        "--db",
+                        "db",
                         "must be a path to a SQLite file or a URL",
                         url,
                         "for example trial.db or postgresql://user@host/dbname",
@@ -77,9 +77,14 @@ class Database:
         if self.backend not in ("sqlite", "postgresql"):
             raise StoreError(
                 "unsupported database",
-                [Problem("--db", "must be SQLite or PostgreSQL", self.backend)],
+                [Problem("db", "must be SQLite or PostgreSQL", self.backend)],
             )
         self.engine = _engine(self.url, self.backend)
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -123,7 +128,13 @@ class Database:
                 connection.info.pop("lumbar_write", None)
 
     def is_initialised(self) -> bool:
-        """Whether a trial lives here (a read: it never waits for a writer's lock)."""
+        """Whether a trial lives here (a read: it never waits for a writer's lock).
+
+        A SQLite file that does not exist holds no trial, and asking does not create it.
+        """
+        path = self.sqlite_path
+        if path is not None and str(path) != ":memory:" and not path.exists():
+            return False
         try:
             with self.engine.connect() as connection:
                 connection.info["lumbar_write"] = False
@@ -136,7 +147,11 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema up to the newest migration."""
-        with self.engine.connect() as connection:
+        try:
+            connection = self.engine.connect()
+        except OperationalError as error:
+            raise _unreachable(self.url, error) from None
+        with connection:
             connection.info["lumbar_write"] = True
             try:
                 with connection.begin():
@@ -192,7 +207,7 @@ def _unreachable(url: str, error: OperationalError) -> StoreError:
         "cannot open the trial database",
         [
             Problem(
-                "--db",
+                "db",
                 str(error.orig).strip().splitlines()[0] if error.orig else str(error),
                 shown,
                 "check the URL, that the server runs, and that the file's folder exists",

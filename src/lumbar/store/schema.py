@@ -39,6 +39,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "AccessGrant",
     "AdverseEvent",
     "Allocation",
     "AllocationSlot",
@@ -152,10 +153,37 @@ class Staff(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(32))
     unblinded: Mapped[bool] = mapped_column(Boolean)
+    may_unblind: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Holds the emergency-unblinding grant (see ``access_grant`` for who gave it and why)."""
     all_sites: Mapped[bool] = mapped_column(Boolean)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime]
+
+
+class AccessGrant(Base):
+    """A grant that lets one person see arms or break the blind: who gave it, to whom, why.
+
+    Never given by someone to themselves; ``countersigned_by`` is a second admin who
+    confirmed it (the dashboard lists grants still waiting for one).
+    """
+
+    __tablename__ = "access_grant"
+    __table_args__ = (
+        CheckConstraint("kind in ('unblinded', 'emergency_unblind')", name="kind"),
+        CheckConstraint("granted_by <> staff_id", name="not_self"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    granted_at: Mapped[dt.datetime]
+    countersigned_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    countersigned_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    revoked_at: Mapped[dt.datetime | None]
 
 
 class StaffSite(Base):
@@ -356,6 +384,9 @@ class AuditRecord(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime]
     actor: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(255))
+    """How the actor's identity was established: ``cli <os user>@<host>`` for the operator's
+    command line, ``web`` or ``token <id>`` for a verified sign-in (None before lumbar 0.2)."""
     action: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(64))
