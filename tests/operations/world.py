@@ -88,8 +88,8 @@ class World:
         return Trial.open(self.url, username, key_file=self.key_file, clock=self.clock)
 
     def arm(self, study_id: str) -> str:
-        """The arm a participant was randomized to, as an unblinded coordinator sees it."""
-        trial = self.as_("coord_open")
+        """The arm a participant was randomized to, as an unblinded statistician sees it."""
+        trial = self.as_("stat_open")
         arm = trial.assignment(study_id).arm
         trial.close()
         assert arm is not None
