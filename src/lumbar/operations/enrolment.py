@@ -216,7 +216,9 @@ class EnrolmentService(Service):
                 "nothing to record",
                 [
                     Problem(
-                        "identity", "give at least one of name, contact, birth date", hint="--name"
+                        "identity",
+                        "give at least one of name, contact, birth date",
+                        hint="give the name, contact or birth date",
                     )
                 ],
             )

@@ -298,8 +298,8 @@ class RandomizationService(Service):
                         covariate,
                         "the analysis adjusts for it, so it is needed before randomization",
                         participant.study_id,
-                        f"add it to the screening answers ('lumbar screening update "
-                        f"{participant.screening_number} --answer {covariate}=... --reason ...')",
+                        f"add it to {participant.screening_number}'s screening answers "
+                        "(a screening update, with a reason)",
                     )
                     for covariate in missing
                 ],

@@ -86,7 +86,9 @@ class ResponseService(Service):
                 "nothing to record",
                 [
                     Problem(
-                        "questionnaires", "give at least one instrument's answers", hint="--answer"
+                        "questionnaires",
+                        "give at least one instrument's answers",
+                        hint="give the answers",
                     )
                 ],
             )

@@ -121,7 +121,7 @@ def create_key_file(path: Path) -> bytes:
                     "key file",
                     "is never overwritten: it may be the only key of another trial",
                     str(path),
-                    "choose another --key-file, or move the old file away deliberately",
+                    "choose another key file, or move the old file away deliberately",
                 )
             ],
         ) from None
@@ -141,7 +141,11 @@ def load_key(key_file: Path | None, environ: Mapping[str, str] | None = None) ->
     if key_file is None:
         raise StoreError(
             "no vault key",
-            [Problem("key", f"set {KEY_ENV} or give --key-file", hint="see 'lumbar init --help'")],
+            [
+                Problem(
+                    "key", f"set {KEY_ENV} or give the key file", hint="see 'lumbar init --help'"
+                )
+            ],
         )
     try:
         mode = key_file.stat().st_mode
@@ -155,7 +159,7 @@ def load_key(key_file: Path | None, environ: Mapping[str, str] | None = None) ->
                     "key file",
                     reason or str(error),
                     str(key_file),
-                    f"give --key-file, or set {KEY_ENV}",
+                    f"give the key file, or set {KEY_ENV}",
                 )
             ],
         ) from None
