@@ -91,6 +91,9 @@ def test_pure_packages_import_no_database_web_or_cli_code(package: str) -> None:
         ("cli", ("sqlalchemy", "lumbar.store.schema", "lumbar.store.audit")),
         # The store knows nothing of the operations built on it.
         ("store", ("lumbar.operations", "lumbar.cli", "typer", "rich")),
+        # The report and the application read a trial through operations, never the store.
+        ("report", ("sqlalchemy", "lumbar.store", "lumbar.application", "lumbar.cli")),
+        ("application", ("sqlalchemy", "lumbar.store", "lumbar.cli", "typer", "rich")),
     ],
 )
 def test_layers_keep_to_their_side(package: str, banned: tuple[str, ...]) -> None:
@@ -101,6 +104,13 @@ def test_layers_keep_to_their_side(package: str, banned: tuple[str, ...]) -> Non
         if any(name == b or name.startswith(b + ".") for b in banned)
     ]
     assert bad == []
+
+
+def test_synthesis_imports_nothing_of_the_analysis() -> None:
+    # A trial joins the evidence through lumbar.application; Estimate lives in lumbar.estimates.
+    reached = _lumbar_dependencies(sorted((SOURCE / "synthesis").rglob("*.py")))
+    assert SOURCE / "estimates.py" in reached
+    assert [str(path.relative_to(SOURCE)) for path in reached if "analysis" in path.parts] == []
 
 
 def test_pure_packages_reach_the_shared_private_modules() -> None:

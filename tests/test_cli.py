@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lumbar import __version__
+from lumbar.application import read_table
 from lumbar.cli import app
-from lumbar.cli.analysis import read_table
 from lumbar.errors import LumbarError
 from lumbar.instruments import INSTRUMENTS
 from lumbar.protocol import Protocol, shipped_protocol, shipped_text

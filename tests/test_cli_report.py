@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lumbar.analysis.plan import SYNTHETIC_STAMP
 from lumbar.cli import app
+from lumbar.formatting import SYNTHETIC_NOTE
 from tests.clitools import Cli, answers_file, runner
 
 pytestmark = pytest.mark.integration
@@ -91,16 +91,53 @@ def test_report_on_a_trial_run_through_the_cli(cli: Cli, tmp_path: Path) -> None
     assert counts[("completed", "week_52")] == PARTICIPANTS - PARTICIPANTS // 5
     ancova = pd.read_csv(tables / "rdq_total_ancova.csv", comment="#")
     assert set(ancova["visit"]) == {"week_10", "week_26", "week_52"}
-    assert not (tables / "rdq_total_ancova.csv").read_text().startswith(SYNTHETIC_STAMP)
+    assert not (tables / "rdq_total_ancova.csv").read_text().startswith(f"# {SYNTHETIC_NOTE}")
     results = json.loads((tables / "results.json").read_text())
     assert results["synthetic"] is False
     assert (out / "figures" / "consort.svg").exists()
-    # A blinded reader gets masked arms; an unknown user is refused.
-    masked = cli("report", "--out", str(tmp_path / "masked"), "--imputations", "5", user="sam")
-    assert "group A" in masked
+    # A blinded reader gets all participants together, no arm; an unknown user is refused.
+    pooled = cli("report", "--out", str(tmp_path / "pooled"), "--imputations", "5", user="sam")
+    assert "all participants" in pooled
+    assert "You are blinded" in pooled
+    blinded = (tmp_path / "pooled" / "report.html").read_text("utf-8")
+    assert '<section id="outcome-rdq_total">' not in blinded
+    assert '<section id="follow-up">' in blinded
     assert "is not an active member of staff" in cli(
         "report", "--out", str(tmp_path / "x"), user="mallory", code=2
     )
+
+
+def test_report_on_a_trial_with_baseline_but_no_follow_up_yet(cli: Cli, tmp_path: Path) -> None:
+    """Before anyone reaches a follow-up visit the report is an enrolment and baseline report:
+    the flow so far, Table 1, and the visits to come, instead of an error."""
+    cli("user", "add", "una", "--role", "statistician", "--all-sites", "--unblinded")
+    answers = answers_file(tmp_path / "answers.yaml")
+    for number in range(1, 7):
+        screening, study_id = f"S{number:05d}", f"SEA-{number:04d}"
+        sex = f"--answer=sex={SEXES[number % 2]}"
+        cli("screening", "add", "--site", "SEA", "--answers", str(answers), sex, user="carol")
+        cli("consent", screening, "--version", "2.1", user="carol")
+        cli("enrol", screening, user="carol")
+        path = tmp_path / f"{study_id}-baseline.yaml"
+        path.write_text(yaml.safe_dump(_visit(6 + number, 3 + number % 5, baseline=True)))
+        cli("questionnaire", "visit", study_id, "baseline", "--answers", str(path), user="carol")
+        cli("randomize", study_id, user="carol")
+    for user in ("una", "sam"):  # unblinded, and blinded
+        out = tmp_path / user
+        output = cli("report", "--out", str(out), user=user)
+        assert "enrolment and baseline report" in output
+        assert "Report: file://" in output
+        html = (out / "report.html").read_text("utf-8")
+        for section in ("consort", "baseline", "follow-up", "outcomes-pooled", "missing"):
+            assert f'<section id="{section}">' in html, (user, section)
+        assert '<section id="outcome-rdq_total">' not in html
+        follow = pd.read_csv(out / "tables" / "follow_up.csv", comment="#")
+        week_10 = follow[follow["visit"] == "week_10"].iloc[0]
+        assert week_10["participants"] == week_10["upcoming"] == 6
+        baseline = pd.read_csv(out / "tables" / "baseline_table.csv", comment="#")
+        assert baseline.iloc[0]["all"] == "6"
+    by_arm = (tmp_path / "una" / "report.html").read_text("utf-8")
+    assert "Baseline characteristics by arm" in by_arm
 
 
 def test_demo_command_runs_a_small_synthetic_trial(tmp_path: Path) -> None:

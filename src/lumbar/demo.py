@@ -14,16 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lumbar.analysis.plan import Settings
+from lumbar.application import trial_report
 from lumbar.errors import OperationError, Problem
 from lumbar.operations import Trial, create_trial
 from lumbar.protocol import shipped_protocol
-from lumbar.report import ReportContent, ReportFiles, gather, write_report
+from lumbar.report import ReportContent, ReportFiles, write_report
 from lumbar.simulate import DEFAULT_ASSUMPTIONS, Assumptions, SimulationSummary, SyntheticClock
 from lumbar.simulate import simulate_trial as simulate
-from lumbar.store.audit import AuditReport
 from lumbar.synthesis import shipped_studies
+
+if TYPE_CHECKING:
+    from lumbar.operations import AuditReport
 
 __all__ = [
     "DEMO_PROTOCOL",
@@ -142,7 +146,7 @@ def run_demo(
             "too few participants",
             [
                 Problem(
-                    "--participants",
+                    "participants",
                     "must be at least 30 (ten per arm) for the analysis to be estimable",
                     participants,
                 )
@@ -164,19 +168,19 @@ def run_demo(
     mark = time.perf_counter()
     statistician = made.open("statistician")
     try:
-        content = gather(
+        content = trial_report(
             statistician,
             settings=settings or Settings(seed=seed),
             assumptions=[*made.assumptions.describe(), ("seed", str(seed), "the demo's --seed")],
             studies=shipped_studies() if evidence else None,
         )
-        timings["analyse"] = time.perf_counter() - mark
-        announce("writing the report")
-        mark = time.perf_counter()
-        report = write_report(content, out / "report")
-        timings["report"] = time.perf_counter() - mark
     finally:
         statistician.close()
+    timings["analyse"] = time.perf_counter() - mark
+    announce("writing the report")
+    mark = time.perf_counter()
+    report = write_report(content, out / "report")
+    timings["report"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     return DemoResult(out, made.database, made.summary, content, report, content.audit, timings)
 
@@ -191,10 +195,11 @@ def _fresh(out: Path, replace_existing: bool) -> Path:
                 "a demo trial exists here",
                 [
                     Problem(
-                        "--out",
+                        "out",
                         "already holds trial.db",
                         str(out),
-                        "choose another folder, or add --replace to start again",
+                        "choose another folder, or replace the earlier demo (lumbar demo "
+                        "--replace)",
                     )
                 ],
             )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -87,17 +88,51 @@ def test_the_trial_is_analysed_with_its_pre_specified_settings(
     assert (tmp_path / "rdq_total_mmrm.csv").exists()
 
 
-def test_a_blinded_statistician_analyses_masked_arms(
+def test_a_blinded_statistician_gets_pooled_results_only(
     trial_with_follow_up: World, tmp_path: Path
 ) -> None:
     document = _run(trial_with_follow_up, "stat", tmp_path)
     assert document["blinded"] is True
+    assert document["compared"] is False
+    assert document["outcomes"] == {}
     text = (tmp_path / "results.json").read_text()
-    for arm in ("usual_care", "structural", "relaxation"):
-        assert f'"{arm}"' not in text
-    outcomes = document["outcomes"]
-    assert isinstance(outcomes, dict)
-    assert outcomes["rdq_total"]["arms"][0] == "group A"
+    for arm in ("usual_care", "structural", "relaxation", "group A"):
+        assert arm not in text
+    pooled = document["pooled_summary"]
+    assert isinstance(pooled, dict)
+    assert pooled["outcomes"] == ["rdq_total", "bothersomeness_score"]
+    assert not (tmp_path / "rdq_total_ancova.csv").exists()
+    assert (tmp_path / "outcomes_by_visit.csv").exists()
+
+
+def test_data_without_arms_are_described_not_compared(trial_with_follow_up: World) -> None:
+    """A blinded reader's dataset has no arm: Table 1, the CONSORT flow and the outcomes by
+    visit count everyone together, and nothing is compared."""
+    world = trial_with_follow_up
+    statistician = world.as_("stat_open")
+    tidy, records = statistician.dataset(), statistician.consort_records()
+    quick = Settings(include_gee=False, include_imputation=False)
+    full = analyze_trial(world.protocol, tidy, records, quick)
+    masked_records = records.copy()
+    for column in ("arm", "arm_has_sessions", "sessions"):
+        masked_records[column] = pd.NA
+    masked = tidy.copy()
+    masked["arm"] = pd.NA
+    blinded = analyze_trial(world.protocol, masked, masked_records, quick)
+    assert blinded.blinded
+    assert (blinded.outcomes, blinded.arms, blinded.reference) == ((), (), None)
+    assert "blinded" in blinded.notes[0]
+    assert blinded.baseline is not None
+    assert full.baseline is not None
+    assert blinded.baseline.columns == ("all",)
+    assert blinded.baseline.counts["all"] == full.baseline.counts["all"] == 30
+    assert blinded.consort.pooled
+    assert [flow.arm for flow in blinded.consort.arms] == ["all"]
+    assert blinded.consort.arms[0].allocated == 30
+    assert blinded.summary == full.summary  # the outcomes by visit never look at the arm
+    week_52 = blinded.summary.at("rdq_total", "week_52")
+    assert (week_52.participants, week_52.expected, week_52.n) == (30, 24, 24)
+    assert blinded.summary.visit("week_52").overdue == 6  # the window is still open
 
 
 def test_a_covariate_without_variation_is_left_out_and_said(trial_with_follow_up: World) -> None:

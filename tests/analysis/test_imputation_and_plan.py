@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from lumbar.analysis import ancova, mmrm
 from lumbar.analysis.imputation import impute, multiple_imputation, pool, tipping_point
-from lumbar.analysis.plan import Settings, analyze, write_results
+from lumbar.analysis.plan import Settings, analyze
 from lumbar.analysis.responders import definitions_from
+from lumbar.application import write_outcome_analyses
 from lumbar.cli import app
 from lumbar.errors import AnalysisError
 from lumbar.protocol import shipped_protocol
@@ -111,7 +112,7 @@ def test_the_whole_plan_writes_results_json_and_stamped_tables(tmp_path: Path) -
     data = datasets.load("synthetic")
     definitions = definitions_from(shipped_protocol("massage-clbp").thresholds_for("rdq"))
     analysis = analyze(data, Settings(imputations=5, definitions=definitions), protocol_hash="abc")
-    files = write_results([analysis], tmp_path)
+    files = write_outcome_analyses([analysis], tmp_path, source={"file": "synthetic"})
     names = {path.name for path in files}
     assert {"results.json", "rdq_mmrm.csv", "rdq_imputation.csv", "rdq_responders.csv"} <= names
     document = json.loads((tmp_path / "results.json").read_text())

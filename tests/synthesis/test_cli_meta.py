@@ -15,9 +15,9 @@ import pytest
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from lumbar.analysis.plan import SYNTHETIC_STAMP
 from lumbar.cli import app
 from lumbar.demo import SyntheticTrial, synthetic_trial
+from lumbar.formatting import SYNTHETIC_NOTE
 from lumbar.report.forest import forest_figure, funnel_figure
 from tests.clitools import runner
 
@@ -265,7 +265,7 @@ def test_with_trial_shows_the_pooled_estimate_before_and_after(
     )
     assert output.startswith("SYNTHETIC DATA")
     assert "published studies only" in output
-    assert "with this trial (SYNTHETIC)" in output
+    assert "with this trial, SYNTHETIC DATA" in output
     assert "SYNTHETIC massage-clbp relaxation (RDQ, this trial)" in output
     results = _results(out)
     before, after = results["before_after"]["before"], results["before_after"]["after"]
@@ -280,14 +280,14 @@ def test_with_trial_shows_the_pooled_estimate_before_and_after(
     assert before == _results(alone)["model"]
     for name in ("studies", "pooled", "leave_one_out"):
         first = (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0]
-        assert first == SYNTHETIC_STAMP
+        assert first == f"# {SYNTHETIC_NOTE}"
     studies = _table(out / "studies.csv")
     assert list(studies["this_trial"]) == [False, False, True, True]
     assert studies.loc[studies["this_trial"], "study"].str.startswith("SYNTHETIC").all()
     assert len(_table(out / "pooled.csv")) == 2
     forest = (out / "forest.svg").read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in forest
-    assert "With this trial, SYNTHETIC (k = 4)" in forest
+    assert "With this trial, SYNTHETIC DATA (k = 4)" in forest
     assert "SYNTHETIC DATA" in (out / "funnel.svg").read_text(encoding="utf-8")
 
 
@@ -310,6 +310,7 @@ def test_with_trial_on_bothersomeness_uses_the_trial_outcome(
 def test_with_trial_refuses_a_blinded_user_and_other_measures(trial: SyntheticTrial) -> None:
     output = _meta("--shipped", "--outcome", "RDQ", *_trial_args(trial, "blind"), code=2)
     assert "cannot add a blinded analysis to the evidence" in output
+    assert "--as: is blinded" in output  # the rule, on the option that named the user
     output = _meta(
         "--shipped",
         "--outcome",
@@ -319,7 +320,7 @@ def test_with_trial_refuses_a_blinded_user_and_other_measures(trial: SyntheticTr
         *_trial_args(trial, "statistician"),
         code=2,
     )
-    assert "must be MD with --with-trial" in output
+    assert "--measure: must be MD when the trial is added" in output
 
 
 # ---------------------------------------------------------------------- figures

@@ -3,8 +3,9 @@
 Start from :class:`TrialData` (any long DataFrame with a column mapping, or
 lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
 :func:`multiple_imputation` and :func:`responders`, or run them all with
-:func:`analyze`. :func:`baseline_table` and :func:`consort_counts` describe the
-trial. No function here reads a database (docs/analysis.md).
+:func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
+:func:`pooled_summary` describe the trial (by arm, or all participants together).
+No function here reads a database (docs/analysis.md).
 """
 
 from lumbar.analysis.ancova import AncovaResult, ancova
@@ -21,7 +22,8 @@ from lumbar.analysis.imputation import (
     tipping_point,
 )
 from lumbar.analysis.mmrm import MmrmResult, mmrm
-from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze, write_results
+from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze
+from lumbar.analysis.pooled import PooledSummary, pooled_summary
 from lumbar.analysis.responders import Definition, ResponderResult, definitions_from, responders
 from lumbar.analysis.results import Provenance
 from lumbar.estimates import Estimate
@@ -38,6 +40,7 @@ __all__ = [
     "ImputationResult",
     "MmrmResult",
     "OutcomeAnalysis",
+    "PooledSummary",
     "Provenance",
     "ResponderResult",
     "Settings",
@@ -53,7 +56,7 @@ __all__ = [
     "multiple_imputation",
     "participant_rows",
     "pool",
+    "pooled_summary",
     "responders",
     "tipping_point",
-    "write_results",
 ]

@@ -86,7 +86,8 @@ class BaselineRow:
 class BaselineTable:
     """Baseline characteristics by arm and overall (CONSORT's Table 1)."""
 
-    arm_column: str
+    arm_column: str | None
+    """The column of the arms; None for a table of all participants together."""
     arms: tuple[str, ...]
     variables: tuple[str, ...]
     labels: dict[str, str] = field(repr=False)
@@ -169,8 +170,9 @@ class BaselineTable:
 
     @property
     def method_text(self) -> str:
+        grouping = "by arm and overall" if self.arms else "for all participants together"
         return (
-            "Baseline characteristics are summarised by arm and overall: numeric variables "
+            f"Baseline characteristics are summarised {grouping}: numeric variables "
             "as mean (SD) and median [first quartile, third quartile] (quantiles by linear "
             "interpolation, Hyndman-Fan type 7), categorical variables as number (percentage) "
             "of the participants with a recorded value; missing values are counted "
@@ -180,7 +182,8 @@ class BaselineTable:
     def __str__(self) -> str:
         frame = self.wide()
         text = frame.to_string(index=False)
-        return f"Baseline characteristics by {self.arm_column}\n{text}"
+        grouping = f"by {self.arm_column}" if self.arms else "of all participants"
+        return f"Baseline characteristics {grouping}\n{text}"
 
     # ------------------------------------------------------------------ helpers
 
@@ -234,7 +237,7 @@ class BaselineTable:
 def baseline_table(
     participants: pd.DataFrame,
     *,
-    arm: str = "arm",
+    arm: str | None = "arm",
     variables: Sequence[str],
     labels: Mapping[str, str] | None = None,
     arms: Sequence[str] | None = None,
@@ -245,7 +248,8 @@ def baseline_table(
     ``arms`` orders the columns (the sorted arms of the data by default) and must
     name every arm in the data; ``labels`` gives a variable's name in the printed
     table (its column name by default); ``digits`` is the number of decimals of
-    means, SDs, quantiles and percentages.
+    means, SDs, quantiles and percentages. With ``arm=None`` the table has one column,
+    all participants together (what a blinded reader may see).
 
     A numeric column is summarised as numbers; a boolean, text or ``Categorical``
     column as categories. Raises :class:`AnalysisError` for a column that is not
@@ -256,11 +260,14 @@ def baseline_table(
     problems = _check_request(participants, arm, variables, labels, arms, digits)
     if problems:
         raise AnalysisError("the baseline table cannot be made", problems)
-    groups = participants[arm]
-    ordered = tuple(arms) if arms is not None else tuple(sorted(groups.astype(str).unique()))
+    ordered: tuple[str, ...] = ()
+    columns: dict[str, pd.Series] = {}
+    if arm is not None:
+        groups = participants[arm]
+        ordered = tuple(arms) if arms is not None else tuple(sorted(groups.astype(str).unique()))
+        columns = {name: groups.astype(str) == name for name in ordered}
     rows: list[BaselineRow] = []
     kinds: dict[str, Kind] = {}
-    columns = {name: groups.astype(str) == name for name in ordered}
     columns[ALL] = pd.Series(True, index=participants.index)
     for variable in variables:
         values = participants[variable]
@@ -347,7 +354,7 @@ def participant_rows(tidy: pd.DataFrame) -> pd.DataFrame:
 
 def _check_request(
     participants: pd.DataFrame,
-    arm: str,
+    arm: str | None,
     variables: Sequence[str],
     labels: Mapping[str, str],
     arms: Sequence[str] | None,
@@ -362,7 +369,7 @@ def _check_request(
         return problems
     if not variables:
         problems.append(Problem("variables", "must name at least one column", [], columns))
-    for name in [arm, *variables]:
+    for name in [*([] if arm is None else [arm]), *variables]:
         if name not in participants.columns:
             problems.append(
                 Problem(
@@ -372,7 +379,7 @@ def _check_request(
     repeated = sorted({name for name in variables if list(variables).count(name) > 1})
     if repeated:
         problems.append(Problem("variables", "lists a column twice", repeated, "list each once"))
-    if arm in variables:
+    if arm is not None and arm in variables:
         problems.append(
             Problem("variables", "includes the arm column", arm, "the arms are the table's columns")
         )
@@ -387,6 +394,10 @@ def _check_request(
         problems.append(
             Problem("arms", "is empty", [], "list the arms in the order of the columns, or omit it")
         )
+    if arm is None:
+        if arms:
+            problems.append(Problem("arms", "needs an arm column", list(arms), "give arm"))
+        return problems
     if arm not in participants.columns:
         return problems
     groups = participants[arm]

@@ -76,6 +76,7 @@ from lumbar.errors import AnalysisError, Problem
 __all__ = [
     "ELIGIBILITY",
     "EXCLUSION_GROUPS",
+    "POOLED",
     "STAGES",
     "VISIT_STATUSES",
     "ArmFlow",
@@ -92,6 +93,8 @@ PENDING = ("due", "overdue", "upcoming")
 FOLLOW_UP_ENDS = ("lost_to_follow_up", "withdrew_consent")
 """Withdrawals that end follow-up (and give a visit the status ``withdrawn``)."""
 DISCONTINUED = "discontinued_treatment"
+POOLED = "all"
+"""The one flow of a pooled count (``consort_counts(..., pooled=True)``): every arm together."""
 
 EXCLUSION_GROUPS = ("not_meeting_criteria", "incomplete_screening", "declined", "other")
 """Why a screened person was not randomized: exactly one of these each."""
@@ -215,6 +218,8 @@ class ConsortFlow:
     arms: tuple[ArmFlow, ...]
     visits: tuple[str, ...]
     primary_visit: str
+    pooled: bool = False
+    """Every arm counted together, in one flow named :data:`POOLED` (a blinded reader's)."""
 
     @property
     def excluded(self) -> int:
@@ -304,6 +309,7 @@ class ConsortFlow:
             ],
             "visits": list(self.visits),
             "primary_visit": self.primary_visit,
+            "pooled": self.pooled,
             "method_text": self.method_text,
         }
 
@@ -315,6 +321,8 @@ class ConsortFlow:
             if self.received_known
             else "Receipt of the allocated intervention is not shown to blinded users."
         )
+        if self.pooled:
+            received += " The arms are counted together, not one by one."
         return (
             "Participant flow is reported as recommended by CONSORT 2010 (Schulz et al., "
             "BMJ 2010;340:c332). People not randomized are counted once, by the first of: "
@@ -382,6 +390,7 @@ def consort_counts(
     arms: Sequence[str] | None = None,
     visits: Sequence[str],
     primary_visit: str,
+    pooled: bool = False,
 ) -> ConsortFlow:
     """Count the CONSORT flow of ``records`` (one row per person screened).
 
@@ -393,13 +402,15 @@ def consort_counts(
     even when follow-up ended later). ``visits`` are the follow-up visits in
     time order and ``primary_visit`` the one the primary analysis uses. ``arms``
     orders the arms (the sorted arms of the randomized records by default) and
-    must include every arm someone was randomized to.
+    must include every arm someone was randomized to. With ``pooled``, the randomized
+    participants are counted together in one flow named :data:`POOLED`, and the ``arm``
+    column may be empty (as it is in the records of a blinded user).
 
     Raises :class:`AnalysisError` for a missing column, an unknown eligibility
     or visit status, a randomized record without an arm, a ``withdrawn`` visit
     without a withdrawal that ends follow-up, or arms and visits that do not fit.
     """
-    _check(records, arms, visits, primary_visit)
+    _check(records, arms, visits, primary_visit, pooled)
     randomized_mask = _flags(records["randomized"])
     consented = _flags(records["consented"])
     eligibility = records["eligibility"].astype(str)
@@ -408,9 +419,18 @@ def consort_counts(
     incomplete = waiting & (eligibility == "incomplete")
     eligible = waiting & (eligibility == "eligible")
     randomized = records[randomized_mask]
-    arm_order = (
-        tuple(arms) if arms is not None else tuple(sorted(randomized["arm"].astype(str).unique()))
-    )
+    if pooled:
+        flows: tuple[ArmFlow, ...] = (_arm_flow(randomized, POOLED, visits, primary_visit),)
+    else:
+        arm_order = (
+            tuple(arms)
+            if arms is not None
+            else tuple(sorted(randomized["arm"].astype(str).unique()))
+        )
+        flows = tuple(
+            _arm_flow(randomized[randomized["arm"].astype(str) == arm], arm, visits, primary_visit)
+            for arm in arm_order
+        )
     return ConsortFlow(
         assessed=len(records),
         not_meeting_criteria=int(not_meeting.sum()),
@@ -421,12 +441,10 @@ def consort_counts(
             records.loc[waiting, "reasons"], records.loc[waiting, "participant"]
         ),
         randomized=len(randomized),
-        arms=tuple(
-            _arm_flow(randomized[randomized["arm"].astype(str) == arm], arm, visits, primary_visit)
-            for arm in arm_order
-        ),
+        arms=flows,
         visits=tuple(visits),
         primary_visit=primary_visit,
+        pooled=pooled,
     )
 
 
@@ -567,6 +585,7 @@ def _check(
     arms: Sequence[str] | None,
     visits: Sequence[str],
     primary_visit: str,
+    pooled: bool,
 ) -> None:
     problems: list[Problem] = []
     if isinstance(visits, str) or not visits:
@@ -592,15 +611,17 @@ def _check(
     ]
     if arms is not None and (isinstance(arms, str) or not arms):
         problems.append(Problem("arms", "must list at least one arm", arms, "or omit it"))
+    if pooled and arms is not None:
+        problems.append(Problem("arms", "cannot order the arms of a pooled count", arms, "omit it"))
     if problems:
         raise AnalysisError("the CONSORT flow cannot be counted", problems)
-    problems += _check_values(records, arms, visits)
+    problems += _check_values(records, arms, visits, pooled)
     if problems:
         raise AnalysisError("the CONSORT records are not consistent", problems)
 
 
 def _check_values(
-    records: pd.DataFrame, arms: Sequence[str] | None, visits: Sequence[str]
+    records: pd.DataFrame, arms: Sequence[str] | None, visits: Sequence[str], pooled: bool
 ) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -627,7 +648,7 @@ def _check_values(
         )
     randomized = _flags(records["randomized"])
     no_arm = randomized & records["arm"].isna()
-    if no_arm.any():
+    if no_arm.any() and not pooled:
         problems.append(
             Problem("column 'arm'", "is empty for a randomized participant", first(no_arm))
         )

@@ -1,24 +1,21 @@
-"""The pre-specified analysis of one outcome, run whole, and written to results.json and CSVs.
+"""The pre-specified analysis: of one outcome, run whole, and of a trial as its protocol says.
 
 :func:`analyze` runs every estimator on one :class:`TrialData`: ANCOVA at each
 visit, the MMRM, the protocol's GEE (when there is a baseline), multiple
 imputation with its tipping-point analysis, and the responder analyses under
-every definition. :func:`write_results` writes ``results.json`` (schema:
-docs/analysis.md) and one CSV per table, each stamped with its provenance in
-leading ``#`` lines (read them with ``pandas.read_csv(path, comment="#")`` or
-R's ``read.csv(path, comment.char = "#")``).
+every definition. :func:`analyze_trial` does it for each primary outcome of a
+trial's tidy dataset, with Table 1, the CONSORT flow and the outcomes by visit;
+a blinded reader's data and an early trial are described, not compared. The
+results are written to results.json and CSVs by :mod:`lumbar.application`
+(schema: docs/analysis.md).
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import numpy as np
 import pandas as pd
 
 from lumbar import __version__
@@ -34,6 +31,7 @@ from lumbar.analysis.imputation import (
     tipping_point,
 )
 from lumbar.analysis.mmrm import MmrmResult, mmrm
+from lumbar.analysis.pooled import PooledSummary, pooled_summary
 from lumbar.analysis.responders import (
     Definition,
     ResponderResult,
@@ -46,22 +44,19 @@ from lumbar.instruments import INSTRUMENTS
 from lumbar.protocol import Protocol
 
 __all__ = [
+    "BLINDED_NOTE",
+    "NO_FOLLOW_UP_NOTE",
     "RESULTS_FORMAT",
-    "SYNTHETIC_STAMP",
     "OutcomeAnalysis",
     "Settings",
     "TrialAnalysis",
     "analyze",
     "analyze_trial",
-    "json_ready",
+    "arms_hidden",
     "primary_outcome_columns",
-    "write_csv",
-    "write_results",
 ]
 
 _T = TypeVar("_T")
-
-SYNTHETIC_STAMP = "# SYNTHETIC DATA: simulated participants, not a real trial"
 
 RESULTS_FORMAT = 1
 """Version of the results.json schema (docs/analysis.md, "results.json")."""
@@ -270,19 +265,37 @@ def _secondary(name: str, notes: list[str], run: Callable[[], _T]) -> _T | None:
 
 @dataclass(frozen=True)
 class TrialAnalysis:
-    """A trial analysed as its protocol pre-specifies: every primary outcome, Table 1, CONSORT."""
+    """A trial analysed as its protocol pre-specifies: every primary outcome, Table 1, CONSORT.
+
+    A blinded reader's data (no arm) and an early trial (no follow-up yet) are
+    described but not compared: ``outcomes`` is empty, ``notes`` say why, and
+    ``summary`` holds the outcomes by visit for all participants together.
+    """
 
     trial: str
     protocol_version: str
     protocol_hash: str
-    reference: str
+    reference: str | None
+    """The reference (control) arm; None for a blinded reader, who sees no arm."""
     arms: tuple[str, ...]
-    """Reference first; masked ("group A"...) when the data came to a blinded user."""
+    """Reference first; empty for a blinded reader."""
     blinded: bool
     synthetic: bool
     outcomes: tuple[OutcomeAnalysis, ...]
-    baseline: BaselineTable
+    """The comparisons between arms, one per primary outcome; empty when none can be made."""
+    baseline: BaselineTable | None
+    """Table 1 (by arm, or of all participants when blinded); None before anyone is randomized."""
     consort: ConsortFlow
+    """The participant flow (every arm counted together for a blinded reader)."""
+    summary: PooledSummary
+    """Follow-up and the primary outcomes by visit, all participants together."""
+    notes: tuple[str, ...] = ()
+    """Why the arms were not compared, when they were not."""
+
+    @property
+    def compared(self) -> bool:
+        """Whether the arms were compared (unblinded, with follow-up to analyse)."""
+        return bool(self.outcomes)
 
     def outcome(self, name: str) -> OutcomeAnalysis:
         for analysis in self.outcomes:
@@ -296,25 +309,22 @@ class TrialAnalysis:
             "source": {"trial": self.trial, "protocol_version": self.protocol_version},
             "blinded": self.blinded,
             "synthetic": self.synthetic,
-            "baseline_table": self.baseline.to_dict(),
+            "compared": self.compared,
+            "notes": list(self.notes),
+            "baseline_table": None if self.baseline is None else self.baseline.to_dict(),
             "consort": self.consort.to_dict(),
+            "pooled_summary": self.summary.to_dict(),
         }
 
     def extra_tables(self) -> dict[str, pd.DataFrame]:
-        return {
-            "baseline_table": self.baseline.wide(),
+        tables = {
             "consort": self.consort.to_frame(),
+            "follow_up": self.summary.follow_up_frame(),
+            "outcomes_by_visit": self.summary.to_frame(),
         }
-
-    def write(self, out: Path) -> list[Path]:
-        """results.json and every table as CSV, into ``out``."""
-        return write_results(
-            self.outcomes,
-            out,
-            extra=self.extra(),
-            extra_tables=self.extra_tables(),
-            synthetic=self.synthetic,
-        )
+        if self.baseline is not None:
+            tables["baseline_table"] = self.baseline.wide()
+        return tables
 
 
 def primary_outcome_columns(protocol: Protocol) -> list[tuple[str, str, str]]:
@@ -326,6 +336,21 @@ def primary_outcome_columns(protocol: Protocol) -> list[tuple[str, str, str]]:
     return found
 
 
+def arms_hidden(tidy: pd.DataFrame) -> bool:
+    """Whether ``tidy`` is a blinded reader's dataset: participants, and no arm for any."""
+    return not tidy.empty and "arm" in tidy.columns and bool(tidy["arm"].isna().all())
+
+
+BLINDED_NOTE = (
+    "You are blinded: the arms are not shown, so this report describes all participants "
+    "together and compares no arms."
+)
+NO_FOLLOW_UP_NOTE = (
+    "No primary outcome has been recorded at a follow-up visit yet: this is an enrolment and "
+    "baseline report (the flow so far, Table 1, and the visits due)."
+)
+
+
 def analyze_trial(
     protocol: Protocol,
     tidy: pd.DataFrame,
@@ -333,17 +358,18 @@ def analyze_trial(
     settings: Settings = Settings(),
     *,
     outcome: str | None = None,
+    compare: bool = True,
 ) -> TrialAnalysis:
     """Analyse a trial's tidy dataset (docs/dataset.md) as ``protocol`` pre-specifies.
 
     Each primary outcome (or only ``outcome``, a dataset column) gets :func:`analyze`
     with the protocol's covariates, visits and thresholds for meaningful change;
-    Table 1 and the CONSORT counts come with them. When the arms are masked (the
-    data of a blinded user) the reference is the first masked group, and says so.
+    Table 1, the CONSORT counts and the outcomes by visit for all participants come
+    with them. The arms are not compared (and ``notes`` say why) when the data are a
+    blinded reader's (the ``arm`` column is empty: Table 1 and the CONSORT flow then
+    count everyone together), when no primary outcome has a follow-up value yet, or
+    when ``compare`` is False.
     """
-    blinded = not tidy.empty and tidy["arm"].astype(str).str.startswith("group ").all()
-    reference = sorted(tidy["arm"].unique())[0] if blinded else protocol.analysis.reference_arm
-    arms = (reference, *sorted(a for a in tidy["arm"].astype(str).unique() if a != reference))
     columns = primary_outcome_columns(protocol)
     targets = [item for item in columns if outcome is None or outcome == item[0]]
     if not targets:
@@ -351,13 +377,66 @@ def analyze_trial(
             "unknown outcome",
             [
                 Problem(
-                    "--outcome",
+                    "outcome",
                     "is not a primary outcome score of the protocol",
                     outcome,
                     "primary outcomes: " + ", ".join(item[0] for item in columns),
                 )
             ],
         )
+    blinded = arms_hidden(tidy)
+    follow_up = [visit.id for visit in protocol.follow_up_visits]
+    summary = pooled_summary(
+        tidy,
+        [column for column, _, _ in targets],
+        visits=[protocol.baseline.id, *follow_up],
+        baseline_visit=protocol.baseline.id,
+    )
+    reference: str | None = None
+    arms: tuple[str, ...] = ()
+    if not blinded:
+        reference = protocol.analysis.reference_arm
+        present = {str(arm) for arm in tidy["arm"].dropna().unique()} if "arm" in tidy else set()
+        arms = (reference, *sorted(present - {reference}))
+    notes: list[str] = []
+    if blinded:
+        notes.append(BLINDED_NOTE)
+    if not summary.follow_up_observed:
+        notes.append(NO_FOLLOW_UP_NOTE)
+    analyses = []
+    if compare and not notes:
+        analyses = _compare(protocol, tidy, targets, settings, reference=str(reference))
+    return TrialAnalysis(
+        trial=protocol.id,
+        protocol_version=protocol.version,
+        protocol_hash=protocol.content_hash,
+        reference=reference,
+        arms=arms,
+        blinded=blinded,
+        synthetic=bool(tidy["synthetic"].any()) if "synthetic" in tidy else False,
+        outcomes=tuple(analyses),
+        baseline=_table_one(protocol, tidy, arms, blinded),
+        consort=consort_counts(
+            consort_records,
+            arms=None if blinded else list(_consort_arms(protocol, consort_records, arms)),
+            visits=follow_up,
+            primary_visit=protocol.primary_outcomes[0].visit,
+            pooled=blinded,
+        ),
+        summary=summary,
+        notes=tuple(notes),
+    )
+
+
+def _compare(
+    protocol: Protocol,
+    tidy: pd.DataFrame,
+    targets: Sequence[tuple[str, str, str]],
+    settings: Settings,
+    *,
+    reference: str,
+) -> list[OutcomeAnalysis]:
+    """The pre-specified analysis of each target outcome, arm by arm against ``reference``."""
     visits = [visit.id for visit in protocol.follow_up_visits]
     covariates, dropped = _estimable(tidy, protocol.analysis.covariates)
     analyses = []
@@ -380,6 +459,15 @@ def analyze_trial(
             visits=visits,
         )
         analyses.append(analyze(data, chosen, protocol_hash=protocol.content_hash, notes=dropped))
+    return analyses
+
+
+def _table_one(
+    protocol: Protocol, tidy: pd.DataFrame, arms: Sequence[str], blinded: bool
+) -> BaselineTable | None:
+    """Table 1 by arm (all participants together when blinded); None with nobody randomized."""
+    if tidy.empty:
+        return None
     participants = participant_rows(tidy)
     variables = [
         *protocol.analysis.covariates,
@@ -392,23 +480,27 @@ def analyze_trial(
             labels[name] = questions[name].label
         elif name.endswith("_baseline"):
             labels[name] = _score_label(name.removesuffix("_baseline"))
-    return TrialAnalysis(
-        trial=protocol.id,
-        protocol_version=protocol.version,
-        protocol_hash=protocol.content_hash,
-        reference=reference,
-        arms=arms,
-        blinded=bool(blinded),
-        synthetic=bool(tidy["synthetic"].any()) if "synthetic" in tidy else False,
-        outcomes=tuple(analyses),
-        baseline=baseline_table(participants, variables=variables, arms=list(arms), labels=labels),
-        consort=consort_counts(
-            consort_records,
-            arms=list(arms),
-            visits=visits,
-            primary_visit=protocol.primary_outcomes[0].visit,
-        ),
+    present = {str(arm) for arm in participants["arm"].dropna().unique()}
+    return baseline_table(
+        participants,
+        arm=None if blinded else "arm",
+        variables=variables,
+        arms=None if blinded else [arm for arm in arms if arm in present],
+        labels=labels,
     )
+
+
+def _consort_arms(
+    protocol: Protocol, records: pd.DataFrame, arms: Sequence[str]
+) -> tuple[str, ...]:
+    """The arms of the CONSORT flow: the analysis arms, then any other arm of the protocol
+    or the records (an arm nobody is in yet still gets its column)."""
+    randomized = records[records["randomized"].astype("boolean").fillna(False).astype(bool)]
+    present = {str(arm) for arm in randomized["arm"].dropna().unique()}
+    ordered = list(arms)
+    ordered += [arm.id for arm in protocol.arms if arm.id not in ordered]
+    ordered += sorted(present - set(ordered))
+    return tuple(ordered)
 
 
 def _estimable(tidy: pd.DataFrame, covariates: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -453,76 +545,3 @@ def _options(settings: Settings) -> dict[str, Any]:
     options["definitions"] = [asdict(definition) for definition in settings.definitions]
     options["deltas"] = list(settings.deltas)
     return options
-
-
-def write_results(
-    analyses: Sequence[OutcomeAnalysis],
-    out: Path,
-    *,
-    extra: Mapping[str, Any] | None = None,
-    extra_tables: Mapping[str, pd.DataFrame] | None = None,
-    synthetic: bool = False,
-) -> list[Path]:
-    """Write results.json and one CSV per table into ``out``; return the files written.
-
-    With ``synthetic``, every CSV's first line says the data are synthetic.
-    """
-    label = [SYNTHETIC_STAMP] if synthetic else []
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    document: dict[str, Any] = {
-        "lumbar_results": RESULTS_FORMAT,
-        "lumbar_version": __version__,
-        "outcomes": {analysis.outcome: analysis.to_dict() for analysis in analyses},
-    }
-    if extra:
-        document.update(extra)
-    path = out / "results.json"
-    path.write_text(
-        json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
-    written.append(path)
-    for analysis in analyses:
-        stamp = [*label, *_stamp(analysis.provenance)]
-        for name, table in analysis.tables().items():
-            written.append(write_csv(out / f"{name}.csv", table, stamp))
-    for name, table in (extra_tables or {}).items():
-        written.append(write_csv(out / f"{name}.csv", table, [*label, f"# lumbar {__version__}"]))
-    return written
-
-
-def _stamp(provenance: Provenance) -> list[str]:
-    options = json.dumps(json_ready(provenance.options), sort_keys=True)
-    return [
-        f"# lumbar {provenance.lumbar_version}",
-        f"# data sha256 {provenance.data_hash}",
-        f"# protocol sha256 {provenance.protocol_hash or '-'}",
-        f"# seed {provenance.seed}",
-        f"# options {options}",
-    ]
-
-
-def write_csv(path: Path, table: pd.DataFrame, stamp: Sequence[str]) -> Path:
-    """``table`` as CSV after ``stamp``'s comment lines (read with comment="#")."""
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write("\n".join(stamp) + "\n")
-        table.to_csv(handle, index=False)
-    return path
-
-
-def json_ready(value: Any) -> Any:
-    """JSON-ready: numpy numbers to Python, NaN, infinity and missing to None, tuples to
-    lists (every results.json lumbar writes goes through it)."""
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from typer.core import TyperGroup
 
 from lumbar._summary import SummaryTable
 from lumbar.errors import LumbarError, OperationError, Problem
+from lumbar.formatting import SYNTHETIC, SYNTHETIC_NOTE
 
 __all__ = [
     "EXIT_REFUSED",
@@ -32,8 +35,10 @@ __all__ = [
     "console",
     "echo_table",
     "error_console",
+    "option_names",
     "parse_answers",
     "parse_date",
+    "print_synthetic",
     "print_tables",
 ]
 
@@ -180,3 +185,28 @@ def parse_answers(
             )
         answers[name.strip()] = None if value == "" else yaml.safe_load(value)
     return answers
+
+
+@contextmanager
+def option_names(options: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, a problem that names a parameter (``outcome``) names the option
+    the user typed (``--outcome``) instead: the layers below the CLI name parameters."""
+    try:
+        yield
+    except LumbarError as error:
+        if not any(problem.where in options for problem in error.problems):
+            raise
+        problems = [
+            replace(problem, where=options.get(problem.where, problem.where))
+            for problem in error.problems
+        ]
+        raise type(error)(error.summary, problems, error.source) from None
+
+
+def print_synthetic(text: str = SYNTHETIC_NOTE) -> None:
+    """The synthetic-data line that opens a command's output on synthetic data."""
+    out = console()
+    if text.startswith(SYNTHETIC):
+        out.print(f"[bold red]{SYNTHETIC}[/]{escape(text.removeprefix(SYNTHETIC))}")
+    else:
+        out.print(f"[bold red]{SYNTHETIC}[/]: {escape(text)}")

@@ -1,44 +1,29 @@
-"""``lumbar analyze``: the pre-specified analysis, of a trial database or of any long data file."""
+"""``lumbar analyze``: the pre-specified analysis, of a trial database or of any long data file.
+
+Like every command that analyses, it imports the analysis (pandas, SciPy,
+statsmodels) when it runs, not when ``lumbar`` starts (tests/test_startup.py).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pandas as pd
 import typer
 
-from lumbar.analysis import Columns, TrialData
-from lumbar.analysis.covariance import STRUCTURES
-from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze, analyze_trial, write_results
-from lumbar.cli._common import app
+from lumbar.cli._common import app, option_names
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 from lumbar.errors import AnalysisError, Problem
+from lumbar.formatting import number
 
-__all__ = ["analyze_command", "read_table"]
+if TYPE_CHECKING:
+    from lumbar.analysis.plan import OutcomeAnalysis, TrialAnalysis
 
+__all__ = ["COVARIANCES", "analyze_command"]
 
-def read_table(path: Path, what: str = "the data") -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, with a clear error when it cannot be read.
-
-    A CSV may open with ``#`` lines (the provenance stamps lumbar writes); a ``#`` later
-    on is data (a label such as "Smith 2001 #2"), not a comment.
-    """
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        with path.open(encoding="utf-8-sig") as handle:
-            stamps = 0
-            for line in handle:
-                if not line.startswith("#"):
-                    break
-                stamps += 1
-        return pd.read_csv(path, skiprows=stamps, encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise AnalysisError(
-            f"cannot read {what}",
-            [Problem(str(path), str(error), hint="give a CSV (UTF-8) or Parquet file")],
-        ) from None
+COVARIANCES = ("unstructured", "compound_symmetry", "ar1", "toeplitz")
+"""The MMRM covariance structures (lumbar.analysis.STRUCTURES; tests/test_startup.py checks
+they agree), named here so that ``lumbar --help`` need not import the analysis."""
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -74,7 +59,7 @@ def analyze_command(
         str | None, typer.Option(help="The visit value that marks baseline rows (left out).")
     ] = None,
     covariance: Annotated[
-        str, typer.Option(help="MMRM covariance: " + ", ".join(STRUCTURES) + ".")
+        str, typer.Option(help="MMRM covariance: " + ", ".join(COVARIANCES) + ".")
     ] = "unstructured",
     robust: Annotated[bool, typer.Option(help="HC3 standard errors for the ANCOVA.")] = False,
     higher_is_better: Annotated[
@@ -92,6 +77,10 @@ def analyze_command(
     Give a long data file with its column names, or --db (with --as) to analyse a trial
     with its protocol's pre-specified settings.
     """
+    from lumbar.analysis import Columns, TrialData
+    from lumbar.analysis.plan import Settings, analyze
+    from lumbar.application import read_table, run_analysis, write_outcome_analyses
+
     direction: Literal["higher_is_worse", "higher_is_better"] = (
         "higher_is_better" if higher_is_better else "higher_is_worse"
     )
@@ -133,17 +122,32 @@ def analyze_command(
         )
         trial_data = TrialData.from_frame(read_table(data), columns)
         analyses = [analyze(trial_data, base)]
-        files = write_results(analyses, out, extra={"source": {"file": data.name}})
+        files = write_outcome_analyses(analyses, out, source={"file": data.name})
     else:
         trial = open_trial(db, actor, key_file)
-        result = analyze_trial(
-            trial.protocol, trial.dataset(), trial.consort_records(), base, outcome=outcome
-        )
-        analyses = list(result.outcomes)
-        files = result.write(out)
+        try:
+            with option_names({"outcome": "--outcome"}):
+                run = run_analysis(trial, out, base, outcome=outcome)
+        finally:
+            trial.close()
+        analyses = list(run.analysis.outcomes)
+        files = run.files
+        _notes(run.analysis)
     for analysis in analyses:
         _summary(analysis)
     typer.echo(f"wrote {len(files)} files to {out}/ (results.json and CSV tables)")
+
+
+def _notes(analysis: TrialAnalysis) -> None:
+    for note in analysis.notes:
+        typer.echo(f"note: {note}")
+    if not analysis.compared:
+        summary = analysis.summary
+        for row in summary.rows:
+            typer.echo(
+                f"{row.outcome} at {row.visit}, all participants: n {row.n} of "
+                f"{row.expected} expected, mean {number(row.mean)} (SD {number(row.sd)})"
+            )
 
 
 def _summary(analysis: OutcomeAnalysis) -> None:

@@ -1,41 +1,38 @@
-"""``lumbar power``: sample size and power for the pre-specified analysis, analytic or simulated."""
+"""``lumbar power``: sample size and power for the pre-specified analysis, analytic or simulated.
+
+The command imports the design package (NumPy, SciPy, numba) when it runs.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lumbar import __version__
-from lumbar.analysis.plan import json_ready, write_csv
 from lumbar.cli._common import app, console, echo_table, error_console
-from lumbar.design import (
-    DEFAULT_ALPHA,
-    DEFAULT_POWER,
-    DesignError,
-    PowerCalculation,
-    ProtocolDefaults,
-    Scenario,
-    SimulatedPower,
-    power_ancova,
-    power_curve,
-    protocol_defaults,
-    sample_size_ancova,
-    simulate_power,
-)
-from lumbar.design.assumptions import check_positive_count
-from lumbar.errors import Problem
+from lumbar.errors import DesignError, Problem
 from lumbar.protocol import resolve_protocol
-from lumbar.report.figures import power_figure
 
-__all__ = ["power_command"]
+if TYPE_CHECKING:
+    from lumbar.design import (
+        PowerCalculation,
+        ProtocolDefaults,
+        Scenario,
+        SimulatedPower,
+    )
+
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_POWER", "power_command"]
+
+DEFAULT_ALPHA = 0.05
+"""lumbar.design.DEFAULT_ALPHA, named here so that ``lumbar --help`` need not import the
+design package (tests/test_startup.py checks they agree)."""
+DEFAULT_POWER = 0.80
+"""lumbar.design.DEFAULT_POWER, likewise."""
 
 POWER_FORMAT = 1
 """Version of power.json's layout."""
@@ -290,6 +287,13 @@ def _run(
     outcome: str | None,
     out: Path | None,
 ) -> None:
+    from lumbar.design import (
+        Scenario,
+        power_ancova,
+        protocol_defaults,
+        sample_size_ancova,
+    )
+
     defaults = None
     if protocol_name is not None:
         defaults = protocol_defaults(resolve_protocol(protocol_name), outcome)
@@ -299,33 +303,10 @@ def _run(
             [Problem("--outcome", "is used only with --protocol", outcome, "add --protocol")],
         )
     differences = difference or ([defaults.difference] if defaults else [])
-    problems: list[Problem] = []
-    if not differences:
-        problems.append(
-            Problem(
-                "--difference",
-                "is required (or --protocol, whose meaningful difference is used)",
-                hint="e.g. --difference 2",
-            )
-        )
     sds = sd or []
-    if not sds:
-        problems.append(Problem("--sd", "is required", hint="e.g. --sd 5"))
-    if simulate and not correlation:
-        problems.append(
-            Problem(
-                "--correlation",
-                "is required with --simulate (the simulated ANCOVA adjusts for baseline)",
-                hint="e.g. --correlation 0.5",
-            )
-        )
-    if simulate:
-        problems += check_positive_count("--trials", trials, 1, "e.g. 10000")
-        problems += check_positive_count("--seed", seed, 0, "e.g. 20110705")
-    if points < 2:
-        problems.append(Problem("--points", "must be at least 2", points))
-    if n_from is not None and n_to is not None and n_from > n_to:
-        problems.append(Problem("--n-from", "must not exceed --n-to", (n_from, n_to)))
+    problems = _input_problems(
+        differences, sds, correlation, simulate, trials, seed, points, n_from, n_to
+    )
     if problems:
         raise DesignError("cannot compute the power", problems)
     arm_count = arms if arms is not None else (len(defaults.arms) if defaults else 2)
@@ -376,6 +357,49 @@ def _run(
     if out is not None:
         written = _write(out, results, labels, simulation, grid, defaults, power)
         console().print(f"wrote {len(written)} files to {out}/", markup=False)
+
+
+def _input_problems(
+    differences: Sequence[float],
+    sds: Sequence[float],
+    correlation: list[float] | None,
+    simulate: bool,
+    trials: int,
+    seed: int,
+    points: int,
+    n_from: int | None,
+    n_to: int | None,
+) -> list[Problem]:
+    """What is missing or out of range among the options, before anything is computed."""
+    from lumbar.design.assumptions import check_positive_count
+
+    problems: list[Problem] = []
+    if not differences:
+        problems.append(
+            Problem(
+                "--difference",
+                "is required (or --protocol, whose meaningful difference is used)",
+                hint="e.g. --difference 2",
+            )
+        )
+    if not sds:
+        problems.append(Problem("--sd", "is required", hint="e.g. --sd 5"))
+    if simulate and not correlation:
+        problems.append(
+            Problem(
+                "--correlation",
+                "is required with --simulate (the simulated ANCOVA adjusts for baseline)",
+                hint="e.g. --correlation 0.5",
+            )
+        )
+    if simulate:
+        problems += check_positive_count("--trials", trials, 1, "e.g. 10000")
+        problems += check_positive_count("--seed", seed, 0, "e.g. 20110705")
+    if points < 2:
+        problems.append(Problem("--points", "must be at least 2", points))
+    if n_from is not None and n_to is not None and n_from > n_to:
+        problems.append(Problem("--n-from", "must not exceed --n-to", (n_from, n_to)))
+    return problems
 
 
 def _protocol_note(defaults: ProtocolDefaults, arms_from_protocol: bool) -> None:
@@ -445,6 +469,16 @@ def _simulate(
     settings: dict[str, Any],
     arm_names: Sequence[str] | None,
 ) -> SimulatedPower:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from lumbar.design import simulate_power
+
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -509,6 +543,8 @@ def _print_simulation(
 
 
 def _analytic_power(assumptions: Any, n: int) -> float:
+    from lumbar.design import power_ancova
+
     try:
         return power_ancova(
             n,
@@ -536,10 +572,16 @@ def _write(
     defaults: ProtocolDefaults | None,
     target: float,
 ) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = [f"# lumbar {__version__}"]
+    import pandas as pd
+
+    from lumbar.design import power_curve
+    from lumbar.report import ResultsFolder
+    from lumbar.report.figures import power_figure
+
+    stamp = []
     if simulation is not None:
         stamp.append(f"# seed {simulation.seed}; {simulation.trials} trials per point")
+    folder = ResultsFolder(out, synthetic=False, stamp=stamp)
     analytic = pd.concat(
         [
             result.to_frame().assign(scenario=label)
@@ -582,14 +624,11 @@ def _write(
         ],
         "simulation": simulation.to_dict() if simulation is not None else None,
     }
-    written = []
-    path = out / "power.json"
-    path.write_text(json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", "utf-8")
-    written.append(path)
-    written.append(write_csv(out / "sample_size.csv", analytic, stamp))
+    folder.json("power.json", document)
+    folder.table("sample_size", analytic)
     if simulation is not None:
-        written.append(write_csv(out / "simulated_power.csv", simulation.to_frame(), stamp))
-    written.append(write_csv(out / "power_curve.csv", curve, stamp))
+        folder.table("simulated_power", simulation.to_frame())
+    folder.table("power_curve", curve)
     figure = power_figure(
         curve,
         target=target,
@@ -599,17 +638,8 @@ def _write(
         if results[0].assumptions.allocation_ratio == 1
         else "participants randomized to the reference arm",
     )
-    try:
-        for suffix, content in (("png", figure.png()), ("svg", figure.svg())):
-            path = out / f"{figure.name}.{suffix}"
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, "utf-8")
-            written.append(path)
-    finally:
-        figure.close()
-    return written
+    folder.figure(figure)
+    return folder.written
 
 
 def _fits(result: PowerCalculation, size: int) -> bool:

@@ -4,88 +4,46 @@ The command reads a study table (a CSV/Parquet file, or the shipped dataset of
 massage trials), turns it into effect sizes with :func:`lumbar.synthesis.studies.read_studies`
 (rows that lack the numbers are set aside, each with its reason), pools them with
 :func:`lumbar.synthesis.meta_analysis`, and probes the result: subgroups, leave-one-out,
-cumulative pooling and Egger's test. With ``--with-trial`` the trial of ``--db`` is
-analysed as its protocol pre-specifies and its ANCOVA difference joins the published
-studies, so the pooled estimate can be shown before and after.
+cumulative pooling and Egger's test (:func:`lumbar.synthesis.review`). With
+``--with-trial`` the trial of ``--db`` is analysed as its protocol pre-specifies
+(:func:`lumbar.application.trial_evidence`) and its ANCOVA difference joins the published
+studies, so the pooled estimate can be shown before and after. The files written to
+``--out`` are listed in :mod:`lumbar.application.evidence` (:func:`write_review`).
 
-Files written to ``--out``:
-
-``results.json`` (``lumbar_meta`` format 1)
-    ``lumbar_version``; ``synthetic``; ``inputs`` (source file and its sha256, measure,
-    method, hksj, level, outcome, subgroup, order_by, the --column
-    mapping, treatment/comparator names, higher_is_better, with_trial); ``trial`` (null, or
-    the trial's id, protocol version and hash, outcome column, visit, and its study rows);
-    ``excluded`` (each set-aside row: study, reason); ``studies`` (the studies.csv rows);
-    ``model`` (:meth:`MetaResult.to_dict` of the model shown: with the trial when added);
-    ``display`` (the pooled estimate, CI and prediction interval on the scale shown:
-    ratios exponentiated); ``before_after`` (null, or ``before``: published studies only,
-    ``after``: with the trial, and ``change`` in the pooled estimate); ``subgroups``
-    (:meth:`SubgroupAnalysis.to_dict`: each subgroup's model, Q-between, the moderator
-    test); ``leave_one_out``, ``cumulative`` (lists of rows, as the CSVs); ``egger``
-    (:meth:`EggerTest.to_dict`, with its note when k < 10); ``notes`` (analyses not done,
-    and why); ``files``.
-``studies.csv``
-    one row per pooled study: ``yi``, ``vi``, ``sei`` on the pooled scale (log ratios for
-    RR and OR), ``estimate``, ``ci_lower``, ``ci_upper`` on the scale shown, ``weight``
-    (percent), then the input columns.
-``pooled.csv``, ``leave_one_out.csv``, ``cumulative.csv`` (with --order-by), ``subgroups.csv``
-(with --subgroup)
-    estimates on the pooled scale, with ``exp_*`` columns added for ratios.
-``forest.png``/``.svg``, ``funnel.png``/``.svg``
-    the forest plot (weights, subgroup diamonds, prediction interval, this trial's rows
-    highlighted) and the funnel plot.
-
-Every CSV starts with ``#`` lines of provenance (read with ``comment="#"``); when the trial
-is synthetic the first says so (:data:`lumbar.analysis.plan.SYNTHETIC_STAMP`).
+The command imports the synthesis (pandas, SciPy, matplotlib) when it runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from scipy import stats
 
-from lumbar import __version__
-from lumbar.analysis.plan import (
-    SYNTHETIC_STAMP,
-    Settings,
-    analyze_trial,
-    json_ready,
-    primary_outcome_columns,
-    write_csv,
-)
-from lumbar.cli._common import app, console, echo_table
-from lumbar.cli.analysis import read_table
+from lumbar.cli._common import app, console, echo_table, option_names, print_synthetic
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 from lumbar.errors import Problem, SynthesisError
-from lumbar.report.figures import Figure
-from lumbar.report.forest import (
-    AXIS_NAMES,
-    number_text,
-    p_sentence,
-    p_text,
-    review_figures,
-)
-from lumbar.synthesis import (
-    MEASURES,
-    SHIPPED,
-    shipped_studies,
-    trial_studies,
-)
-from lumbar.synthesis.review import Review, review
+from lumbar.formatting import number, p_sentence, p_value
 
-__all__ = ["META_FORMAT", "meta_command"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-META_FORMAT = 1
-"""Version of meta results.json's layout (the module docstring lists its keys)."""
+    from lumbar.application import TrialEvidence
+    from lumbar.synthesis import Review
+
+__all__ = ["MEASURES", "METHODS", "meta_command"]
+
+MEASURES = ("MD", "SMD", "RR", "OR", "RD")
+"""lumbar.synthesis.MEASURES, named here so that ``lumbar --help`` need not import the
+synthesis (tests/test_startup.py checks they agree)."""
+METHODS = ("FE", "DL", "REML", "PM", "ML")
+"""lumbar.synthesis.METHODS, likewise."""
+SHIPPED_NAME = "massage_lbp"
+"""lumbar.synthesis.SHIPPED: the shipped study table's name."""
 
 NAMES = (
     "study",
@@ -157,6 +115,9 @@ def _their_names(
 
 def _source(studies: Path | None, shipped: bool) -> tuple[pd.DataFrame, str, str]:
     """The study table, a name for it, and the sha256 of its bytes."""
+    from lumbar.application import read_table
+    from lumbar.synthesis import shipped_studies
+
     if shipped == (studies is not None):
         raise SynthesisError(
             "which studies?",
@@ -169,9 +130,9 @@ def _source(studies: Path | None, shipped: bool) -> tuple[pd.DataFrame, str, str
             ],
         )
     if studies is None:
-        data = resources.files("lumbar.synthesis").joinpath("data", f"{SHIPPED}.csv")
+        data = resources.files("lumbar.synthesis").joinpath("data", f"{SHIPPED_NAME}.csv")
         digest = hashlib.sha256(data.read_bytes()).hexdigest()
-        return shipped_studies(), f"shipped:{SHIPPED}", digest
+        return shipped_studies(), f"shipped:{SHIPPED_NAME}", digest
     frame = read_table(studies, "the studies")
     return frame, studies.name, hashlib.sha256(studies.read_bytes()).hexdigest()
 
@@ -218,95 +179,35 @@ def _only_outcome(
     return frame[chosen.to_numpy()].reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class _TrialPart:
-    """This trial's result as study rows, and where it came from."""
-
-    rows: pd.DataFrame
-    info: dict[str, Any]
-    outcome: str
-    synthetic: bool
-
-
-def _trial_part(
+def _trial(
     db: str | None, actor: str | None, key_file: Path | None, outcome: str | None, measure: str
-) -> _TrialPart:
-    if measure != "MD":
-        raise SynthesisError(
-            "cannot add this trial",
-            [
-                Problem(
-                    "--measure",
-                    "must be MD with --with-trial: the trial adds its ANCOVA mean difference",
-                    measure,
-                    "use --measure MD",
-                )
-            ],
-        )
+) -> TrialEvidence:
+    """This trial's result as study rows (--with-trial), as --as may see it."""
+    from lumbar.application import trial_evidence
+
     trial = open_trial(db, actor, key_file)
     try:
-        protocol = trial.protocol
-        columns = primary_outcome_columns(protocol)
-        if outcome is None:
-            column = columns[0][0]
-        else:
-            wanted = outcome.casefold()
-            found = [c for c, instrument, _ in columns if wanted in (c.casefold(), instrument)]
-            if not found:
-                raise SynthesisError(
-                    "cannot add this trial",
-                    [
-                        Problem(
-                            "--outcome",
-                            "is not a primary outcome of the trial",
-                            outcome,
-                            "one of: " + ", ".join(f"{i} ({c})" for c, i, _ in columns),
-                        )
-                    ],
-                )
-            column = found[0]
-        analysis = analyze_trial(
-            protocol,
-            trial.dataset(),
-            trial.consort_records(),
-            Settings(include_gee=False, include_imputation=False),
-            outcome=column,
-        )
-        rows = trial_studies(analysis, protocol, column)
+        with option_names({"measure": "--measure", "outcome": "--outcome", "actor": "--as"}):
+            return trial_evidence(trial, outcome=outcome, measure=measure)
     finally:
         trial.close()
-    visit = protocol.primary_outcomes[0].visit
-    info = {
-        "id": protocol.id,
-        "protocol_version": protocol.version,
-        "protocol_hash": protocol.content_hash,
-        "outcome_column": column,
-        "visit": visit,
-        "synthetic": analysis.synthetic,
-        "data_hash": analysis.outcome(column).provenance.data_hash,
-        "rows": rows.to_dict(orient="records"),
-    }
-    return _TrialPart(rows, info, str(rows["outcome"].iloc[0]), analysis.synthetic)
-
-
-# ---------------------------------------------------------------------- the analyses
 
 
 # ---------------------------------------------------------------------- the terminal
 
 
 def _interval(run: Review, low: float, high: float) -> str:
-    return (
-        f"{number_text(run.shown(low), run.digits)} to {number_text(run.shown(high), run.digits)}"
-    )
+    return f"{number(run.shown(low), run.digits)} to {number(run.shown(high), run.digits)}"
 
 
 def _print(run: Review) -> None:
+    from scipy import stats
+
+    from lumbar.report.forest import AXIS_NAMES
+
     screen = console()
     if run.synthetic:
-        screen.print(
-            "[bold red]SYNTHETIC DATA[/]: this trial's rows come from simulated participants"
-        )
+        print_synthetic("this trial's rows come from simulated participants")
     for study, reason in run.excluded:
         screen.print(f"set aside: {study} \N{EM DASH} {reason}", markup=False)
     effects = run.table.effects
@@ -318,7 +219,7 @@ def _print(run: Review) -> None:
         high = effects.yi[index] + z * effects.sei[index]
         row = [
             effects.studies[index],
-            number_text(run.shown(effects.yi[index]), run.digits),
+            number(run.shown(effects.yi[index]), run.digits),
             _interval(run, low, high),
             f"{run.model.weights[index]:.1f}",
         ]
@@ -339,12 +240,12 @@ def _print(run: Review) -> None:
             (
                 label,
                 result.k,
-                number_text(run.shown(result.estimate), run.digits),
+                number(run.shown(result.estimate), run.digits),
                 _interval(run, result.pooled.lower, result.pooled.upper),
-                p_text(result.pooled.p),
+                p_value(result.pooled.p),
                 f"{result.tau2:.4g}",
                 f"{result.i2:.1f}",
-                f"{result.q:.2f} ({result.q_df}, {p_text(result.q_p)})",
+                f"{result.q:.2f} ({result.q_df}, {p_value(result.q_p)})",
                 _interval(run, low, high),
             )
         )
@@ -377,7 +278,7 @@ def _print_subgroups(run: Review) -> None:
         (
             name,
             result.k,
-            number_text(run.shown(result.estimate), run.digits),
+            number(run.shown(result.estimate), run.digits),
             _interval(run, result.pooled.lower, result.pooled.upper),
             f"{result.tau2:.4g}",
             f"{result.i2:.1f}",
@@ -406,86 +307,6 @@ def _print_subgroups(run: Review) -> None:
         )
     else:
         screen.print("Moderator test: not done (no more studies than subgroups).", markup=False)
-
-
-# ---------------------------------------------------------------------- the figures
-
-
-# ---------------------------------------------------------------------- the files
-
-
-def _write(
-    run: Review,
-    out: Path,
-    inputs: dict[str, Any],
-    stamp: list[str],
-    figures: list[Figure],
-    trial: _TrialPart | None,
-) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    studies = run.studies_frame()
-    tables = {"studies": studies, "pooled": run.pooled_frame()}
-    if run.leave_one_out is not None:
-        tables["leave_one_out"] = run.with_ratios(run.leave_one_out)
-    if run.cumulative is not None:
-        tables["cumulative"] = run.with_ratios(run.cumulative)
-    if run.subgroup is not None:
-        tables["subgroups"] = run.with_ratios(run.subgroup.to_frame())
-    low, high = run.model.prediction or (math.nan, math.nan)
-    before_after = None
-    if run.trial_rows is not None:
-        before_after = {
-            "before": None if run.before is None else run.before.to_dict(),
-            "after": run.model.to_dict(),
-            "change": None if run.before is None else run.model.estimate - run.before.estimate,
-        }
-    document = {
-        "lumbar_meta": META_FORMAT,
-        "lumbar_version": __version__,
-        "synthetic": run.synthetic,
-        "inputs": inputs,
-        "trial": None if trial is None else trial.info,
-        "excluded": [{"study": study, "reason": reason} for study, reason in run.excluded],
-        "studies": studies.to_dict(orient="records"),
-        "model": run.model.to_dict(),
-        "display": {
-            "scale": "ratio (exponentiated)" if run.ratio else "difference",
-            "estimate": run.shown(run.model.estimate),
-            "lower": run.shown(run.model.pooled.lower),
-            "upper": run.shown(run.model.pooled.upper),
-            "prediction_lower": run.shown(low),
-            "prediction_upper": run.shown(high),
-        },
-        "before_after": before_after,
-        "subgroups": None if run.subgroup is None else run.subgroup.to_dict(),
-        "leave_one_out": None
-        if run.leave_one_out is None
-        else tables["leave_one_out"].to_dict(orient="records"),
-        "cumulative": None
-        if run.cumulative is None
-        else tables["cumulative"].to_dict(orient="records"),
-        "egger": None if run.egger is None else run.egger.to_dict(),
-        "notes": run.notes,
-    }
-    for name, table in tables.items():
-        written.append(write_csv(out / f"{name}.csv", table, stamp))
-    for figure in figures:
-        try:
-            for suffix in ("png", "svg"):
-                path = out / f"{figure.name}.{suffix}"
-                if suffix == "png":
-                    path.write_bytes(figure.png())
-                else:
-                    path.write_text(figure.svg(), "utf-8")
-                written.append(path)
-        finally:
-            figure.close()
-    path = out / "results.json"
-    written.insert(0, path)
-    document["files"] = [item.name for item in written]
-    path.write_text(json.dumps(json_ready(document), indent=2, allow_nan=False) + "\n", "utf-8")
-    return written
 
 
 # ---------------------------------------------------------------------- the command
@@ -579,6 +400,10 @@ def meta_command(
 
     Example: lumbar meta --shipped --outcome RDQ --measure MD --out meta
     """
+    from lumbar.application import write_review
+    from lumbar.report.forest import AXIS_NAMES, review_figures
+    from lumbar.synthesis import review
+
     measure, method = measure.upper(), method.upper()
     if not 0 < level < 1:
         raise SynthesisError(
@@ -587,7 +412,7 @@ def meta_command(
         )
     columns = _mapping(column)
     frame, source, digest = _source(studies, shipped)
-    trial = _trial_part(db, actor, key_file, outcome, measure) if with_trial else None
+    trial = _trial(db, actor, key_file, outcome, measure) if with_trial else None
     chosen = outcome if outcome is not None else (trial.outcome if trial else None)
     frame = _only_outcome(
         frame, columns.get("outcome", "outcome"), chosen, implied=outcome is None or with_trial
@@ -624,9 +449,7 @@ def meta_command(
         "higher_is_better": higher_is_better,
         "with_trial": with_trial,
     }
-    stamp = [SYNTHETIC_STAMP] if run.synthetic else []
-    stamp += [
-        f"# lumbar {__version__}",
+    stamp = [
         f"# studies {source} sha256 {digest}",
         f"# measure {measure}; method {method}{' + HKSJ' if hksj else ''}; level {level:g}",
     ]
@@ -639,7 +462,7 @@ def meta_command(
         chosen if chosen else AXIS_NAMES[measure].lower()
     )
     figures = review_figures(run, treatment, comparator, higher_is_better, title)
-    written = _write(run, out, inputs, stamp, figures, trial)
+    written = write_review(run, out, inputs=inputs, stamp=stamp, figures=figures, trial=trial)
     console().print(
         f"wrote {len(written)} files to {out}/ (results.json, CSV tables, forest and funnel plots)",
         markup=False,

@@ -1,4 +1,7 @@
-"""``lumbar report`` (any trial) and ``lumbar demo`` (a synthetic trial, end to end)."""
+"""``lumbar report`` (any trial) and ``lumbar demo`` (a synthetic trial, end to end).
+
+Both import the analysis and the report (pandas, SciPy, matplotlib) when they run.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,15 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lumbar.analysis.plan import Settings
-from lumbar.cli._common import app, console
-from lumbar.cli.analysis import read_table
+from lumbar.cli._common import app, console, option_names, print_synthetic
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
-from lumbar.demo import run_demo
-from lumbar.report import ReportContent, ReportFiles, gather, write_report
-from lumbar.report.render import glance
-from lumbar.synthesis import shipped_studies
+
+if TYPE_CHECKING:
+    from lumbar.report import ReportContent, ReportFiles
 
 __all__ = ["demo_command", "report_command"]
 
@@ -49,28 +47,29 @@ def report_command(
 ) -> None:
     """Write the trial report: flow, Table 1, the pre-specified analysis, responders, safety.
 
-    Reads the trial as --as may: a blinded user's report masks the arms and leaves out
-    sessions and adverse events. With --studies, an evidence section pools the published
-    studies without and with this trial's result.
+    Reads the trial as --as may: a blinded user's report shows all participants together
+    (no arm, no difference between arms, no sessions or adverse events). A trial without
+    follow-up yet gets an enrolment and baseline report: the flow so far, Table 1, and
+    the visits due. With --studies, an evidence section pools the published studies
+    without and with this trial's result.
     """
-    published = _studies(studies)
+    from lumbar.analysis.plan import Settings
+    from lumbar.application import published_studies, run_report
+
+    published = None if studies is None else published_studies(studies)
     trial = open_trial(db, actor, key_file)
     try:
-        content = gather(
-            trial, settings=Settings(imputations=imputations, seed=seed), studies=published
-        )
+        with option_names({"pdf": "--pdf"}):
+            run = run_report(
+                trial,
+                out,
+                settings=Settings(imputations=imputations, seed=seed),
+                studies=published,
+                pdf=pdf,
+            )
     finally:
         trial.close()
-    files = write_report(content, out, pdf=pdf)
-    _summary(content, files)
-
-
-def _studies(source: str | None) -> pd.DataFrame | None:
-    if source is None:
-        return None
-    if source == "shipped":
-        return shipped_studies()
-    return read_table(Path(source), "the studies")
+    _summary(run.content, run.files)
 
 
 @app.command("demo")
@@ -89,10 +88,14 @@ def demo_command(
     Every write goes through lumbar's operations (screening, consent, concealed
     randomization, sessions, questionnaires, audit trail) on a fresh SQLite trial in --out.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lumbar.demo import run_demo
+
     screen = console()
-    screen.print(
-        "[bold red]SYNTHETIC DATA[/]: simulating the massage-clbp trial with "
-        f"{participants} participants (seed {seed}) in {out}/"
+    print_synthetic(
+        f"simulating the massage-clbp trial with {participants} participants (seed {seed}) "
+        f"in {out}/"
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -113,14 +116,15 @@ def demo_command(
                 bars.update(trial_task, completed=bars.tasks[trial_task].total, status="done")
                 bars.update(steps, advance=2 if name == "analysing" else 1, status=name)
 
-        result = run_demo(
-            out,
-            participants=participants,
-            seed=seed,
-            replace_existing=replace,
-            progress=progress,
-            phase=phase,
-        )
+        with option_names({"participants": "--participants", "out": "--out"}):
+            result = run_demo(
+                out,
+                participants=participants,
+                seed=seed,
+                replace_existing=replace,
+                progress=progress,
+                phase=phase,
+            )
         bars.update(steps, completed=4, status="done")
     simulation = result.simulation
     arms = ", ".join(f"{arm} {count}" for arm, count in sorted(simulation.by_arm.items()))
@@ -153,9 +157,13 @@ def _launcher() -> str:
 
 
 def _summary(content: ReportContent, files: ReportFiles) -> None:
+    from lumbar.report import glance
+
     screen = console()
     if content.synthetic:
-        screen.print("[bold red]SYNTHETIC DATA[/] (simulated participants)")
+        print_synthetic()
+    for note in (*content.analysis.notes, *content.notes):
+        screen.print(f"  {note}", markup=False)
     for sentence in glance(content):
         screen.print(f"  {sentence}")
     screen.print(f"Report: {files.html.resolve().as_uri()}")

@@ -1,11 +1,25 @@
-"""The trial report: gathered through operations, analysed as pre-specified, written as HTML.
+"""The trial report and every results file: HTML (and PDF), figures, stamped CSVs, JSON.
 
-:func:`gather` reads a trial as its user may and runs the analysis;
-:func:`write_report` writes ``report.html`` (self-contained), every figure as SVG
-and PNG, every table as CSV and, with the ``pdf`` extra, ``report.pdf``.
+:class:`ReportContent` is a trial's report as data (made by
+:func:`lumbar.application.trial_report`); :func:`write_report` writes
+``report.html`` (self-contained), every figure as SVG and PNG, every table as
+CSV and, with the ``pdf`` extra, ``report.pdf``. :class:`ResultsFolder` is the
+one writer of results files, shared by ``lumbar analyze``, ``meta`` and ``power``.
 """
 
-from lumbar.report.content import ReportContent, gather
+from lumbar.report.content import Evidence, ReportContent
+from lumbar.report.files import ResultsFolder, json_ready, write_results
+from lumbar.report.page import glance
 from lumbar.report.render import ReportError, ReportFiles, write_report
 
-__all__ = ["ReportContent", "ReportError", "ReportFiles", "gather", "write_report"]
+__all__ = [
+    "Evidence",
+    "ReportContent",
+    "ReportError",
+    "ReportFiles",
+    "ResultsFolder",
+    "glance",
+    "json_ready",
+    "write_report",
+    "write_results",
+]

@@ -1,34 +1,40 @@
-"""Everything a trial report shows, gathered once: read through operations, analysed purely.
+"""Everything a trial report shows, as plain data: what the reader may see, analysed.
 
-:func:`gather` is the only place the report reads a trial. It asks the open
-:class:`~lumbar.operations.Trial` for the de-identified dataset, the CONSORT
-records, the session and adverse-event tables (for unblinded users) and the
-audit check, then runs the protocol's pre-specified analysis. What it returns
-is plain data, so the report can be rendered (and tested) without a database.
+:class:`ReportContent` is made by :func:`lumbar.application.trial_report`, which
+reads the trial through operations as its user may and runs the pre-specified
+analysis. Holding plain data, the report is rendered (and tested) without a
+database.
+
+What a report shows depends on what its reader may see and on how far the trial
+has come (:attr:`ReportContent.kind`):
+
+- ``"comparison"``: the arms compared as the protocol pre-specifies;
+- ``"pooled"``: a blinded reader's report, or an early trial's (enrolment and
+  baseline, no follow-up yet). All participants together: the CONSORT flow so far,
+  Table 1, follow-up by visit and what is due, the outcomes by visit, missing data.
+  A blinded reader's report holds no arm and nothing per arm.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
-from lumbar.analysis.plan import Settings, TrialAnalysis, analyze_trial
-from lumbar.analysis.treatment import (
-    SafetySummary,
-    TreatmentSummary,
-    safety_summary,
-    treatment_summary,
-)
-from lumbar.errors import AccessError, Problem, SynthesisError
-from lumbar.operations import Trial, TrialInfo
+from lumbar.analysis.consort import POOLED
+from lumbar.analysis.plan import Settings, TrialAnalysis
+from lumbar.analysis.treatment import SafetySummary, TreatmentSummary
 from lumbar.protocol import Protocol
-from lumbar.store.audit import AuditReport
-from lumbar.synthesis import Review, review, trial_studies
+from lumbar.synthesis import Review
 
-__all__ = ["Evidence", "ReportContent", "gather"]
+if TYPE_CHECKING:
+    from lumbar.operations import AuditReport, TrialInfo
+
+__all__ = ["Evidence", "ReportContent"]
+
+POOLED_LABEL = "all arms together"
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class ReportContent:
     tidy: pd.DataFrame = field(repr=False)
     """The de-identified tidy dataset the analysis used (for the trajectory plots)."""
     treatment: TreatmentSummary | None
-    """None when the reader is blinded (sessions reveal arms)."""
+    """None when the reader is blinded (sessions reveal arms) or nobody has a session yet."""
     safety: SafetySummary | None
     audit: AuditReport | None
     """None when the reader's role may not check the audit trail."""
@@ -63,17 +69,27 @@ class ReportContent:
     """For a simulated trial: (name, value, source) of every assumption of the simulation."""
     evidence: tuple[Evidence, ...] = ()
     """Where the trial moves the published evidence, per primary outcome with studies."""
+    notes: tuple[str, ...] = ()
+    """What the report leaves out, and why (beyond the analysis' own notes)."""
 
     @property
     def synthetic(self) -> bool:
         return self.info.synthetic or self.analysis.synthetic
 
     @property
+    def blinded(self) -> bool:
+        return self.analysis.blinded
+
+    @property
+    def kind(self) -> Literal["comparison", "pooled"]:
+        return "comparison" if self.analysis.compared else "pooled"
+
+    @property
     def labels(self) -> dict[str, str]:
-        """Display label of each arm: the protocol's label, or the masked name when blinded."""
+        """Display label of each arm (none for a blinded reader)."""
         if self.analysis.blinded:
-            return {arm: arm for arm in self.analysis.arms}
-        return {arm.id: arm.label for arm in self.protocol.arms}
+            return {POOLED: POOLED_LABEL}
+        return {POOLED: POOLED_LABEL, **{arm.id: arm.label for arm in self.protocol.arms}}
 
     @property
     def visit_labels(self) -> dict[str, str]:
@@ -82,82 +98,3 @@ class ReportContent:
     @property
     def weeks(self) -> dict[str, float]:
         return {visit.id: visit.day / 7 for visit in self.protocol.visits}
-
-
-def gather(
-    trial: Trial,
-    *,
-    settings: Settings | None = None,
-    assumptions: Sequence[tuple[str, str, str]] = (),
-    made_at: dt.datetime | None = None,
-    studies: pd.DataFrame | None = None,
-) -> ReportContent:
-    """Read ``trial`` as its user may, and analyse it as its protocol pre-specifies.
-
-    With ``studies`` (a study table with an ``outcome`` column, e.g. the shipped
-    massage trials), each primary outcome the studies report is pooled without and
-    with this trial's result (unblinded readers only: a blinded reader's arms are
-    masked, so they cannot be placed among treatments).
-    """
-    settings = settings or Settings()
-    protocol = trial.protocol
-    info = trial.about()
-    tidy = trial.dataset()
-    analysis = analyze_trial(protocol, tidy, trial.consort_records(), settings)
-    treatment = safety = None
-    if not analysis.blinded:
-        allocated = tidy.groupby("participant")["arm"].first().astype(str)
-        planned = {arm.id: arm.sessions.planned for arm in protocol.arms}
-        treatment = treatment_summary(
-            trial.sessions_table(), allocated, planned, arms=list(analysis.arms)
-        )
-        safety = safety_summary(trial.adverse_event_table(), allocated, arms=list(analysis.arms))
-    evidence: list[Evidence] = []
-    if studies is not None and not analysis.blinded:
-        evidence = _evidence(analysis, protocol, studies)
-    try:
-        audit: AuditReport | None = trial.verify_audit()
-    except AccessError:
-        audit = None
-    return ReportContent(
-        info=info,
-        protocol=protocol,
-        made_at=made_at or trial.clock(),
-        settings=settings,
-        analysis=analysis,
-        tidy=tidy,
-        treatment=treatment,
-        safety=safety,
-        audit=audit,
-        assumptions=tuple(assumptions),
-        evidence=tuple(evidence),
-    )
-
-
-def _evidence(analysis: TrialAnalysis, protocol: Protocol, studies: pd.DataFrame) -> list[Evidence]:
-    if "outcome" not in studies.columns:
-        raise SynthesisError(
-            "cannot place the trial among the studies",
-            [Problem("outcome", "the studies need an outcome column (e.g. RDQ)", list(studies))],
-        )
-    found = []
-    for result in analysis.outcomes:
-        rows = trial_studies(analysis, protocol, result.outcome)
-        name = str(rows["outcome"].iloc[0])
-        published = studies[studies["outcome"].astype(str) == name]
-        try:
-            done = review(
-                published,
-                measure="MD",
-                method="REML",
-                hksj=False,
-                level=0.95,
-                columns={},
-                trial_rows=rows,
-                trial_synthetic=analysis.synthetic,
-            )
-        except SynthesisError:
-            continue  # no published row on this outcome can be pooled
-        if done.before is not None:
-            found.append(Evidence(result.outcome, name, done))
-    return found

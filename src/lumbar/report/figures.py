@@ -13,7 +13,7 @@ import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib as mpl
 
@@ -28,6 +28,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from scipy import stats
 
 from lumbar.analysis.consort import ArmFlow, ConsortFlow
+from lumbar.formatting import SYNTHETIC, SYNTHETIC_COLOUR
 
 __all__ = [
     "Figure",
@@ -85,6 +86,21 @@ class Figure:
 
     def close(self) -> None:
         plt.close(self.figure)
+
+    def marked(self) -> Figure:
+        """The figure marked as made from synthetic data: the mark in its lower right corner,
+        and its caption saying so (every synthetic figure is marked here, one way)."""
+        self.figure.text(
+            0.995,
+            0.005,
+            SYNTHETIC,
+            ha="right",
+            va="bottom",
+            fontsize=7.5,
+            fontweight="bold",
+            color=SYNTHETIC_COLOUR,
+        )
+        return replace(self, caption=f"{self.caption} {SYNTHETIC}.")
 
 
 def arm_colours(arms: Sequence[str], reference: str) -> dict[str, str]:
@@ -568,6 +584,8 @@ def consort_figure(
     centre = left + (width - left) / 2
     bottom = _enrolment(axes, flow, centre, width, reasons_shown)
     lefts = [left + index * (column + gap) for index in range(len(arms))]
+    if len(arms) == 1:  # every arm counted together (a blinded reader): under the centre
+        lefts = [centre - column / 2]
     split = bottom - 0.2
     axes.plot([centre, centre], [bottom, split], color="#333333", linewidth=0.8)
     axes.plot(

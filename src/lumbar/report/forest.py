@@ -24,6 +24,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from matplotlib.transforms import blended_transform_factory
 from scipy import stats
 
+from lumbar.formatting import SYNTHETIC, number, p_sentence
 from lumbar.report.figures import PALETTE, Figure
 from lumbar.synthesis import MetaResult, Review
 from lumbar.synthesis.review import MODEL_NAMES
@@ -33,9 +34,6 @@ __all__ = [
     "forest_figure",
     "funnel_figure",
     "heterogeneity_text",
-    "number_text",
-    "p_sentence",
-    "p_text",
     "review_figures",
     "review_forest",
 ]
@@ -49,25 +47,6 @@ AXIS_NAMES = {
 }
 
 
-def number_text(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    text = f"{value:.{digits}f}"
-    return text.lstrip("-") if float(text) == 0 else text
-
-
-def p_text(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return "< 0.0001" if value < 0.0001 else f"{value:.2g}"
-
-
-def p_sentence(value: float | None) -> str:
-    """'p = 0.03' or 'p < 0.0001', for sentences."""
-    text = p_text(value)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
 # ---------------------------------------------------------------------- evidence synthesis
 
 _FOREST_ROW = 0.24  # inches per row of the forest plot
@@ -79,18 +58,7 @@ _SQUARE = 10.0  # points: the side of the heaviest study's square
 _HIGHLIGHT = PALETTE[1]  # this trial's rows, in every figure
 _HIGHLIGHT_BAND = "#fbeee6"
 _INK = "#222222"
-_SYNTHETIC = "#b00020"
 _RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-
-
-def _signed(value: float, digits: int = 2) -> str:
-    """A number with a true minus sign, as typeset in journals."""
-    if not math.isfinite(value):
-        return "-"
-    text = f"{value:.{digits}f}"
-    if float(text) == 0:
-        text = text.lstrip("-")  # no "-0.00"
-    return text.replace("-", "\N{MINUS SIGN}")
 
 
 def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -302,8 +270,8 @@ def _forest_texts(
         for column, cell in enumerate(row.cells, start=1):
             layout.add("left", column, y, cell, ha="right", color=colour)
         if row.kind in ("study", "summary", "prediction"):
-            interval = f"[{_signed(row.lower, digits)}, {_signed(row.upper, digits)}]"
-            estimate = _signed(row.estimate, digits)
+            interval = f"[{number(row.lower, digits)}, {number(row.upper, digits)}]"
+            estimate = number(row.estimate, digits)
             text = interval if row.kind == "prediction" else f"{estimate} {interval}"
             weight = "bold" if row.kind == "summary" else "normal"
             layout.add("right", 0, y, text, color=colour, fontweight=weight, fontstyle=italic)
@@ -443,7 +411,6 @@ def forest_figure(
     text_columns: Sequence[tuple[str, str]] = (),
     level: float = 0.95,
     digits: int = 2,
-    synthetic: bool = False,
 ) -> Figure:
     """A forest plot of a meta-analysis, laid out as journals print one.
 
@@ -498,9 +465,6 @@ def forest_figure(
     under = blended_transform_factory(figure.dpi_scale_trans, axes.transAxes)
     _forest_footer(axes, null, favours, axis_label, lines, under)
     axes.text(0.1, 0.95, title, transform=inches, fontsize=10, fontweight="bold", va="bottom")
-    if synthetic:
-        axes.text(total - 0.1, 0.95, "SYNTHETIC DATA", transform=inches, fontsize=9, ha="right")
-        axes.texts[-1].set(fontweight="bold", color=_SYNTHETIC, va="bottom")
     caption = (
         f"{title}: each study's {effect_label} with its {percent} confidence interval (a "
         "square's area is proportional to the study's weight); diamonds are pooled estimates."
@@ -509,7 +473,7 @@ def forest_figure(
         caption += " The bar under a diamond is the prediction interval for a new study."
     if _flag(studies, "this_trial").any():
         caption += " Highlighted rows are this trial's own result."
-    return Figure(name, caption + (" SYNTHETIC DATA." if synthetic else ""), figure)
+    return Figure(name, caption, figure)
 
 
 def funnel_figure(
@@ -521,7 +485,6 @@ def funnel_figure(
     title: str,
     name: str = "funnel",
     level: float = 0.95,
-    synthetic: bool = False,
 ) -> Figure:
     """A funnel plot: each study's effect against its standard error (the y axis inverted,
     larger studies at the top), with the pooled estimate and its pseudo-confidence region
@@ -584,17 +547,13 @@ def funnel_figure(
     axes.set_xlabel(axis_label)
     axes.set_ylabel("standard error")
     axes.set_title(title, loc="left", fontsize=10)
-    if synthetic:
-        axes.text(0.0, 1.09, "SYNTHETIC DATA", transform=axes.transAxes, ha="left", va="bottom")
-        axes.texts[-1].set(fontsize=8.5, fontweight="bold", color=_SYNTHETIC)
     axes.legend(loc="best", fontsize=7.5)
     figure.tight_layout()
     return Figure(
         name,
         f"{title}: each study's effect against its standard error; the solid line is the "
         f"pooled estimate and the dashed lines its pseudo {100 * level:g}% confidence limits. "
-        "Asymmetry can mean small-study effects (publication bias among them) or heterogeneity."
-        + (" SYNTHETIC DATA." if synthetic else ""),
+        "Asymmetry can mean small-study effects (publication bias among them) or heterogeneity.",
         figure,
     )
 
@@ -614,7 +573,7 @@ def heterogeneity_text(result: MetaResult) -> str:
 def _review_notes(run: Review) -> list[str]:
     model = run.model
     statistic = "z" if model.df is None else f"t({model.df})"
-    value = f"{model.pooled.statistic:.2f}".replace("-", "\N{MINUS SIGN}")
+    value = number(model.pooled.statistic)
     notes = [
         f"{'With this trial' if run.trial_rows is not None else 'Heterogeneity'}: "
         f"{heterogeneity_text(model)}",
@@ -634,7 +593,7 @@ def _review_notes(run: Review) -> list[str]:
             + ", ".join(study for study, _ in run.excluded)
         )
     if run.synthetic:
-        notes.append("SYNTHETIC DATA: this trial's rows come from simulated participants.")
+        notes.append(f"{SYNTHETIC}: this trial's rows come from simulated participants.")
     return notes
 
 
@@ -657,7 +616,7 @@ def _summaries(run: Review) -> pd.DataFrame:
     overall = [(run.before, "Published studies", False)] if run.before is not None else []
     label = MODEL_NAMES[run.model.method] + (" + HKSJ" if run.model.hksj else "")
     if run.trial_rows is not None:
-        label = "With this trial" + (", SYNTHETIC" if run.synthetic else "")
+        label = run.model_label[0].upper() + run.model_label[1:]
     overall.append((run.model, label, run.trial_rows is not None))
     for result, name, highlight in overall:
         assert result is not None
@@ -716,7 +675,6 @@ def review_figures(
         axis_label=AXIS_NAMES[run.measure] + (" (log scale)" if run.ratio else ""),
         title="Funnel plot: " + title.split(": ", 1)[-1],
         level=run.level,
-        synthetic=run.synthetic,
     )
     return [review_forest(run, treatment, comparator, higher_is_better, title), funnel]
 
@@ -765,6 +723,5 @@ def review_forest(
         text_columns=text_columns,
         level=run.level,
         digits=run.digits,
-        synthetic=run.synthetic,
     )
     return forest

@@ -42,7 +42,6 @@ from lumbar.synthesis.studies import (
     place_trial,
     read_studies,
     shipped_studies,
-    trial_studies,
 )
 
 __all__ = [
@@ -74,5 +73,4 @@ __all__ = [
     "sd_from_se",
     "shipped_studies",
     "subgroups",
-    "trial_studies",
 ]

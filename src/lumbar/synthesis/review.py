@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from lumbar.errors import SynthesisError
+from lumbar.formatting import SYNTHETIC
 from lumbar.synthesis.effects import Measure
 from lumbar.synthesis.heterogeneity import (
     EggerTest,
@@ -143,7 +144,7 @@ class Review:
     @property
     def model_label(self) -> str:
         if self.trial_rows is not None:
-            return "with this trial" + (" (SYNTHETIC)" if self.trial_synthetic else "")
+            return "with this trial" + (f", {SYNTHETIC}" if self.trial_synthetic else "")
         return MODEL_NAMES[self.model.method] + (" + HKSJ" if self.model.hksj else "")
 
     def pooled_frame(self) -> pd.DataFrame:
@@ -232,9 +233,10 @@ def review(
     subgroup: str | None = None,
     order_by: str | None = None,
 ) -> Review:
-    """Review a study table: pool it (with ``trial_rows``, from :func:`trial_studies`, added:
-    before and after), and probe the result. ``columns`` maps lumbar's names to the
-    table's; ``subgroup`` and ``order_by`` name the table's own columns."""
+    """Review a study table: pool it (with ``trial_rows`` added, before and after: a trial's
+    own result, from :func:`lumbar.application.trial_rows`), and probe the result.
+    ``columns`` maps lumbar's names to the table's; ``subgroup`` and ``order_by`` name the
+    table's own columns."""
     effect, chosen, alpha = cast(Measure, measure), cast(Method, method), 1 - level
     published = read_studies(frame, effect, columns=columns)
     before = None

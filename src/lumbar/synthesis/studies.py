@@ -1,5 +1,5 @@
-"""Study tables: reading a user's studies, the shipped massage dataset, and a trial's own
-result as one more study.
+"""Study tables: reading a user's studies, the shipped massage dataset, and placing one more
+study (a trial's own result, made into rows by :func:`lumbar.application.trial_rows`).
 
 A study table has one row per comparison (a multi-arm trial appears once per
 comparison, as in Cochrane reviews). :func:`read_studies` turns it into
@@ -30,9 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lumbar.analysis.plan import TrialAnalysis
 from lumbar.errors import Problem, SynthesisError
-from lumbar.protocol import Protocol
 from lumbar.synthesis.effects import (
     BINARY,
     CONTINUOUS,
@@ -51,7 +49,6 @@ __all__ = [
     "place_trial",
     "read_studies",
     "shipped_studies",
-    "trial_studies",
 ]
 
 SHORT_TERM_WEEKS = 13
@@ -187,66 +184,6 @@ def shipped_studies() -> pd.DataFrame:
         return pd.read_csv(handle, comment="#")
 
 
-def trial_studies(
-    analysis: TrialAnalysis,
-    protocol: Protocol,
-    outcome: str,
-    visit: str | None = None,
-) -> pd.DataFrame:
-    """A trial's own result as study rows: each arm against the reference arm, from the
-    pre-specified ANCOVA at ``visit`` (the primary visit by default).
-
-    ``outcome`` is a dataset column (``rdq_total``); the rows use the study table's
-    columns, so they can be added to the published studies. A blinded analysis
-    (masked arms) cannot be placed among them: the arms' treatments are unknown.
-    """
-    if analysis.blinded:
-        raise SynthesisError(
-            "cannot add a blinded analysis to the evidence",
-            [
-                Problem(
-                    "--as",
-                    "sees masked arms; the arms' treatments must be known to compare them",
-                    hint="run it as an unblinded statistician",
-                )
-            ],
-        )
-    result = analysis.outcome(outcome)
-    chosen = visit or protocol.primary_outcomes[0].visit
-    weeks = {item.id: item.day / 7 for item in protocol.visits}[chosen]
-    arms = {arm.id: arm for arm in protocol.arms}
-    reference = arms[analysis.reference]
-    instrument = outcome.split("_", 1)[0]
-    name = OUTCOME_NAMES.get(instrument, instrument)
-    label = "SYNTHETIC " if analysis.synthetic else ""
-    rows = []
-    for arm in analysis.arms[1:]:
-        estimate = result.ancova.contrast(chosen, arm)
-        counts = result.ancova.n.get(chosen, {})
-        rows.append(
-            {
-                "study": f"{label}{protocol.id} {arm} ({name}, this trial)",
-                "year": None,
-                "population": "chronic",
-                "massage_type": arm,
-                "comparator": reference.label,
-                "comparator_type": "inactive" if reference.control else "active",
-                "horizon": "short" if weeks <= SHORT_TERM_WEEKS else "long",
-                "weeks": round(weeks, 1),
-                "outcome": name,
-                "n1": counts.get(arm),
-                "n2": counts.get(analysis.reference),
-                "effect": estimate.estimate,
-                "se": estimate.se,
-                "citation": f"this trial ({protocol.trial.title}; protocol {protocol.version})",
-                "note": "ANCOVA adjusted as the protocol pre-specifies"
-                + ("; SYNTHETIC DATA" if analysis.synthetic else ""),
-                "this_trial": True,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where a trial moves the evidence: the published studies pooled without it and with it."""
@@ -282,7 +219,7 @@ def place_trial(
     alpha: float = 0.05,
 ) -> Placement:
     """Pool ``published`` studies, then pool them again with ``trial``'s rows added
-    (from :func:`trial_studies`): the pooled estimate before and after."""
+    (from :func:`lumbar.application.trial_rows`): the pooled estimate before and after."""
     before_table = read_studies(published, measure)
     combined = pd.concat([published, trial], ignore_index=True)
     after_table = read_studies(combined, measure)
