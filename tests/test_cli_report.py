@@ -110,7 +110,17 @@ def test_report_on_a_trial_run_through_the_cli(cli: Cli, tmp_path: Path) -> None
 def test_report_on_a_trial_with_baseline_but_no_follow_up_yet(cli: Cli, tmp_path: Path) -> None:
     """Before anyone reaches a follow-up visit the report is an enrolment and baseline report:
     the flow so far, Table 1, and the visits to come, instead of an error."""
-    cli("user", "add", "una", "--role", "statistician", "--all-sites", "--unblinded")
+    cli(
+        "user",
+        "add",
+        "una",
+        "--role",
+        "statistician",
+        "--all-sites",
+        "--unblinded",
+        "--reason",
+        "x",
+    )
     answers = answers_file(tmp_path / "answers.yaml")
     for number in range(1, 7):
         screening, study_id = f"S{number:05d}", f"SEA-{number:04d}"
