@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lumbar.analysis import ancova, mmrm
+from lumbar.analysis import Columns, TrialData, ancova, mmrm
 from lumbar.analysis.imputation import impute, multiple_imputation, pool, tipping_point
 from lumbar.analysis.plan import Settings, analyze
 from lumbar.analysis.responders import definitions_from
@@ -189,3 +189,27 @@ def test_an_mmrm_that_does_not_converge_falls_back_to_a_simpler_covariance(
     with pytest.raises(ConvergenceError):
         analyze(data, quick)
     assert tried == ["unstructured", "toeplitz", "ar1", "compound_symmetry"]
+
+
+def test_participants_left_out_for_a_missing_covariate_are_counted_and_named() -> None:
+    """A participant without a covariate falls out of every model: the analysis says how
+    many, which, and why, instead of dropping them silently."""
+    frame = pd.read_csv(datasets.DATA / "fev_data.csv")
+    first, second = sorted(frame["USUBJID"].unique())[:2]
+    frame.loc[frame["USUBJID"] == first, "SEX"] = np.nan
+    frame.loc[frame["USUBJID"] == second, ["SEX", "FEV1_BL"]] = np.nan
+    columns = Columns(
+        outcome="FEV1", participant="USUBJID", arm="ARMCD", visit="AVISIT",
+        baseline="FEV1_BL", covariates=("RACE", "SEX"), reference="PBO",
+    )  # fmt: skip
+    data = TrialData.from_frame(frame, columns)
+    assert data.left_out() == {"FEV1 at baseline": (second,), "SEX": (first, second)}
+    analysis = analyze(data, Settings(include_imputation=False, definitions=()))
+    everyone = frame["USUBJID"].nunique()
+    note = next(note for note in analysis.notes if "left out of the models" in note)
+    assert note.startswith(f"2 of {everyone} participants are left out")
+    assert f"SEX missing for 2 ({first}, {second})" in note
+    assert f"FEV1 at baseline missing for 1 ({second})" in note
+    whole = datasets.fev()
+    assert whole.left_out() == {}
+    assert analysis.mmrm.participants == mmrm(whole).participants - 2  # the models left them out

@@ -186,6 +186,22 @@ class TrialData:
         needed = ["y", *(["baseline"] if self.baseline else []), *self.covariates]
         return self.frame.dropna(subset=needed)
 
+    def left_out(self) -> dict[str, tuple[str, ...]]:
+        """Participants the models cannot use at all, by the variable they lack.
+
+        A missing outcome at a visit is not here: the MMRM keeps a participant's other
+        visits, and multiple imputation fills it in. A missing baseline value or
+        covariate leaves the participant out of every model, which must be said.
+        """
+        needed = [*(["baseline"] if self.baseline else []), *self.covariates]
+        gone: dict[str, tuple[str, ...]] = {}
+        for name in needed:
+            lacking = self.frame.loc[self.frame[name].isna(), "participant"].unique()
+            if len(lacking):
+                label = self.outcome + " at baseline" if name == "baseline" else name
+                gone[label] = tuple(sorted(str(participant) for participant in lacking))
+        return gone
+
     def at_visit(self, visit: str) -> pd.DataFrame:
         rows = self.complete()
         return rows[rows["visit"] == visit]

@@ -162,6 +162,17 @@ def analyze(
     the result, for what the caller changed)."""
     options = _options(settings)
     notes = list(notes)
+    left_out = data.left_out()
+    if left_out:
+        everyone = {participant for group in left_out.values() for participant in group}
+        reasons = "; ".join(
+            f"{name} missing for {len(group)} ({', '.join(group)})"
+            for name, group in left_out.items()
+        )
+        notes.append(
+            f"{len(everyone)} of {data.frame['participant'].nunique()} participants are left "
+            f"out of the models because a value the analysis adjusts for is missing: {reasons}."
+        )
     # The main models first: their errors say most plainly what is wrong with the data.
     ancova_result = ancova(data, robust=settings.robust, alpha=settings.alpha)
     mmrm_result = _mmrm_with_fallback(data, settings, notes)
