@@ -65,13 +65,16 @@ FLAGS = {
 
 def as_flags(error: LumbarError) -> LumbarError:
     """``error`` with each problem's parameter named as the command line's flag."""
-    problems = [
-        dataclasses.replace(problem, where=FLAGS[problem.where])
-        if problem.where in FLAGS
-        else problem
-        for problem in error.problems
-    ]
-    return type(error)(error.summary, problems, error.source)
+    return type(error)(error.summary, [_flagged(p) for p in error.problems], error.source)
+
+
+def _flagged(problem: Problem) -> Problem:
+    if problem.where in FLAGS:
+        return dataclasses.replace(problem, where=FLAGS[problem.where])
+    if problem.where.startswith("columns."):  # a column mapping: --column ours=theirs
+        ours = problem.where.removeprefix("columns.")
+        return dataclasses.replace(problem, where=f"--column {ours}={problem.received}")
+    return problem
 
 
 class LumbarGroup(TyperGroup):
