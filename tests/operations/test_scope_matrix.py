@@ -22,6 +22,7 @@ import pytest
 
 from lumbar.errors import LumbarError
 from lumbar.operations import Trial
+from lumbar.operations.trial import Operation
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
 
 pytestmark = pytest.mark.integration
@@ -185,7 +186,7 @@ def test_every_operation_as_every_role_at_every_site_leaks_nothing(
         name
         for name, member in inspect.getmembers(Trial)
         if not name.startswith("_") and name not in NOT_OPERATIONS
-        and (inspect.isfunction(member) or isinstance(member, property))
+        and (inspect.isfunction(member) or isinstance(member, property | Operation))
     }  # fmt: skip
     for code, target in sites.items():
         operations = _operations(world, target, tmp_path)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import yaml
 from sqlalchemy import insert, select
@@ -46,16 +47,13 @@ from lumbar.operations.context import SYSTEM_ACTOR, Clock, Context, Principal, u
 from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
-    IdentityView,
-    ParticipantView,
-    ScreeningView,
 )
-from lumbar.operations.people import GrantView, PeopleService, SiteView, StaffView
-from lumbar.operations.randomization import Assignment, RandomizationReport, RandomizationService
-from lumbar.operations.responses import QuestionnaireView, ResponseService
-from lumbar.operations.safety import AdverseEventView, SafetyService
-from lumbar.operations.schedule import ScheduleService, VisitStatus
-from lumbar.operations.treatment import Adherence, TreatmentService
+from lumbar.operations.people import PeopleService
+from lumbar.operations.randomization import RandomizationService
+from lumbar.operations.responses import ResponseService
+from lumbar.operations.safety import SafetyService
+from lumbar.operations.schedule import ScheduleService
+from lumbar.operations.treatment import TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
 from lumbar.store.audit import AuditReport, append_audit, verify_chain
 from lumbar.store.database import Database, default_key_file
@@ -68,10 +66,11 @@ from lumbar.store.schema import (
 )
 from lumbar.store.vault import KEY_ENV, Vault, create_key_file, load_key
 
-if TYPE_CHECKING:
-    import pandas as pd
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
 
-__all__ = ["Trial", "TrialCreated", "TrialInfo", "create_trial"]
+__all__ = ["Operation", "Trial", "TrialCreated", "TrialInfo", "create_trial"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,38 @@ class TrialCreated:
     key_file: Path | None
     slots: int
     allocation_source: str
+
+
+class Operation(Generic[S, P, R]):
+    """One operation of :class:`Trial`: an area service's method, bound to the trial's service.
+
+    ``trial.screen(...)`` calls ``EnrolmentService.screen`` on the trial's enrolment
+    service, with that method's own signature (type checkers see it) and docstring.
+    """
+
+    def __init__(self, service: str, method: Callable[Concatenate[S, P], R]) -> None:
+        self.service = service
+        self.method = method
+        self.__doc__ = method.__doc__
+        self.__name__ = method.__name__
+
+    @overload
+    def __get__(self, trial: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, trial: Trial, owner: type[Any]) -> Callable[P, R]: ...
+
+    def __get__(self, trial: Trial | None, owner: type[Any]) -> Self | Callable[P, R]:
+        if trial is None:
+            return self
+        service: S = getattr(trial, self.service)
+        method = self.method
+
+        @functools.wraps(method)
+        def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+            return method(service, *args, **kwargs)
+
+        return bound
 
 
 class Trial:
@@ -195,217 +226,53 @@ class Trial:
         with self.context.unit(self.principal, "audit", write=False) as unit:
             return verify_chain(unit.session)
 
-    # ------------------------------------------------------------------ people
+    # ------------------------------------------------------------------ the areas' operations
+    # Each is the area service's own method, bound to this trial's service: one signature,
+    # one docstring, written once (see Operation).
 
-    def add_site(self, code: str, name: str) -> SiteView:
-        return self._people.add_site(code, name)
+    add_site = Operation("_people", PeopleService.add_site)
+    sites = Operation("_people", PeopleService.sites)
+    add_staff = Operation("_people", PeopleService.add_staff)
+    staff = Operation("_people", PeopleService.staff)
+    grant = Operation("_people", PeopleService.grant)
+    revoke = Operation("_people", PeopleService.revoke)
+    countersign = Operation("_people", PeopleService.countersign)
+    grants = Operation("_people", PeopleService.grants)
+    set_active = Operation("_people", PeopleService.set_active)
 
-    def sites(self) -> tuple[SiteView, ...]:
-        return self._people.sites()
+    screen = Operation("_enrolment", EnrolmentService.screen)
+    update_screening = Operation("_enrolment", EnrolmentService.update_screening)
+    record_identity = Operation("_enrolment", EnrolmentService.record_identity)
+    identity = Operation("_enrolment", EnrolmentService.identity)
+    consent = Operation("_enrolment", EnrolmentService.consent)
+    enrol = Operation("_enrolment", EnrolmentService.enrol)
+    withdraw = Operation("_enrolment", EnrolmentService.withdraw)
+    participants = Operation("_enrolment", EnrolmentService.participants)
 
-    def add_staff(
-        self,
-        username: str,
-        role: str,
-        sites: Sequence[str] = (),
-        *,
-        all_sites: bool = False,
-        unblinded: bool | None = None,
-        reason: str | None = None,
-    ) -> StaffView:
-        return self._people.add_staff(
-            username, role, sites, all_sites=all_sites, unblinded=unblinded, reason=reason
-        )
+    record_questionnaire = Operation("_responses", ResponseService.record_questionnaire)
+    record_visit = Operation("_responses", ResponseService.record_visit)
+    edit_questionnaire = Operation("_responses", ResponseService.edit_questionnaire)
 
-    def staff(self) -> tuple[StaffView, ...]:
-        return self._people.staff()
+    randomize = Operation("_randomization", RandomizationService.randomize)
+    unblind = Operation("_randomization", RandomizationService.unblind)
+    assignment = Operation("_randomization", RandomizationService.assignment)
+    verify_randomization = Operation("_randomization", RandomizationService.verify_randomization)
 
-    def grant(self, username: str, kind: str, reason: str) -> GrantView:
-        return self._people.grant(username, kind, reason)
+    schedule = Operation("_schedule", ScheduleService.schedule)
+    due = Operation("_schedule", ScheduleService.due)
 
-    def revoke(self, username: str, kind: str, reason: str) -> None:
-        self._people.revoke(username, kind, reason)
+    log_session = Operation("_treatment", TreatmentService.log_session)
+    adherence = Operation("_treatment", TreatmentService.adherence)
+    sessions_table = Operation("_treatment", TreatmentService.sessions_table)
 
-    def countersign(self, grant_id: int) -> GrantView:
-        return self._people.countersign(grant_id)
+    report_adverse_event = Operation("_safety", SafetyService.report_adverse_event)
+    update_adverse_event = Operation("_safety", SafetyService.update_adverse_event)
+    adverse_events = Operation("_safety", SafetyService.adverse_events)
+    adverse_event_table = Operation("_safety", SafetyService.adverse_event_table)
 
-    def grants(self) -> list[GrantView]:
-        return self._people.grants()
-
-    def set_active(self, username: str, active: bool, reason: str) -> None:
-        self._people.set_active(username, active, reason)
-
-    # ------------------------------------------------------------------ enrolment
-
-    def screen(
-        self, site: str, answers: Mapping[str, Any], *, synthetic: bool = False
-    ) -> ScreeningView:
-        return self._enrolment.screen(site, answers, synthetic=synthetic)
-
-    def update_screening(
-        self, reference: str, answers: Mapping[str, Any], reason: str
-    ) -> ScreeningView:
-        return self._enrolment.update_screening(reference, answers, reason)
-
-    def record_identity(
-        self,
-        reference: str,
-        *,
-        name: str | None = None,
-        contact: str | None = None,
-        birth_date: dt.date | None = None,
-    ) -> None:
-        self._enrolment.record_identity(
-            reference, name=name, contact=contact, birth_date=birth_date
-        )
-
-    def identity(self, reference: str) -> IdentityView:
-        return self._enrolment.identity(reference)
-
-    def consent(self, reference: str, version: str, consent_date: dt.date) -> None:
-        self._enrolment.consent(reference, version, consent_date)
-
-    def enrol(self, reference: str) -> str:
-        return self._enrolment.enrol(reference)
-
-    def withdraw(self, reference: str, kind: str, reason: str, effective_date: dt.date) -> None:
-        self._enrolment.withdraw(reference, kind, reason, effective_date)
-
-    def participants(self) -> list[ParticipantView]:
-        return self._enrolment.participants()
-
-    # ------------------------------------------------------------------ questionnaires
-
-    def record_questionnaire(
-        self,
-        reference: str,
-        visit: str,
-        instrument: str,
-        answers: Mapping[str, Any],
-        *,
-        completed_on: dt.date,
-        source: str = "staff_entry",
-    ) -> QuestionnaireView:
-        return self._responses.record_questionnaire(
-            reference, visit, instrument, answers, completed_on=completed_on, source=source
-        )
-
-    def record_visit(
-        self,
-        reference: str,
-        visit: str,
-        questionnaires: Mapping[str, Mapping[str, Any]],
-        *,
-        completed_on: dt.date,
-        source: str = "staff_entry",
-    ) -> tuple[QuestionnaireView, ...]:
-        return self._responses.record_visit(
-            reference, visit, questionnaires, completed_on=completed_on, source=source
-        )
-
-    def edit_questionnaire(
-        self,
-        reference: str,
-        visit: str,
-        instrument: str,
-        answers: Mapping[str, Any],
-        reason: str,
-    ) -> QuestionnaireView:
-        return self._responses.edit_questionnaire(reference, visit, instrument, answers, reason)
-
-    # ------------------------------------------------------------------ randomization
-
-    def randomize(self, reference: str) -> Assignment:
-        return self._randomization.randomize(reference)
-
-    def unblind(self, reference: str, reason: str, *, confirm: str) -> str:
-        return self._randomization.unblind(reference, reason, confirm=confirm)
-
-    def assignment(self, reference: str) -> Assignment:
-        return self._randomization.assignment(reference)
-
-    def verify_randomization(self) -> RandomizationReport:
-        return self._randomization.verify_randomization()
-
-    # ------------------------------------------------------------------ schedule
-
-    def schedule(self, reference: str, on: dt.date | None = None) -> list[VisitStatus]:
-        return self._schedule.schedule(reference, on)
-
-    def due(
-        self, site: str | None = None, on: dt.date | None = None, *, missed: bool = False
-    ) -> list[VisitStatus]:
-        return self._schedule.due(site, on, missed=missed)
-
-    # ------------------------------------------------------------------ treatment and safety
-
-    def log_session(
-        self,
-        reference: str,
-        session_date: dt.date,
-        minutes: int,
-        techniques: Sequence[str],
-        body_regions: Sequence[str],
-        *,
-        home_care: Sequence[str] = (),
-        notes: str = "",
-    ) -> int:
-        return self._treatment.log_session(
-            reference,
-            session_date,
-            minutes,
-            techniques,
-            body_regions,
-            home_care=home_care,
-            notes=notes,
-        )
-
-    def adherence(self) -> list[Adherence]:
-        return self._treatment.adherence()
-
-    def sessions_table(self) -> pd.DataFrame:
-        return self._treatment.sessions_table()
-
-    def report_adverse_event(
-        self,
-        reference: str,
-        description: str,
-        onset_date: dt.date,
-        *,
-        severity: str,
-        serious: bool,
-        relatedness: str,
-        outcome: str = "unknown",
-    ) -> AdverseEventView:
-        return self._safety.report_adverse_event(
-            reference,
-            description,
-            onset_date,
-            severity=severity,
-            serious=serious,
-            relatedness=relatedness,
-            outcome=outcome,
-        )
-
-    def update_adverse_event(self, event_id: int, *, outcome: str, reason: str) -> AdverseEventView:
-        return self._safety.update_adverse_event(event_id, outcome=outcome, reason=reason)
-
-    def adverse_events(self) -> list[AdverseEventView]:
-        return self._safety.adverse_events()
-
-    def adverse_event_table(self) -> pd.DataFrame:
-        return self._safety.adverse_event_table()
-
-    # ------------------------------------------------------------------ data out
-
-    def dataset(self, on: dt.date | None = None) -> pd.DataFrame:
-        return self._dataset.dataset(on)
-
-    def export(self, path: Path, file_format: str = "csv") -> int:
-        return self._dataset.export(path, file_format)
-
-    def consort_records(self, on: dt.date | None = None) -> pd.DataFrame:
-        return self._consort.consort_records(on)
+    dataset = Operation("_dataset", DatasetService.dataset)
+    export = Operation("_dataset", DatasetService.export)
+    consort_records = Operation("_consort", ConsortService.consort_records)
 
 
 def create_trial(
