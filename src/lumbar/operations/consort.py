@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from lumbar.operations.context import Service, Unit
-from lumbar.operations.schedule import FOLLOW_UP_ENDS, visit_statuses
+from lumbar.operations.schedule import FOLLOW_UP_ENDS, recorded_questionnaires, visit_statuses
 from lumbar.store.schema import (
     Allocation,
     Consent,
     Participant,
-    Questionnaire,
     ScreeningReason,
     TreatmentSession,
     Withdrawal,
@@ -125,18 +124,7 @@ class ConsortService(Service):
         withdrawals: dict[int, list[Withdrawal]] = {}
         for withdrawal in session.execute(select(Withdrawal).order_by(Withdrawal.id)).scalars():
             withdrawals.setdefault(withdrawal.participant_id, []).append(withdrawal)
-        recorded: dict[int, dict[str, list[tuple[str, dt.date]]]] = {}
-        for participant_id, visit, instrument, completed_on in session.execute(
-            select(
-                Questionnaire.participant_id,
-                Questionnaire.visit,
-                Questionnaire.instrument,
-                Questionnaire.completed_on,
-            )
-        ).all():
-            recorded.setdefault(participant_id, {}).setdefault(visit, []).append(
-                (instrument, completed_on)
-            )
+        recorded = recorded_questionnaires(session)
 
         unblinded = unit.scope.unblinded
         rows: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ __all__ = [
     "FOLLOW_UP_ENDS",
     "ScheduleService",
     "VisitStatus",
-    "follow_up_ended_on",
+    "recorded_questionnaires",
     "visit_statuses",
 ]
 
@@ -101,13 +101,25 @@ def visit_statuses(
     return statuses
 
 
-def follow_up_ended_on(session: Session, participant_id: int) -> dt.date | None:
-    """When a participant's follow-up ended (withdrawal of consent or loss), if it did."""
-    return session.execute(
-        select(Withdrawal.effective_date).where(
-            Withdrawal.participant_id == participant_id, Withdrawal.kind.in_(FOLLOW_UP_ENDS)
+def recorded_questionnaires(
+    session: Session, participant_ids: Sequence[int] | None = None
+) -> dict[int, dict[str, list[tuple[str, dt.date]]]]:
+    """Participant id → visit → the (instrument, completion date) pairs recorded (one query);
+    every participant's when ``participant_ids`` is None."""
+    query = select(
+        Questionnaire.participant_id,
+        Questionnaire.visit,
+        Questionnaire.instrument,
+        Questionnaire.completed_on,
+    )
+    if participant_ids is not None:
+        query = query.where(Questionnaire.participant_id.in_(participant_ids))
+    recorded: dict[int, dict[str, list[tuple[str, dt.date]]]] = {}
+    for participant_id, visit, instrument, completed_on in session.execute(query).all():
+        recorded.setdefault(participant_id, {}).setdefault(visit, []).append(
+            (instrument, completed_on)
         )
-    ).scalar_one_or_none()
+    return recorded
 
 
 class ScheduleService(Service):
@@ -144,18 +156,7 @@ class ScheduleService(Service):
         """The visit statuses of these participants (already checked visible): three queries."""
         session = unit.session
         codes = unit.site_codes()
-        recorded: dict[int, dict[str, list[tuple[str, dt.date]]]] = {}
-        for participant_id, visit, instrument, completed_on in session.execute(
-            select(
-                Questionnaire.participant_id,
-                Questionnaire.visit,
-                Questionnaire.instrument,
-                Questionnaire.completed_on,
-            ).where(Questionnaire.participant_id.in_(participant_ids))
-        ).all():
-            recorded.setdefault(participant_id, {}).setdefault(visit, []).append(
-                (instrument, completed_on)
-            )
+        recorded = recorded_questionnaires(session, participant_ids)
         ended = dict(
             session.execute(
                 select(Withdrawal.participant_id, Withdrawal.effective_date).where(
