@@ -13,10 +13,10 @@
 
 :class:`Trial` is the public API of operations: the CLI, the simulator and the web
 app call its methods, and nothing else. Each method hands over to the service of
-its area (people, enrolment, responses, randomization, schedule, treatment,
-safety, dataset, CONSORT records), which share one :class:`Context`. Making a
-``Trial`` over an open context costs a few attribute assignments: no engine,
-key or protocol is read again.
+its area (people, credentials, enrolment, responses and survey links,
+randomization, schedule, treatment, safety, dataset, CONSORT records), which
+share one :class:`Context`. Making a ``Trial`` over an open context costs a few
+attribute assignments: no engine, key or protocol is read again.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from lumbar.operations.allocation import (
 )
 from lumbar.operations.consort import ConsortService
 from lumbar.operations.context import SYSTEM_ACTOR, Clock, Context, Principal, utc_now
+from lumbar.operations.credentials import CredentialService, NewToken, TokenView, TotpEnrolment
 from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
@@ -55,6 +56,7 @@ from lumbar.operations.randomization import Assignment, RandomizationReport, Ran
 from lumbar.operations.responses import QuestionnaireView, ResponseService
 from lumbar.operations.safety import AdverseEventView, SafetyService
 from lumbar.operations.schedule import ScheduleService, VisitStatus
+from lumbar.operations.survey import NewSurveyToken, SurveyLinkService
 from lumbar.operations.treatment import Adherence, TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
 from lumbar.store.audit import AuditReport, append_audit, verify_chain
@@ -109,8 +111,10 @@ class Trial:
         self.principal = principal
         self._owns_context = owns_context
         self._people = PeopleService(context, principal)
+        self._credentials = CredentialService(context, principal)
         self._enrolment = EnrolmentService(context, principal)
         self._responses = ResponseService(context, principal)
+        self._survey_links = SurveyLinkService(context, principal)
         self._randomization = RandomizationService(context, principal)
         self._schedule = ScheduleService(context, principal)
         self._treatment = TreatmentService(context, principal)
@@ -235,6 +239,29 @@ class Trial:
     def set_active(self, username: str, active: bool, reason: str) -> None:
         self._people.set_active(username, active, reason)
 
+    # ------------------------------------------------------------------ credentials
+
+    def set_password(self, password: str, username: str | None = None) -> None:
+        self._credentials.set_password(password, username)
+
+    def enrol_totp(self) -> TotpEnrolment:
+        return self._credentials.enrol_totp()
+
+    def confirm_totp(self, code: str) -> None:
+        self._credentials.confirm_totp(code)
+
+    def reset_totp(self, username: str, reason: str) -> None:
+        self._credentials.reset_totp(username, reason)
+
+    def create_token(self, name: str, permissions: Sequence[str], expires_in_days: int) -> NewToken:
+        return self._credentials.create_token(name, permissions, expires_in_days)
+
+    def revoke_token(self, token_id: int) -> None:
+        self._credentials.revoke_token(token_id)
+
+    def tokens(self, username: str | None = None) -> tuple[TokenView, ...]:
+        return self._credentials.tokens(username)
+
     # ------------------------------------------------------------------ enrolment
 
     def screen(
@@ -312,6 +339,11 @@ class Trial:
         reason: str,
     ) -> QuestionnaireView:
         return self._responses.edit_questionnaire(reference, visit, instrument, answers, reason)
+
+    def issue_survey_token(
+        self, reference: str, visit: str, expires_in_days: int
+    ) -> NewSurveyToken:
+        return self._survey_links.issue_survey_token(reference, visit, expires_in_days)
 
     # ------------------------------------------------------------------ randomization
 
