@@ -32,11 +32,14 @@ class Cli:
         self.url = url
         self.key_file = key_file
 
-    def __call__(self, *args: str, user: str | None = "admin", code: int = 0) -> str:
+    def __call__(
+        self, *args: str, user: str | None = "admin", code: int = 0, input: str | None = None
+    ) -> str:
+        """Run ``lumbar *args`` as ``user``; ``input`` is what is typed (or piped) to it."""
         options = ["--db", self.url, "--key-file", str(self.key_file)]
         if user:
             options += ["--as", user]
-        result = runner.invoke(app, [*args, *options])
+        result = runner.invoke(app, [*args, *options], input=input)
         assert result.exit_code == code, result.output
         return str(result.output)
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from lumbar import __version__
-from lumbar.cli import analysis, design, meta, reference, report, trial
+from lumbar.cli import analysis, design, meta, reference, report, trial, users
 from lumbar.cli._common import EXIT_REFUSED, app
 from lumbar.protocol import PROTOCOL_FORMAT
 
@@ -27,6 +27,7 @@ __all__ = [
     "reference",
     "report",
     "trial",
+    "users",
 ]
 
 

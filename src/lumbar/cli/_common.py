@@ -59,6 +59,8 @@ FLAGS = {
     "answers": "--answers",
     "measure": "--measure",
     "method": "--method",
+    "permissions": "--permission",
+    "expires_in_days": "--days",
 }
 """The command line's name for each parameter that operations and store name neutrally."""
 

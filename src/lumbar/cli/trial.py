@@ -1,4 +1,4 @@
-"""Commands that run a trial: init, sites and users, screening to follow-up, audit, backup.
+"""Commands that run a trial: init, sites, screening to follow-up, audit, backup.
 
 Each command opens the trial as the user named by ``--as`` (or ``LUMBAR_USER``),
 calls one operation, and prints what it did. Dates are written YYYY-MM-DD and
@@ -17,10 +17,8 @@ from lumbar.cli._common import app, echo_table, parse_answers, parse_date
 from lumbar.errors import AccessError, Problem
 from lumbar.operations import (
     EXPORT_FORMATS,
-    GRANTS,
     OUTCOMES,
     RELATEDNESS,
-    ROLES,
     SEVERITIES,
     SOURCES,
     WITHDRAWAL_KINDS,
@@ -34,7 +32,6 @@ from lumbar.protocol import resolve_protocol
 __all__ = ["open_trial"]
 
 site_app = typer.Typer(help="Add and list sites.", no_args_is_help=True, rich_markup_mode=None)
-user_app = typer.Typer(help="Add and list staff.", no_args_is_help=True, rich_markup_mode=None)
 screening_app = typer.Typer(
     help="Screen people against the eligibility rules.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -56,7 +53,6 @@ ae_app = typer.Typer(help="Adverse events.", no_args_is_help=True, rich_markup_m
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True, rich_markup_mode=None)
 for sub, name in (
     (site_app, "site"),
-    (user_app, "user"),
     (screening_app, "screening"),
     (identity_app, "identity"),
     (questionnaire_app, "questionnaire"),
@@ -156,7 +152,7 @@ def init(
     typer.echo(f"first user: {admin} (admin). Next: lumbar site add CODE NAME --as {admin}")
 
 
-# ---------------------------------------------------------------- sites and staff
+# ---------------------------------------------------------------- sites
 
 
 @site_app.command("add")
@@ -184,160 +180,6 @@ def site_list(
         ("code", "name"),
         [(s.code, s.name) for s in open_trial(db, actor, key_file).sites()],
     )
-
-
-@user_app.command("add")
-def user_add(
-    username: Annotated[str, typer.Argument(help="The new user's name.")],
-    role: Annotated[str, typer.Option(help="One of: " + ", ".join(ROLES) + ".")],
-    site: Annotated[
-        list[str] | None, typer.Option(help="A site code (repeat for several).")
-    ] = None,
-    all_sites: Annotated[bool, typer.Option(help="Works at every site.")] = False,
-    unblinded: Annotated[
-        bool | None,
-        typer.Option(
-            "--unblinded/--blinded",
-            help="Whether the user sees arms (default: only therapists do).",
-        ),
-    ] = None,
-    reason: Annotated[
-        str | None,
-        typer.Option(help="Why the user must see arms (required for an unblinded user)."),
-    ] = None,
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Add a member of staff with a role, at some sites or all.
-
-    An account that sees arms (therapists, or --unblinded) is created only with a
-    --reason, kept as its grant and listed by 'lumbar user grants'.
-    """
-    member = open_trial(db, actor, key_file).add_staff(
-        username, role, site or [], all_sites=all_sites, unblinded=unblinded, reason=reason
-    )
-    blinding = "unblinded" if member.unblinded else "blinded"
-    typer.echo(
-        f"added {member.username}: {member.role}, {blinding}, sites {', '.join(member.sites)}"
-    )
-
-
-@user_app.command("list")
-def user_list(
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """List the staff."""
-    rows = [
-        (
-            m.username,
-            m.role,
-            "yes" if m.unblinded else "no",
-            "yes" if m.may_unblind else "no",
-            ", ".join(m.sites),
-            "yes" if m.active else "no",
-        )
-        for m in open_trial(db, actor, key_file).staff()
-    ]
-    echo_table("Staff", ("user", "role", "sees arms", "may unblind", "sites", "active"), rows)
-
-
-@user_app.command("grant")
-def user_grant(
-    username: Annotated[str, typer.Argument(help="The user to grant.")],
-    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(GRANTS) + ".")],
-    reason: Annotated[str, typer.Option(help="Why (recorded, and shown by 'user grants').")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Let a user see arms (unblinded) or unblind one participant in an emergency.
-
-    Never to yourself; a second admin may countersign ('lumbar user countersign').
-    """
-    grant = open_trial(db, actor, key_file).grant(username, kind, reason)
-    typer.echo(
-        f"grant {grant.id}: {grant.username} {grant.kind} (by {grant.granted_by}); "
-        "waiting for a second admin to countersign"
-    )
-
-
-@user_app.command("revoke")
-def user_revoke(
-    username: Annotated[str, typer.Argument(help="The user.")],
-    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(GRANTS) + ".")],
-    reason: Annotated[str, typer.Option(help="Why (recorded).")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Take back a grant of arms or emergency unblinding."""
-    open_trial(db, actor, key_file).revoke(username, kind, reason)
-    typer.echo(f"{username}: {kind} revoked")
-
-
-@user_app.command("countersign")
-def user_countersign(
-    grant: Annotated[int, typer.Argument(help="The grant's number ('lumbar user grants').")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Confirm, as a second admin, a grant another admin gave."""
-    done = open_trial(db, actor, key_file).countersign(grant)
-    typer.echo(
-        f"grant {done.id}: {done.username} {done.kind}, countersigned by {done.countersigned_by}"
-    )
-
-
-@user_app.command("grants")
-def user_grants(
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Who may see arms or unblind, who granted it and why; those awaiting a second admin first."""
-    rows = [
-        (
-            g.id,
-            g.username,
-            g.kind,
-            g.granted_by,
-            g.granted_at.date(),
-            "revoked" if g.revoked else (g.countersigned_by or "WAITING"),
-            g.reason,
-        )
-        for g in open_trial(db, actor, key_file).grants()
-    ]
-    echo_table("Grants", ("#", "user", "grant", "by", "on", "countersigned", "reason"), rows)
-
-
-@user_app.command("deactivate")
-def user_deactivate(
-    username: Annotated[str, typer.Argument(help="The user.")],
-    reason: Annotated[str, typer.Option(help="Why (recorded).")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Deactivate a user: from now on they can do nothing (their records stay)."""
-    open_trial(db, actor, key_file).set_active(username, False, reason)
-    typer.echo(f"{username} deactivated")
-
-
-@user_app.command("activate")
-def user_activate(
-    username: Annotated[str, typer.Argument(help="The user.")],
-    reason: Annotated[str, typer.Option(help="Why (recorded).")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Reactivate a deactivated user."""
-    open_trial(db, actor, key_file).set_active(username, True, reason)
-    typer.echo(f"{username} active again")
 
 
 # ---------------------------------------------------------------- screening to enrolment

@@ -5,14 +5,23 @@ opens one on behalf of a principal and carries every operation (screening,
 consent, enrolment, questionnaires, randomization, schedule, sessions, adverse
 events, withdrawals, the tidy dataset, CONSORT records). Each area is a service
 over one shared :class:`Context`; :mod:`lumbar.operations.scope` alone decides
-who sees and does what. Every write is validated first, fails whole, and
+who sees and does what, and :mod:`lumbar.operations.authentication` alone checks
+who someone is (a password with an optional second factor, an API token, or a
+participant's survey link). Every write is validated first, fails whole, and
 appends to the hash-chained audit trail in the same transaction.
 """
 
 from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
+from lumbar.operations.authentication import (
+    SurveyPrincipal,
+    authenticate_password,
+    authenticate_survey,
+    authenticate_token,
+)
 from lumbar.operations.backup import backup, restore
 from lumbar.operations.consort import CONSORT_COLUMNS
 from lumbar.operations.context import Context, Principal
+from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
 from lumbar.operations.dataset import EXPORT_FORMATS
 from lumbar.operations.enrolment import (
     WITHDRAWAL_KINDS,
@@ -25,7 +34,8 @@ from lumbar.operations.randomization import Assignment, RandomizationReport
 from lumbar.operations.responses import SOURCES, QuestionnaireView
 from lumbar.operations.safety import OUTCOMES, RELATEDNESS, SEVERITIES, AdverseEventView
 from lumbar.operations.schedule import VisitStatus, visit_statuses
-from lumbar.operations.scope import GRANTS, ROLES, Scope
+from lumbar.operations.scope import GRANTS, PERMISSIONS, ROLES, Scope
+from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
 from lumbar.operations.treatment import Adherence
 from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
 from lumbar.store.audit import AuditFinding, AuditReport
@@ -35,6 +45,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "GRANTS",
     "OUTCOMES",
+    "PERMISSIONS",
     "RELATEDNESS",
     "ROLES",
     "SEVERITIES",
@@ -48,6 +59,8 @@ __all__ = [
     "Context",
     "GrantView",
     "IdentityView",
+    "NewSurveyToken",
+    "NewToken",
     "ParticipantView",
     "Principal",
     "QuestionnaireView",
@@ -57,10 +70,18 @@ __all__ = [
     "SiteView",
     "Slot",
     "StaffView",
+    "Survey",
+    "SurveyDue",
+    "SurveyPrincipal",
+    "TokenView",
+    "TotpEnrolment",
     "Trial",
     "TrialCreated",
     "TrialInfo",
     "VisitStatus",
+    "authenticate_password",
+    "authenticate_survey",
+    "authenticate_token",
     "backup",
     "create_trial",
     "generate_allocation_list",

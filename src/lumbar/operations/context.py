@@ -14,7 +14,9 @@ operation runs in one :class:`Unit` of work: it loads the principal's
 :class:`~lumbar.operations.scope.Scope`, checks the permission, does its reads
 and writes, and appends its audit records in the same transaction. A refused
 operation raises before anything is committed, so nothing already stored is
-lost or changed.
+lost or changed. Work done for someone who is not a member of staff (lumbar
+itself recording a failed sign-in, a participant answering through a survey
+link) runs in a plain :class:`Transaction` that appends audit records the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -40,12 +42,16 @@ from lumbar.store.database import Database, default_key_file
 from lumbar.store.schema import Allocation, AuditHead, Participant, Site, TrialRecord
 from lumbar.store.vault import Vault, load_key
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 __all__ = [
     "SYSTEM_ACTOR",
     "Clock",
     "Context",
     "Principal",
     "Service",
+    "Transaction",
     "Unit",
     "not_after",
     "require_text",
@@ -71,6 +77,9 @@ class Principal:
     username: str
     origin: str
     """``cli <os user>@<host>`` for the operator's command line; ``web``; ``token <id>``."""
+    permissions: frozenset[str] | None = None
+    """The most this principal may do, when less than their role allows: the permissions
+    an API token carries. None: everything the role allows. The scope enforces it."""
 
     @classmethod
     def operator(cls, username: str) -> Principal:
@@ -90,11 +99,22 @@ class Principal:
 class Context:
     """An open trial database, shared by every :class:`~lumbar.operations.Trial` made on it."""
 
-    def __init__(self, database: Database, vault: Vault, protocol: Protocol, clock: Clock):
+    def __init__(
+        self,
+        database: Database,
+        vault: Vault,
+        protocol: Protocol,
+        clock: Clock,
+        *,
+        password_hasher: PasswordHasher | None = None,
+    ):
         self.db = database
         self.vault = vault
         self.protocol = protocol
         self.clock = clock
+        self.password_hasher = password_hasher
+        """How passwords are hashed; None: argon2id with lumbar's parameters
+        (:data:`lumbar.operations.authentication.PASSWORD_PARAMETERS`)."""
 
     @classmethod
     def open(
@@ -104,6 +124,7 @@ class Context:
         key_file: Path | None = None,
         key: bytes | None = None,
         clock: Clock = utc_now,
+        password_hasher: PasswordHasher | None = None,
     ) -> Self:
         """Open an existing trial; the vault key must be the trial's own."""
         database = Database(url)
@@ -130,7 +151,7 @@ class Context:
         except BaseException:
             database.dispose()
             raise
-        return cls(database, vault, protocol, clock)
+        return cls(database, vault, protocol, clock, password_hasher=password_hasher)
 
     def close(self) -> None:
         self.db.dispose()
@@ -144,34 +165,51 @@ class Context:
     @contextmanager
     def unit(self, principal: Principal, permission: str, *, write: bool = True) -> Iterator[Unit]:
         """A unit of work for ``principal``, who must hold ``permission``."""
-        context = self.db.write() if write else self.db.read()
-        with context as session:
-            if write and self.db.backend != "sqlite":
-                # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that).
-                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
-            scope = load_scope(session, principal.username)
+        with self._session(write) as session:
+            scope = load_scope(session, principal.username, principal.permissions)
             scope.require(permission)
             unit = Unit(session, scope, principal.origin, self.now())
             yield unit
             if unit.head is not None:
                 move_audit_head(session, unit.head)
 
+    @contextmanager
+    def transaction(self, actor: str, origin: str, *, write: bool = True) -> Iterator[Transaction]:
+        """Work for someone who is not (yet) a member of staff: no scope, no permission.
 
-class Unit:
-    """One unit of work: a session, the acting user's scope, and the moment it runs.
+        For lumbar recording a sign-in attempt, or a participant answering through a
+        survey link; the caller alone decides what the work may touch.
+        """
+        with self._session(write) as session:
+            work = Transaction(session, actor, origin, self.now())
+            yield work
+            if work.head is not None:
+                move_audit_head(session, work.head)
 
-    The lookups every area needs live here, each restricted to the user's sites in SQL.
-    """
+    @contextmanager
+    def _session(self, write: bool) -> Iterator[Session]:
+        context = self.db.write() if write else self.db.read()
+        with context as session:
+            if write and self.db.backend != "sqlite":
+                # Every write locks the audit head first, so writers queue in one order
+                # (SQLite's BEGIN IMMEDIATE already does that).
+                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+            yield session
 
-    def __init__(self, session: Session, scope: Scope, origin: str, now: dt.datetime):
+
+class Transaction:
+    """One database transaction whose audit records name one actor and origin."""
+
+    def __init__(self, session: Session, actor: str, origin: str, now: dt.datetime):
         self.session = session
-        self.scope = scope
+        self.actor = actor
+        """Who the audit records name; work that proves who someone is (a sign-in) sets it
+        to them once proven."""
         self.origin = origin
         self.now = now
         self.head: tuple[int, str] | None = None
-        """The audit chain's head after this unit's last append (the head row is locked;
-        it is moved to this head once, when the unit ends)."""
+        """The audit chain's head after this transaction's last append (the head row is
+        locked; it is moved to this head once, when the work ends)."""
 
     def audit(
         self,
@@ -187,7 +225,7 @@ class Unit:
             self.session,
             head=self.head,
             at=self.now,
-            actor=self.scope.username,
+            actor=self.actor,
             origin=self.origin,
             action=action,
             entity=entity,
@@ -197,6 +235,17 @@ class Unit:
             reason=reason,
             move_head=False,
         )
+
+
+class Unit(Transaction):
+    """One unit of work: a session, the acting user's scope, and the moment it runs.
+
+    The lookups every area needs live here, each restricted to the user's sites in SQL.
+    """
+
+    def __init__(self, session: Session, scope: Scope, origin: str, now: dt.datetime):
+        super().__init__(session, scope.username, origin, now)
+        self.scope = scope
 
     # ------------------------------------------------------------------ lookups
 

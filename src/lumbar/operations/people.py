@@ -43,6 +43,10 @@ class StaffView:
     """Site codes, or ``("*",)`` for all sites."""
     active: bool
     may_unblind: bool = False
+    password: bool = False
+    """Has a password set (can sign in to the web app)."""
+    second_factor: bool = False
+    """Signs in with a confirmed second factor (TOTP) too."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,8 @@ class PeopleService(Service):
                     ("*",) if member.all_sites else tuple(sorted(sites_of.get(member.id, []))),
                     member.active,
                     member.may_unblind,
+                    member.password_hash is not None,
+                    member.totp_active,
                 )
                 for member in unit.session.execute(select(Staff).order_by(Staff.username)).scalars()
             )

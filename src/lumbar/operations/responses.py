@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
-from lumbar.operations.context import Service, Unit, not_after, require_text
+from lumbar.operations.context import Service, Transaction, Unit, not_after, require_text
+from lumbar.protocol import Protocol
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -27,7 +29,14 @@ from lumbar.store.schema import (
     QuestionnaireScore,
 )
 
-__all__ = ["SOURCES", "QuestionnaireView", "ResponseService"]
+__all__ = [
+    "SOURCES",
+    "Checked",
+    "QuestionnaireView",
+    "ResponseService",
+    "checked_visit",
+    "store_visit",
+]
 
 Source = Literal["participant_link", "staff_entry", "paper"]
 SOURCES: tuple[str, ...] = ("participant_link", "staff_entry", "paper")
@@ -76,98 +85,19 @@ class ResponseService(Service):
         ``questionnaires`` maps an instrument to its answers, as a participant
         completing the visit's set on their phone would send them.
         """
-        if source not in SOURCES:
-            raise OperationError(
-                "unknown source",
-                [Problem("source", "is not a source", source, "sources: " + ", ".join(SOURCES))],
-            )
-        if not questionnaires:
-            raise OperationError(
-                "nothing to record",
-                [
-                    Problem(
-                        "questionnaires",
-                        "give at least one instrument's answers",
-                        hint="give the answers",
-                    )
-                ],
-            )
-        checked_all = {}
-        for instrument, answers in questionnaires.items():
-            definition = self._collected(visit, instrument)
-            checked_all[instrument] = (
-                score_answers(definition, answers),
-                check_answers(definition, answers),
-            )
-        views = []
+        checked_all = checked_visit(self.protocol, visit, questionnaires, source)
         with self._unit("questionnaire") as unit:
             participant = unit.enrolled(reference)
-            self._may_record(unit, participant, visit, completed_on)
-            recorded = set(
-                unit.session.execute(
-                    select(Questionnaire.instrument).where(
-                        Questionnaire.participant_id == participant.id,
-                        Questionnaire.visit == visit,
-                        Questionnaire.instrument.in_(list(checked_all)),
-                    )
-                ).scalars()
-            )
-            if recorded:
-                raise OperationError(
-                    "already recorded",
-                    [
-                        Problem(
-                            "questionnaire",
-                            f"{instrument} at {visit} is recorded for {participant.study_id}",
-                            hint="correct it with an edit and a reason",
-                        )
-                        for instrument in sorted(recorded)
-                    ],
-                )
-            rows = {
-                instrument: Questionnaire(
-                    participant_id=participant.id,
-                    visit=visit,
-                    instrument=instrument,
-                    source=source,
-                    completed_on=completed_on,
-                    entered_by=unit.scope.id,
-                    recorded_at=unit.now,
-                )
-                for instrument in checked_all
-            }
-            unit.session.add_all(rows.values())
-            unit.session.flush()
-            self._store(
+            return store_visit(
                 unit,
-                [
-                    (rows[instrument], checked, scores)
-                    for instrument, (scores, checked) in checked_all.items()
-                ],
+                self.protocol,
+                participant,
+                visit,
+                checked_all,
+                completed_on=completed_on,
+                source=source,
+                entered_by=unit.scope.id,
             )
-            for instrument, (scores, checked) in checked_all.items():
-                unit.audit(
-                    "questionnaire.record",
-                    "questionnaire",
-                    f"{participant.study_id}/{visit}/{instrument}",
-                    new={
-                        "answers": checked,
-                        "scores": scores.as_dict(),
-                        "completed_on": completed_on.isoformat(),
-                        "source": source,
-                    },
-                )
-                views.append(
-                    QuestionnaireView(
-                        str(participant.study_id),
-                        visit,
-                        instrument,
-                        completed_on,
-                        source,
-                        scores.as_dict(),
-                    )
-                )
-        return tuple(views)
 
     def edit_questionnaire(
         self,
@@ -179,7 +109,7 @@ class ResponseService(Service):
     ) -> QuestionnaireView:
         """Change some answers of a recorded questionnaire; the reason is required."""
         reason = require_text(reason, "reason", "reason for the edit")
-        definition = self._collected(visit, instrument)
+        definition = _collected(self.protocol, visit, instrument)
         with self._unit("questionnaire") as unit:
             participant = unit.enrolled(reference)
             questionnaire = self._questionnaire(unit, participant, visit, instrument)
@@ -222,7 +152,7 @@ class ResponseService(Service):
                 ).scalars():
                     unit.session.delete(old_row)
             unit.session.flush()
-            self._store(unit, [(questionnaire, checked, scores)])
+            _store(unit.session, [(questionnaire, checked, scores)])
             questionnaire.edited_at = unit.now
             unit.audit(
                 "questionnaire.edit",
@@ -249,80 +179,6 @@ class ResponseService(Service):
 
     # ------------------------------------------------------------------ helpers
 
-    def _collected(self, visit: str, instrument: str) -> Any:
-        visits = [v.id for v in self.protocol.visits]
-        if visit not in visits:
-            raise OperationError(
-                "unknown visit",
-                [
-                    Problem(
-                        "visit",
-                        "is not a visit of the protocol",
-                        visit,
-                        "visits: " + ", ".join(visits),
-                    )
-                ],
-            )
-        collected = self.protocol.visit(visit).instruments
-        if instrument not in collected:
-            raise OperationError(
-                "instrument not collected at this visit",
-                [
-                    Problem(
-                        "instrument",
-                        f"is not collected at {visit}",
-                        instrument,
-                        f"{visit} collects: " + ", ".join(collected),
-                    )
-                ],
-            )
-        return INSTRUMENTS.get(instrument)
-
-    def _may_record(
-        self, unit: Unit, participant: Participant, visit: str, completed_on: dt.date
-    ) -> None:
-        not_after(completed_on, unit.now.date(), "completed_on")
-        allocation = unit.session.get(Allocation, participant.id)
-        if visit == self.protocol.baseline.id:
-            if allocation is not None:
-                raise OperationError(
-                    "baseline after randomization",
-                    [
-                        Problem(
-                            "visit",
-                            "the baseline is completed before randomization",
-                            visit,
-                            "record a follow-up visit, or edit the baseline with a reason",
-                        )
-                    ],
-                )
-            return
-        if allocation is None:
-            raise OperationError(
-                "not randomized",
-                [
-                    Problem(
-                        "visit",
-                        "follow-up visits come after randomization",
-                        visit,
-                        "randomize first",
-                    )
-                ],
-            )
-        if completed_on < allocation.randomized_on:
-            raise OperationError(
-                "before randomization",
-                [
-                    Problem(
-                        "completed_on",
-                        "a follow-up cannot be completed before randomization "
-                        f"({allocation.randomized_on})",
-                        completed_on.isoformat(),
-                        "check the date",
-                    )
-                ],
-            )
-
     def _questionnaire(
         self, unit: Unit, participant: Participant, visit: str, instrument: str
     ) -> Questionnaire | None:
@@ -334,40 +190,6 @@ class ResponseService(Service):
             )
         ).scalar_one_or_none()
 
-    def _store(
-        self,
-        unit: Unit,
-        entries: Sequence[tuple[Questionnaire, Mapping[str, Any], Scores]],
-    ) -> None:
-        """Every answer and score of the questionnaires: one multi-row INSERT each."""
-        unit.session.execute(
-            insert(QuestionnaireAnswer),
-            [
-                {
-                    "questionnaire_id": questionnaire.id,
-                    "item": item,
-                    "value": None if value is None else float(value),
-                }
-                for questionnaire, answers, _ in entries
-                for item, value in answers.items()
-            ],
-        )
-        unit.session.execute(
-            insert(QuestionnaireScore),
-            [
-                {
-                    "questionnaire_id": questionnaire.id,
-                    "score": value.score,
-                    "value": value.value,
-                    "prorated": value.prorated,
-                    "missing_items": len(value.missing_items),
-                    "reason": value.reason,
-                }
-                for questionnaire, _, scores in entries
-                for value in scores.values
-            ],
-        )
-
     def _scores_of(self, unit: Unit, questionnaire_id: int) -> dict[str, float | None]:
         return {
             row.score: row.value
@@ -377,3 +199,239 @@ class ResponseService(Service):
                 )
             ).scalars()
         }
+
+
+# ---------------------------------------------------------------------- recording
+
+
+Checked = dict[str, tuple[Scores, dict[str, Any]]]
+"""Each instrument's scores and checked answers, ready to store."""
+
+
+def checked_visit(
+    protocol: Protocol, visit: str, questionnaires: Mapping[str, Mapping[str, Any]], source: str
+) -> Checked:
+    """Check and score a visit's questionnaires before any transaction opens."""
+    if source not in SOURCES:
+        raise OperationError(
+            "unknown source",
+            [Problem("source", "is not a source", source, "sources: " + ", ".join(SOURCES))],
+        )
+    if not questionnaires:
+        raise OperationError(
+            "nothing to record",
+            [
+                Problem(
+                    "questionnaires",
+                    "give at least one instrument's answers",
+                    hint="give the answers",
+                )
+            ],
+        )
+    checked_all: Checked = {}
+    for instrument, answers in questionnaires.items():
+        definition = _collected(protocol, visit, instrument)
+        checked_all[instrument] = (
+            score_answers(definition, answers),
+            check_answers(definition, answers),
+        )
+    return checked_all
+
+
+def store_visit(
+    work: Transaction,
+    protocol: Protocol,
+    participant: Participant,
+    visit: str,
+    checked_all: Checked,
+    *,
+    completed_on: dt.date,
+    source: str,
+    entered_by: int | None,
+) -> tuple[QuestionnaireView, ...]:
+    """Store checked questionnaires of one visit, each with its audit record: all, or none.
+
+    ``entered_by`` is the member of staff who entered them; None when the participant
+    answered through their own link.
+    """
+    _may_record(work, protocol, participant, visit, completed_on)
+    recorded = set(
+        work.session.execute(
+            select(Questionnaire.instrument).where(
+                Questionnaire.participant_id == participant.id,
+                Questionnaire.visit == visit,
+                Questionnaire.instrument.in_(list(checked_all)),
+            )
+        ).scalars()
+    )
+    if recorded:
+        raise OperationError(
+            "already recorded",
+            [
+                Problem(
+                    "questionnaire",
+                    f"{instrument} at {visit} is recorded for {participant.study_id}",
+                    hint="correct it with an edit and a reason",
+                )
+                for instrument in sorted(recorded)
+            ],
+        )
+    rows = {
+        instrument: Questionnaire(
+            participant_id=participant.id,
+            visit=visit,
+            instrument=instrument,
+            source=source,
+            completed_on=completed_on,
+            entered_by=entered_by,
+            recorded_at=work.now,
+        )
+        for instrument in checked_all
+    }
+    work.session.add_all(rows.values())
+    work.session.flush()
+    _store(
+        work.session,
+        [
+            (rows[instrument], checked, scores)
+            for instrument, (scores, checked) in checked_all.items()
+        ],
+    )
+    views = []
+    for instrument, (scores, checked) in checked_all.items():
+        work.audit(
+            "questionnaire.record",
+            "questionnaire",
+            f"{participant.study_id}/{visit}/{instrument}",
+            new={
+                "answers": checked,
+                "scores": scores.as_dict(),
+                "completed_on": completed_on.isoformat(),
+                "source": source,
+            },
+        )
+        views.append(
+            QuestionnaireView(
+                str(participant.study_id),
+                visit,
+                instrument,
+                completed_on,
+                source,
+                scores.as_dict(),
+            )
+        )
+    return tuple(views)
+
+
+def _collected(protocol: Protocol, visit: str, instrument: str) -> Any:
+    visits = [v.id for v in protocol.visits]
+    if visit not in visits:
+        raise OperationError(
+            "unknown visit",
+            [
+                Problem(
+                    "visit",
+                    "is not a visit of the protocol",
+                    visit,
+                    "visits: " + ", ".join(visits),
+                )
+            ],
+        )
+    collected = protocol.visit(visit).instruments
+    if instrument not in collected:
+        raise OperationError(
+            "instrument not collected at this visit",
+            [
+                Problem(
+                    "instrument",
+                    f"is not collected at {visit}",
+                    instrument,
+                    f"{visit} collects: " + ", ".join(collected),
+                )
+            ],
+        )
+    return INSTRUMENTS.get(instrument)
+
+
+def _may_record(
+    work: Transaction,
+    protocol: Protocol,
+    participant: Participant,
+    visit: str,
+    completed_on: dt.date,
+) -> None:
+    not_after(completed_on, work.now.date(), "completed_on")
+    allocation = work.session.get(Allocation, participant.id)
+    if visit == protocol.baseline.id:
+        if allocation is not None:
+            raise OperationError(
+                "baseline after randomization",
+                [
+                    Problem(
+                        "visit",
+                        "the baseline is completed before randomization",
+                        visit,
+                        "record a follow-up visit, or edit the baseline with a reason",
+                    )
+                ],
+            )
+        return
+    if allocation is None:
+        raise OperationError(
+            "not randomized",
+            [
+                Problem(
+                    "visit",
+                    "follow-up visits come after randomization",
+                    visit,
+                    "randomize first",
+                )
+            ],
+        )
+    if completed_on < allocation.randomized_on:
+        raise OperationError(
+            "before randomization",
+            [
+                Problem(
+                    "completed_on",
+                    "a follow-up cannot be completed before randomization "
+                    f"({allocation.randomized_on})",
+                    completed_on.isoformat(),
+                    "check the date",
+                )
+            ],
+        )
+
+
+def _store(
+    session: Session,
+    entries: Sequence[tuple[Questionnaire, Mapping[str, Any], Scores]],
+) -> None:
+    """Every answer and score of the questionnaires: one multi-row INSERT each."""
+    session.execute(
+        insert(QuestionnaireAnswer),
+        [
+            {
+                "questionnaire_id": questionnaire.id,
+                "item": item,
+                "value": None if value is None else float(value),
+            }
+            for questionnaire, answers, _ in entries
+            for item, value in answers.items()
+        ],
+    )
+    session.execute(
+        insert(QuestionnaireScore),
+        [
+            {
+                "questionnaire_id": questionnaire.id,
+                "score": value.score,
+                "value": value.value,
+                "prorated": value.prorated,
+                "missing_items": len(value.missing_items),
+                "reason": value.reason,
+            }
+            for questionnaire, _, scores in entries
+            for value in scores.values
+        ],
+    )

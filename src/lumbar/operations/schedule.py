@@ -32,6 +32,7 @@ __all__ = [
     "FOLLOW_UP_ENDS",
     "ScheduleService",
     "VisitStatus",
+    "follow_up_ended_on",
     "recorded_questionnaires",
     "visit_statuses",
 ]
@@ -120,6 +121,15 @@ def recorded_questionnaires(
             (instrument, completed_on)
         )
     return recorded
+
+
+def follow_up_ended_on(session: Session, participant_id: int) -> dt.date | None:
+    """When a participant's follow-up ended (withdrawal of consent or loss), if it did."""
+    return session.execute(
+        select(Withdrawal.effective_date).where(
+            Withdrawal.participant_id == participant_id, Withdrawal.kind.in_(FOLLOW_UP_ENDS)
+        )
+    ).scalar_one_or_none()
 
 
 class ScheduleService(Service):

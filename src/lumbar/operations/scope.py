@@ -20,6 +20,13 @@ does:
   What would reveal arms indirectly (treatment sessions, adherence, the
   adverse-event list, between-group contrasts) needs an unblinded user
   (:meth:`Scope.require_unblinded`).
+
+A principal may carry less than their role: an API token holds only the
+permissions it was created with (``Scope.limit``), checked by the same
+:meth:`Scope.require`; managing credentials needs the person themselves
+(:meth:`Scope.require_unlimited`). A participant holding a survey link is not
+staff and has no scope: :mod:`lumbar.operations.survey` opens exactly the one
+participant and visit their token is bound to, and nothing else.
 """
 
 from __future__ import annotations
@@ -118,11 +125,26 @@ class Scope:
     """Holds the emergency-unblinding grant."""
     all_sites: bool
     site_ids: frozenset[int]
+    limit: frozenset[str] | None = None
+    """The permissions the principal's credential carries (an API token's), when fewer
+    than the role's; None: the role's."""
 
     # ------------------------------------------------------------------ permissions
 
     def require(self, permission: str) -> None:
-        """Refuse unless this user holds ``permission``."""
+        """Refuse unless this user holds ``permission`` (and their credential carries it)."""
+        if self.limit is not None and permission not in self.limit:
+            raise AccessError(
+                "not allowed",
+                [
+                    Problem(
+                        f"user {self.username}",
+                        f"the token in use does not carry the permission {permission} "
+                        f"(to {WHAT.get(permission, permission)})",
+                        hint="use a token created with that permission, or sign in",
+                    )
+                ],
+            )
         if permission == "emergency_unblind":
             if not self.may_unblind:
                 raise AccessError(
@@ -146,6 +168,27 @@ class Scope:
                         f"user {self.username}",
                         f"a {self.role} may not {WHAT[permission]}",
                         hint="ask someone with the role " + " or ".join(sorted(allowed)),
+                    )
+                ],
+            )
+
+    def holds(self, permission: str) -> bool:
+        """Whether this user's role (and credential) allows ``permission``."""
+        if self.limit is not None and permission not in self.limit:
+            return False
+        return self.role in PERMISSIONS.get(permission, frozenset())
+
+    def require_unlimited(self, what: str) -> None:
+        """Refuse a principal limited by a token: ``what`` (managing passwords, second
+        factors and tokens) needs the person, signed in, or the operator."""
+        if self.limit is not None:
+            raise AccessError(
+                "not with a token",
+                [
+                    Problem(
+                        f"user {self.username}",
+                        f"{what} needs a password sign-in, not an API token",
+                        hint="sign in with your password",
                     )
                 ],
             )
@@ -199,8 +242,11 @@ def roles_allowed(permission: str) -> frozenset[str]:
     return PERMISSIONS[permission]
 
 
-def load_scope(session: Session, username: str) -> Scope:
-    """The active member of staff ``username``, with their sites; AccessError otherwise."""
+def load_scope(session: Session, username: str, limit: frozenset[str] | None = None) -> Scope:
+    """The active member of staff ``username``, with their sites; AccessError otherwise.
+
+    ``limit``: the permissions their credential carries, when fewer than the role's.
+    """
     rows = session.connection().execute(_STAFF, {"username": username}).all()
     staff = rows[0] if rows else None
     if staff is None or not staff.active:
@@ -223,6 +269,7 @@ def load_scope(session: Session, username: str) -> Scope:
         staff.may_unblind,
         staff.all_sites,
         frozenset(row.site_id for row in rows if row.site_id is not None),
+        limit,
     )
 
 

@@ -13,10 +13,10 @@
 
 :class:`Trial` is the public API of operations: the CLI, the simulator and the web
 app call its methods, and nothing else. Each method hands over to the service of
-its area (people, enrolment, responses, randomization, schedule, treatment,
-safety, dataset, CONSORT records), which share one :class:`Context`. Making a
-``Trial`` over an open context costs a few attribute assignments: no engine,
-key or protocol is read again.
+its area (people, credentials, enrolment, responses and survey links,
+randomization, schedule, treatment, safety, dataset, CONSORT records), which
+share one :class:`Context`. Making a ``Trial`` over an open context costs a few
+attribute assignments: no engine, key or protocol is read again.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from lumbar.operations.allocation import (
 )
 from lumbar.operations.consort import ConsortService
 from lumbar.operations.context import SYSTEM_ACTOR, Clock, Context, Principal, utc_now
+from lumbar.operations.credentials import CredentialService
 from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
@@ -53,6 +54,7 @@ from lumbar.operations.randomization import RandomizationService
 from lumbar.operations.responses import ResponseService
 from lumbar.operations.safety import SafetyService
 from lumbar.operations.schedule import ScheduleService
+from lumbar.operations.survey import SurveyLinkService
 from lumbar.operations.treatment import TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
 from lumbar.store.audit import AuditReport, append_audit, verify_chain
@@ -140,8 +142,10 @@ class Trial:
         self.principal = principal
         self._owns_context = owns_context
         self._people = PeopleService(context, principal)
+        self._credentials = CredentialService(context, principal)
         self._enrolment = EnrolmentService(context, principal)
         self._responses = ResponseService(context, principal)
+        self._survey_links = SurveyLinkService(context, principal)
         self._randomization = RandomizationService(context, principal)
         self._schedule = ScheduleService(context, principal)
         self._treatment = TreatmentService(context, principal)
@@ -273,6 +277,15 @@ class Trial:
     dataset = Operation("_dataset", DatasetService.dataset)
     export = Operation("_dataset", DatasetService.export)
     consort_records = Operation("_consort", ConsortService.consort_records)
+
+    set_password = Operation("_credentials", CredentialService.set_password)
+    enrol_totp = Operation("_credentials", CredentialService.enrol_totp)
+    confirm_totp = Operation("_credentials", CredentialService.confirm_totp)
+    reset_totp = Operation("_credentials", CredentialService.reset_totp)
+    create_token = Operation("_credentials", CredentialService.create_token)
+    revoke_token = Operation("_credentials", CredentialService.revoke_token)
+    tokens = Operation("_credentials", CredentialService.tokens)
+    issue_survey_token = Operation("_survey_links", SurveyLinkService.issue_survey_token)
 
 
 def create_trial(

@@ -10,6 +10,8 @@ Conventions:
 - direct identifiers live only in ``identity``, encrypted (see :mod:`lumbar.store.vault`);
 - upcoming allocations are encrypted too (``allocation_slot.arm_sealed``), so the
   list is concealed even from someone who reads the database;
+- credentials are kept only in a form that does not sign anyone in: passwords as
+  argon2id hashes, API and survey tokens as SHA-256 digests, TOTP secrets sealed;
 - participant status is not stored: it follows from the facts recorded
   (screening, consent, enrolment, randomization, withdrawal).
 """
@@ -43,11 +45,13 @@ __all__ = [
     "AdverseEvent",
     "Allocation",
     "AllocationSlot",
+    "ApiToken",
     "AuditHead",
     "AuditRecord",
     "Base",
     "Consent",
     "Identity",
+    "LoginFailure",
     "Participant",
     "Questionnaire",
     "QuestionnaireAnswer",
@@ -57,6 +61,7 @@ __all__ = [
     "Staff",
     "StaffSite",
     "StratumCounter",
+    "SurveyToken",
     "TreatmentSession",
     "TrialRecord",
     "UTCDateTime",
@@ -158,6 +163,14 @@ class Staff(Base):
     all_sites: Mapped[bool] = mapped_column(Boolean)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    """An argon2id hash (``$argon2id$...``), never the password; None: no password sign-in."""
+    password_changed_at: Mapped[dt.datetime | None]
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The TOTP secret, sealed in the vault for ``totp:<staff id>``."""
+    totp_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Confirmed with a code: sign-in with a password then needs a code too."""
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    """The 30-second time step of the last code accepted: no code is accepted twice."""
     created_at: Mapped[dt.datetime]
 
 
@@ -184,6 +197,43 @@ class AccessGrant(Base):
     countersigned_at: Mapped[dt.datetime | None]
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     revoked_at: Mapped[dt.datetime | None]
+
+
+class ApiToken(Base):
+    """A member of staff's API token: scoped to some permissions, expiring, revocable.
+
+    Only the SHA-256 digest of the token is kept, with a short non-secret prefix
+    to find it by; the token itself is shown once, when it is created.
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    permissions: Mapped[list[str]]
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class LoginFailure(Base):
+    """One failed password sign-in for a user name (known or not): the rate limit counts these.
+
+    ``locked_until`` is set on the failure that locked the name. Rows older than the
+    counting window are deleted once they no longer matter.
+    """
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
 
 
 class StaffSite(Base):
@@ -290,6 +340,25 @@ class Unblinding(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime]
+
+
+class SurveyToken(Base):
+    """A participant's link to answer one visit's questionnaires themselves, once.
+
+    Kept as a SHA-256 digest with a non-secret prefix, like :class:`ApiToken`.
+    """
+
+    __tablename__ = "survey_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    visit: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
 
 
 class Questionnaire(Base):

@@ -1,0 +1,615 @@
+"""Who is signing in: the one place lumbar checks a credential.
+
+::
+
+    principal = authenticate_password(context, "carol", password, totp_code="123456")
+    principal = authenticate_token(context, "lmb_...")        # an API token: scoped
+    survey = authenticate_survey(context, "lms_...")          # a participant's link
+
+Each returns who acts (a :class:`~lumbar.operations.context.Principal` for staff, a
+:class:`SurveyPrincipal` for a participant) or raises
+:class:`~lumbar.errors.AccessError`. What is checked, and why so:
+
+- **Passwords** are kept as argon2id hashes (argon2-cffi) with the parameters of
+  :data:`PASSWORD_PARAMETERS`; a hash made with older parameters is replaced at the
+  next sign-in. An unknown user name, a wrong password, a deactivated account and
+  a wrong or reused second-factor code all get the same answer
+  (:data:`SIGN_IN_FAILED`), after the same amount of work: a name that does not
+  exist is checked against a dummy hash, so neither the message nor the time tells
+  which names exist.
+- **Failed sign-ins** are counted per user name, known or not, in ``login_failure``:
+  :data:`LOCKOUT_FAILURES` failures within :data:`LOCKOUT_WINDOW` lock the name for
+  :data:`LOCKOUT_DURATION` (refused even with the right password, saying until
+  when); a success clears the count. Every failed or locked attempt leaves an audit
+  record (``login.failed``, ``login.locked``) with the name and why, never the
+  password; every success leaves ``login``.
+- **A second factor** (TOTP, pyotp), once confirmed, is required with the
+  password: a code of the current 30-second step or one either side, and never a
+  step already used (``staff.totp_last_step``), so an overheard code cannot be
+  replayed.
+- **Tokens** (``lmb_`` for staff, ``lms_`` for a participant's survey link) are
+  32 random bytes; the database keeps their SHA-256 digest only, found by a short
+  prefix that is not secret, and compared in constant time.
+
+Time comes from ``context.now()``, so tests move a clock instead of waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from lumbar.errors import AccessError, OperationError, Problem
+from lumbar.operations.context import SYSTEM_ACTOR, Context, Principal, Transaction
+from lumbar.store.schema import ApiToken, LoginFailure, Participant, Staff, SurveyToken
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+__all__ = [
+    "API_TOKEN_PREFIX",
+    "LOCKOUT_DURATION",
+    "LOCKOUT_FAILURES",
+    "LOCKOUT_WINDOW",
+    "MIN_PASSWORD_LENGTH",
+    "PASSWORD_PARAMETERS",
+    "SIGN_IN_FAILED",
+    "SURVEY_TOKEN_PREFIX",
+    "PasswordParameters",
+    "SurveyPrincipal",
+    "authenticate_password",
+    "authenticate_survey",
+    "authenticate_token",
+    "check_password_rules",
+    "hash_password",
+    "new_token",
+    "new_totp_secret",
+    "password_hasher",
+    "survey_token_in_force",
+    "totp_step",
+    "totp_uri",
+]
+
+
+@dataclass(frozen=True)
+class PasswordParameters:
+    time_cost: int
+    memory_cost: int
+    """KiB."""
+    parallelism: int
+    hash_len: int
+    salt_len: int
+
+
+PASSWORD_PARAMETERS = PasswordParameters(
+    time_cost=3, memory_cost=64 * 1024, parallelism=4, hash_len=32, salt_len=16
+)
+"""argon2id parameters: RFC 9106 section 4, the second recommended option (3 passes
+over 64 MiB, 4 lanes, 128-bit salt, 256-bit tag) for memory-constrained servers;
+argon2-cffi's ``RFC_9106_LOW_MEMORY`` profile."""
+
+MIN_PASSWORD_LENGTH = 12
+"""Longer than NIST SP 800-63B's floor of 8 (section 3.1.1.2): the staff who use these
+accounts can open identifiers and arms, and length is what makes a password hard."""
+MAX_PASSWORD_LENGTH = 1024
+"""Enough for any pass phrase; refuses megabytes sent only to make hashing slow."""
+
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = dt.timedelta(minutes=15)
+LOCKOUT_DURATION = dt.timedelta(minutes=15)
+"""After LOCKOUT_FAILURES failed sign-ins within LOCKOUT_WINDOW a user name is locked for
+LOCKOUT_DURATION: at most 20 guesses an hour per name (OWASP Authentication Cheat Sheet,
+"Account lockout")."""
+
+TOTP_WINDOW = 1
+"""Codes of one 30-second step either side of now are accepted: the network delay RFC 6238
+section 5.2 allows for, and pyotp's ``verify(valid_window=1)``."""
+
+API_TOKEN_PREFIX = "lmb_"
+SURVEY_TOKEN_PREFIX = "lms_"
+_TOKEN_BYTES = 32
+_LOOKUP_CHARS = 8
+"""Characters of the random part kept in clear to find a token by (not a secret: the
+other 35 characters carry over 200 bits)."""
+_TOKEN_LENGTH = 4 + 43  # the kind's prefix, then token_urlsafe(32)
+
+SIGN_IN_FAILED = "sign-in failed"
+_SIGN_IN_PROBLEM = Problem(
+    "username",
+    "the user name, the password or the code is wrong, or the account is not active",
+    hint="check them and try again; accounts with a second factor need the current code",
+)
+
+COMMON_PASSWORDS = frozenset(
+    {
+        "000000000000",
+        "111111111111",
+        "123123123123",
+        "123456123456",
+        "123456654321",
+        "123456789012",
+        "1234567890123",
+        "12345678901234",
+        "123456789abc",
+        "1q2w3e4r5t6y",
+        "1qaz2wsx3edc",
+        "aaaaaaaaaaaa",
+        "abc123abc123",
+        "abcd1234abcd",
+        "abcdefghijkl",
+        "administrator",
+        "asdfasdfasdf",
+        "asdfghjkl123",
+        "baseball1234",
+        "changeme1234",
+        "dragon123456",
+        "football1234",
+        "iloveyou1234",
+        "letmein12345",
+        "master123456",
+        "monkey123456",
+        "password1234",
+        "password12345",
+        "password123456",
+        "passwordpassword",
+        "princess1234",
+        "qazwsxedcrfv",
+        "qwerty123456",
+        "qwertyuiop12",
+        "qwertyuiop123",
+        "qwertyuiopas",
+        "qwertyuiopasdf",
+        "sunshine1234",
+        "superman1234",
+        "trustno1trustno1",
+        "welcome12345",
+        "welcome123456",
+        "zaq12wsxcde3",
+    }
+)
+"""Passwords of twelve characters or more that lead the published lists of leaked
+passwords (a length rule alone lets these through)."""
+
+
+# ---------------------------------------------------------------------- principals
+
+
+@dataclass(frozen=True)
+class SurveyPrincipal:
+    """A participant holding a survey link: one participant, one visit, nothing else."""
+
+    token_id: int
+    participant_id: int
+    study_id: str
+    visit: str
+
+    @property
+    def actor(self) -> str:
+        """How audit records name them: recognisably not a member of staff."""
+        return f"participant:{self.study_id}"
+
+    @property
+    def origin(self) -> str:
+        return f"survey token {self.token_id}"
+
+
+# ---------------------------------------------------------------------- passwords
+
+
+def password_hasher(context: Context) -> PasswordHasher:
+    """The context's hasher: argon2id with :data:`PASSWORD_PARAMETERS` unless it was given one."""
+    if context.password_hasher is None:
+        from argon2 import PasswordHasher  # noqa: PLC0415 - only credential work loads argon2
+
+        parameters = PASSWORD_PARAMETERS
+        context.password_hasher = PasswordHasher(
+            time_cost=parameters.time_cost,
+            memory_cost=parameters.memory_cost,
+            parallelism=parameters.parallelism,
+            hash_len=parameters.hash_len,
+            salt_len=parameters.salt_len,
+        )
+    return context.password_hasher
+
+
+def check_password_rules(password: str, username: str) -> None:
+    """Refuse a password that is too short, is the user name, or is a well-known one."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(
+            Problem(
+                "password",
+                f"must be at least {MIN_PASSWORD_LENGTH} characters long (it has {len(password)})",
+                hint="a pass phrase of a few unrelated words is long and easy to remember",
+            )
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(
+            Problem("password", f"must be at most {MAX_PASSWORD_LENGTH} characters long")
+        )
+    folded = password.casefold()
+    if username and username.casefold() in folded:
+        problems.append(
+            Problem("password", "must not contain the user name", hint="choose another")
+        )
+    if folded in COMMON_PASSWORDS:
+        problems.append(
+            Problem(
+                "password",
+                "is one of the most common passwords, tried first by anyone guessing",
+                hint="choose another",
+            )
+        )
+    if problems:
+        raise OperationError("the password is not accepted", problems)
+
+
+def hash_password(context: Context, password: str) -> str:
+    """An argon2id hash of ``password`` (``$argon2id$v=19$m=...``), salted at random."""
+    return password_hasher(context).hash(password)
+
+
+def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError  # noqa: PLC0415
+
+    try:
+        return hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+_DUMMY_HASHES: dict[tuple[int, int, int, int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash of a random password with ``hasher``'s parameters, checked for names that do
+    not exist so that they take as long as names that do."""
+    key = (
+        hasher.time_cost,
+        hasher.memory_cost,
+        hasher.parallelism,
+        hasher.hash_len,
+        hasher.salt_len,
+    )
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[key]
+
+
+def authenticate_password(
+    context: Context,
+    username: str,
+    password: str,
+    totp_code: str | None = None,
+    *,
+    origin: str = "web",
+) -> Principal:
+    """The member of staff ``username``, proven by their password (and code, when they use one).
+
+    Raises AccessError with one message for every wrong answer, and another, saying
+    until when, while the name is locked after too many failures. The attempt is
+    recorded (failure count, audit record) even when it is refused.
+    """
+    with context.transaction(SYSTEM_ACTOR, origin) as work:
+        outcome = _sign_in(context, work, username, password, totp_code)
+    if isinstance(outcome, AccessError):
+        raise outcome
+    return outcome
+
+
+def _sign_in(
+    context: Context, work: Transaction, username: str, password: str, totp_code: str | None
+) -> Principal | AccessError:
+    """One attempt, inside its transaction; a refusal is returned so the attempt commits."""
+    session, now = work.session, work.now
+    name = username[:64]  # what failures are counted and audited under (the column's width)
+    locked_until = _locked_until(session, name, now)
+    if locked_until is not None:
+        work.audit(
+            "login.locked",
+            "login",
+            name,
+            new={"username": name, "locked_until": locked_until.isoformat()},
+        )
+        return _locked(name, locked_until)
+    staff = session.execute(select(Staff).where(Staff.username == username)).scalar_one_or_none()
+    hasher = password_hasher(context)
+    failure: str | None = None
+    step: int | None = None
+    if len(password) > MAX_PASSWORD_LENGTH:
+        failure = "wrong password"
+    elif staff is None or staff.password_hash is None:
+        _verify(hasher, _dummy_hash(hasher), password)  # the same work as a real check
+        failure = "unknown user" if staff is None else "no password set"
+    elif not _verify(hasher, staff.password_hash, password):
+        failure = "wrong password"
+    elif not staff.active:
+        failure = "deactivated"
+    elif staff.totp_active:
+        step = _totp_step_of(context, staff, totp_code or "", now)
+        if step is None:
+            failure = "wrong or missing code"
+        elif staff.totp_last_step is not None and step <= staff.totp_last_step:
+            failure = "code used before"
+    if failure is not None:
+        return _failed(work, name, failure)
+    assert staff is not None
+    assert staff.password_hash is not None
+    session.execute(delete(LoginFailure).where(LoginFailure.username == name))
+    if step is not None:
+        staff.totp_last_step = step
+    rehashed = hasher.check_needs_rehash(staff.password_hash)
+    if rehashed:
+        staff.password_hash = hasher.hash(password)
+    work.actor = staff.username
+    work.audit(
+        "login",
+        "staff",
+        staff.username,
+        new={"second_factor": staff.totp_active, "rehashed": rehashed},
+    )
+    return Principal(staff.username, work.origin)
+
+
+def _locked_until(session: Session, name: str, now: dt.datetime) -> dt.datetime | None:
+    until = session.execute(
+        select(func.max(LoginFailure.locked_until)).where(
+            LoginFailure.username == name, LoginFailure.locked_until > now
+        )
+    ).scalar_one_or_none()
+    return until
+
+
+def _failed(work: Transaction, name: str, failure: str) -> AccessError:
+    """Count a failure; lock the name at the LOCKOUT_FAILURES-th within the window."""
+    session, now = work.session, work.now
+    last_lock = session.execute(
+        select(func.max(LoginFailure.at)).where(
+            LoginFailure.username == name, LoginFailure.locked_until.is_not(None)
+        )
+    ).scalar_one_or_none()
+    since = now - LOCKOUT_WINDOW
+    if last_lock is not None and last_lock > since:
+        since = last_lock  # after a lock, the count starts again
+    earlier = session.execute(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.username == name, LoginFailure.at > since)
+    ).scalar_one()
+    failures = int(earlier) + 1
+    locked_until = now + LOCKOUT_DURATION if failures >= LOCKOUT_FAILURES else None
+    session.add(LoginFailure(username=name, at=now, locked_until=locked_until))
+    # Forget failures that no longer count and locks that have ended (of every name).
+    session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.at < now - LOCKOUT_WINDOW,
+            or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now),
+        )
+    )
+    work.audit(
+        "login.failed",
+        "login",
+        name,
+        new={
+            "username": name,
+            "failure": failure,
+            "failures": failures,
+            "locked_until": None if locked_until is None else locked_until.isoformat(),
+        },
+    )
+    if locked_until is not None:
+        return _locked(name, locked_until)
+    return AccessError(SIGN_IN_FAILED, [_SIGN_IN_PROBLEM])
+
+
+def _locked(name: str, until: dt.datetime) -> AccessError:
+    return AccessError(
+        "sign-in locked",
+        [
+            Problem(
+                "username",
+                f"is locked after {LOCKOUT_FAILURES} failed sign-ins, "
+                f"until {until.strftime('%Y-%m-%d %H:%M')} UTC",
+                name,
+                "wait until then, or ask an admin to set a new password",
+            )
+        ],
+    )
+
+
+# ---------------------------------------------------------------------- second factor
+
+
+def new_totp_secret() -> str:
+    """A new TOTP secret: 32 base-32 characters (160 bits, RFC 4226's recommended length)."""
+    import pyotp  # noqa: PLC0415 - only credential work loads pyotp
+
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, username: str, issuer: str) -> str:
+    """The ``otpauth://`` URI an authenticator app reads (as a QR code or typed in)."""
+    import pyotp  # noqa: PLC0415
+
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
+
+
+def totp_step(secret: str, code: str, now: dt.datetime) -> int | None:
+    """The time step whose code ``code`` is, within :data:`TOTP_WINDOW` of ``now``; else None.
+
+    pyotp's ``verify(code, for_time=now, valid_window=1)``, unrolled to learn which step
+    matched, so that no step is accepted twice. Every candidate is compared, in
+    constant time.
+    """
+    import pyotp  # noqa: PLC0415
+
+    code = code.replace(" ", "")
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    matched = None
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            matched = step
+    return matched
+
+
+def _totp_step_of(context: Context, staff: Staff, code: str, now: dt.datetime) -> int | None:
+    if staff.totp_sealed is None:
+        return None
+    secret = context.vault.open(staff.totp_sealed, f"totp:{staff.id}")
+    return totp_step(secret, code, now)
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+def new_token(kind: str) -> tuple[str, str, str]:
+    """A new token of ``kind`` (:data:`API_TOKEN_PREFIX` or :data:`SURVEY_TOKEN_PREFIX`).
+
+    Returns the token (shown once), its lookup prefix, and the SHA-256 digest that is
+    stored. A fast hash is right here and wrong for passwords: a token is 256 random
+    bits, so no table or brute force recovers it from its digest, while a slow hash
+    would cost every API request.
+    """
+    token = kind + secrets.token_urlsafe(_TOKEN_BYTES)
+    return token, _lookup(token), _digest(token)
+
+
+def _lookup(token: str) -> str:
+    return token[: 4 + _LOOKUP_CHARS]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _matching(token: str, candidates: list[tuple[str, int]]) -> int | None:
+    """The id of the candidate (digest, id) whose digest is the token's, compared in constant
+    time with every candidate."""
+    digest = _digest(token)
+    found = None
+    for stored, row_id in candidates:
+        if hmac.compare_digest(stored, digest):
+            found = row_id
+    return found
+
+
+def _well_formed(token: str, kind: str) -> bool:
+    return token.startswith(kind) and len(token) == _TOKEN_LENGTH and token.isascii()
+
+
+_TOKEN_REFUSED = Problem(
+    "token",
+    "is not a valid token: mistyped, expired, revoked, or its owner is not active",
+    hint="create a new one ('lumbar user token create')",
+)
+
+
+def authenticate_token(context: Context, token: str) -> Principal:
+    """The member of staff an API token belongs to, limited to the token's permissions.
+
+    Refused (one message for every reason) when the token is unknown, expired or
+    revoked, or its owner is deactivated. A refused token that was once valid leaves a
+    ``token.refused`` audit record; made-up tokens leave none, so noise cannot flood the
+    trail. ``last_used_at`` is kept to the minute.
+    """
+    token = token.strip()
+    refused = AccessError("token refused", [_TOKEN_REFUSED])
+    if not _well_formed(token, API_TOKEN_PREFIX):
+        raise refused
+    now = context.now()
+    with context.db.read() as session:
+        rows = session.execute(
+            select(ApiToken, Staff)
+            .join(Staff, Staff.id == ApiToken.staff_id)
+            .where(ApiToken.prefix == _lookup(token))
+        ).all()
+        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
+        if found is None:
+            raise refused
+        row, staff = next((row, staff) for row, staff in rows if row.id == found)
+        why = _out_of_force(row, staff, now)
+        principal = Principal(staff.username, f"token {row.id}", frozenset(row.permissions))
+        stale = row.last_used_at is None or now - row.last_used_at >= dt.timedelta(minutes=1)
+    if why is not None:
+        with context.transaction(SYSTEM_ACTOR, principal.origin) as work:
+            work.audit(
+                "token.refused", "api_token", found, new={"username": staff.username, "why": why}
+            )
+        raise refused
+    if stale:
+        with context.db.write() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == found).values(last_used_at=now))
+    return principal
+
+
+def _out_of_force(row: ApiToken, staff: Staff, now: dt.datetime) -> str | None:
+    """Why a genuine token no longer signs anyone in, if it does not."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at <= now:
+        return "expired"
+    if not staff.active:
+        return "owner deactivated"
+    return None
+
+
+def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
+    """The participant and visit a survey link opens; AccessError when it does not open.
+
+    A participant is told plainly when their link was used already or has expired.
+    """
+    token = token.strip()
+    if not _well_formed(token, SURVEY_TOKEN_PREFIX):
+        raise _survey_refused("is not a valid survey link")
+    with context.db.read() as session:
+        rows = session.execute(
+            select(SurveyToken, Participant.study_id)
+            .join(Participant, Participant.id == SurveyToken.participant_id)
+            .where(SurveyToken.prefix == _lookup(token))
+        ).all()
+        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
+        if found is None:
+            raise _survey_refused("is not a valid survey link")
+        row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
+        principal = SurveyPrincipal(row.id, row.participant_id, str(study_id), row.visit)
+        survey_token_in_force(session, principal, context.now())
+        return principal
+
+
+def survey_token_in_force(
+    session: Session, principal: SurveyPrincipal, now: dt.datetime
+) -> SurveyToken:
+    """The survey token of ``principal``, still unused and unexpired, bound to the participant
+    and visit the principal names; AccessError otherwise."""
+    row = session.get(SurveyToken, principal.token_id)
+    if (
+        row is None
+        or row.participant_id != principal.participant_id
+        or row.visit != principal.visit
+    ):
+        raise _survey_refused("is not a valid survey link")
+    if row.used_at is not None:
+        raise _survey_refused(
+            "was used already: each link answers one visit once",
+            "if you need to change an answer, contact the study team",
+        )
+    if row.expires_at <= now:
+        raise _survey_refused(
+            f"expired on {row.expires_at.strftime('%Y-%m-%d %H:%M')} UTC",
+            "ask the study team for a new link",
+        )
+    return row
+
+
+def _survey_refused(rule: str, hint: str = "check the link you were sent") -> AccessError:
+    return AccessError("survey link refused", [Problem("token", rule, hint=hint)])
