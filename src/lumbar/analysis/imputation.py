@@ -141,7 +141,7 @@ def impute(
     if data.baseline is None:
         raise AnalysisError(
             "imputation needs a baseline",
-            [Problem("--baseline", "is required as a predictor", hint="name the baseline column")],
+            [Problem("baseline", "is required as a predictor", hint="name the baseline column")],
         )
     wide, predictors, keys = _wide(data)
     completed = []

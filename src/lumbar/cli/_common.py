@@ -161,17 +161,23 @@ def parse_answers(
 
 @contextmanager
 def option_names(options: Mapping[str, str]) -> Iterator[None]:
-    """Within the block, a problem that names a parameter (``outcome``) names the option
-    the user typed (``--outcome``) instead: the layers below the CLI name parameters."""
+    """Within the block, a problem that names a parameter (``outcome``) names the option the
+    user typed (``--outcome``) instead: the layers below the CLI name parameters, never
+    flags. A name ending in a space is a prefix (``"columns "`` makes ``columns sd1=s1``
+    ``--column sd1=s1``)."""
+
+    def flag(where: str) -> str:
+        for name, option in options.items():
+            if where == name or (name.endswith(" ") and where.startswith(name)):
+                return option + where[len(name) :]
+        return where
+
     try:
         yield
     except LumbarError as error:
-        if not any(problem.where in options for problem in error.problems):
+        problems = [replace(problem, where=flag(problem.where)) for problem in error.problems]
+        if problems == list(error.problems):
             raise
-        problems = [
-            replace(problem, where=options.get(problem.where, problem.where))
-            for problem in error.problems
-        ]
         raise type(error)(error.summary, problems, error.source) from None
 
 

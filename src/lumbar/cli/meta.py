@@ -64,6 +64,16 @@ NAMES = (
 )
 """lumbar's column names that --column can map a table's own names to."""
 
+OPTIONS = {
+    "measure": "--measure",
+    "method": "--method",
+    "subgroup": "--subgroup",
+    "order_by": "--order-by",
+    "level": "--level",
+    "columns ": "--column ",
+}
+"""The option for each parameter the synthesis names in a problem."""
+
 
 # ---------------------------------------------------------------------- inputs
 
@@ -418,18 +428,19 @@ def meta_command(
         frame, columns.get("outcome", "outcome"), chosen, implied=outcome is None or with_trial
     )
     try:
-        run = review(
-            frame,
-            measure=measure,
-            method=method,
-            hksj=hksj,
-            level=level,
-            columns=columns,
-            trial_rows=None if trial is None else trial.rows,
-            trial_synthetic=trial is not None and trial.synthetic,
-            subgroup=subgroup,
-            order_by=order_by,
-        )
+        with option_names(OPTIONS):
+            run = review(
+                frame,
+                measure=measure,
+                method=method,
+                hksj=hksj,
+                level=level,
+                columns=columns,
+                trial_rows=None if trial is None else trial.rows,
+                trial_synthetic=trial is not None and trial.synthetic,
+                subgroup=subgroup,
+                order_by=order_by,
+            )
     except SynthesisError as error:
         raise _their_names(error, columns, frame.columns) from None
     _print(run)

@@ -165,7 +165,7 @@ def effect_sizes(
     if measure not in MEASURES:
         raise SynthesisError(
             "unknown effect measure",
-            [Problem("--measure", f"must be one of {', '.join(MEASURES)}", measure)],
+            [Problem("measure", f"must be one of {', '.join(MEASURES)}", measure)],
         )
     labels = tuple(str(name) for name in studies)
     problems: list[Problem] = []

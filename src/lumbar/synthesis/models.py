@@ -326,7 +326,7 @@ def _fit(
 def _check(effects: EffectSizes, x: np.ndarray, method: str, alpha: float) -> None:
     problems = []
     if method not in METHODS:
-        problems.append(Problem("--method", f"must be one of {', '.join(METHODS)}", method))
+        problems.append(Problem("method", f"must be one of {', '.join(METHODS)}", method))
     if not 0 < alpha < 1:
         problems.append(Problem("alpha", "must be between 0 and 1, e.g. 0.05", alpha))
     k, p = x.shape

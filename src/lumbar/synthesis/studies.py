@@ -106,7 +106,7 @@ def read_studies(
     if measure not in MEASURES:
         raise SynthesisError(
             "unknown effect measure",
-            [Problem("--measure", f"must be one of {', '.join(MEASURES)}", measure)],
+            [Problem("measure", f"must be one of {', '.join(MEASURES)}", measure)],
         )
     renamed = _renamed(frame, columns or {})
     kind = "continuous" if measure in CONTINUOUS else "binary"
@@ -234,7 +234,7 @@ def place_trial(
 
 def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     problems = [
-        Problem(f"--column {ours}={theirs}", "names no column of the file", theirs)
+        Problem(f"columns {ours}={theirs}", "names no column of the file", theirs)
         for ours, theirs in columns.items()
         if theirs not in frame.columns
     ]
