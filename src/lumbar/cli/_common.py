@@ -8,6 +8,7 @@ status 2; anything else is a bug and shows a traceback without local variables
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,36 @@ _PIPED_WIDTH = 140
 """Columns for output that is not a terminal (a file, a pipe): wide enough for the tables."""
 
 
+FLAGS = {
+    "db": "--db",
+    "actor": "--as",
+    "key_file": "--key-file",
+    "format": "--format",
+    "confirm": "--confirm",
+    "reason": "--reason",
+    "answers": "--answers",
+    "measure": "--measure",
+    "method": "--method",
+    "permissions": "--permission",
+    "expires_in_days": "--days",
+}
+"""The command line's name for each parameter that operations and store name neutrally."""
+
+
+def as_flags(error: LumbarError) -> LumbarError:
+    """``error`` with each problem's parameter named as the command line's flag."""
+    return type(error)(error.summary, [_flagged(p) for p in error.problems], error.source)
+
+
+def _flagged(problem: Problem) -> Problem:
+    if problem.where in FLAGS:
+        return dataclasses.replace(problem, where=FLAGS[problem.where])
+    if problem.where.startswith("columns."):  # a column mapping: --column ours=theirs
+        ours = problem.where.removeprefix("columns.")
+        return dataclasses.replace(problem, where=f"--column {ours}={problem.received}")
+    return problem
+
+
 class LumbarGroup(TyperGroup):
     """The root command group: translates lumbar's errors into exit status 2."""
 
@@ -54,7 +85,10 @@ class LumbarGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except LumbarError as error:
-            error_console().print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            shown = as_flags(error)
+            error_console().print(
+                f"[bold red]error:[/] {escape(str(shown))}", markup=True, highlight=False
+            )
             raise typer.Exit(EXIT_REFUSED) from None
 
 
@@ -161,23 +195,17 @@ def parse_answers(
 
 @contextmanager
 def option_names(options: Mapping[str, str]) -> Iterator[None]:
-    """Within the block, a problem that names a parameter (``outcome``) names the option the
-    user typed (``--outcome``) instead: the layers below the CLI name parameters, never
-    flags. A name ending in a space is a prefix (``"columns "`` makes ``columns sd1=s1``
-    ``--column sd1=s1``)."""
-
-    def flag(where: str) -> str:
-        for name, option in options.items():
-            if where == name or (name.endswith(" ") and where.startswith(name)):
-                return option + where[len(name) :]
-        return where
-
+    """Within the block, a problem that names a parameter (``outcome``) names the option
+    the user typed (``--outcome``) instead: the layers below the CLI name parameters."""
     try:
         yield
     except LumbarError as error:
-        problems = [replace(problem, where=flag(problem.where)) for problem in error.problems]
-        if problems == list(error.problems):
+        if not any(problem.where in options for problem in error.problems):
             raise
+        problems = [
+            replace(problem, where=options.get(problem.where, problem.where))
+            for problem in error.problems
+        ]
         raise type(error)(error.summary, problems, error.source) from None
 
 

@@ -64,15 +64,9 @@ NAMES = (
 )
 """lumbar's column names that --column can map a table's own names to."""
 
-OPTIONS = {
-    "measure": "--measure",
-    "method": "--method",
-    "subgroup": "--subgroup",
-    "order_by": "--order-by",
-    "level": "--level",
-    "columns ": "--column ",
-}
-"""The option for each parameter the synthesis names in a problem."""
+OPTIONS = {"subgroup": "--subgroup", "order_by": "--order-by", "level": "--level"}
+"""The option for each parameter of this command the synthesis names in a problem (the
+shared ones, such as measure and method, are in lumbar.cli._common.FLAGS)."""
 
 
 # ---------------------------------------------------------------------- inputs
@@ -197,7 +191,7 @@ def _trial(
 
     trial = open_trial(db, actor, key_file)
     try:
-        with option_names({"measure": "--measure", "outcome": "--outcome", "actor": "--as"}):
+        with option_names({"outcome": "--outcome"}):
             return trial_evidence(trial, outcome=outcome, measure=measure)
     finally:
         trial.close()

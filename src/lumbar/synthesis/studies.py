@@ -234,7 +234,7 @@ def place_trial(
 
 def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     problems = [
-        Problem(f"columns {ours}={theirs}", "names no column of the file", theirs)
+        Problem(f"columns.{ours}", "names no column of the file", theirs)
         for ours, theirs in columns.items()
         if theirs not in frame.columns
     ]
