@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from lumbar.errors import AnalysisError, Problem
+from lumbar.formatting import number
 
 __all__ = [
     "ALL",
@@ -519,9 +520,11 @@ def _categorical_rows(
 
 
 def _number(value: float, digits: int) -> str:
+    """The one number format (lumbar.formatting); "NA" for a statistic that cannot be had
+    (the SD of one value), as Table 1 conventionally prints it."""
     if math.isnan(value):
         return _NOT_AVAILABLE
-    return f"{value:.{digits}f}"
+    return number(value, digits)
 
 
 def _json_row(row: BaselineRow) -> dict[str, Any]:

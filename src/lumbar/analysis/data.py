@@ -313,7 +313,7 @@ def _arm_order(frame: pd.DataFrame, reference: str | None) -> tuple[str, ...]:
             "unknown reference arm",
             [
                 Problem(
-                    "--reference",
+                    "reference",
                     "is not an arm in the data",
                     reference,
                     "arms: " + ", ".join(present),

@@ -204,11 +204,7 @@ def responders(
     if data.baseline is None:
         raise AnalysisError(
             "responder analysis needs a baseline",
-            [
-                Problem(
-                    "--baseline", "is required to measure change", hint="name the baseline column"
-                )
-            ],
+            [Problem("baseline", "is required to measure change", hint="name the baseline column")],
         )
     if not definitions:
         raise AnalysisError(

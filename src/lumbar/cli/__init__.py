@@ -4,6 +4,10 @@ Commands parse arguments, call one function of the packages below, and draw
 the result. Commands on a trial take ``--db`` (or ``LUMBAR_DB``), ``--as`` (or
 ``LUMBAR_USER``) and ``--key-file`` (or ``LUMBAR_KEY_FILE``; or the key itself in
 ``LUMBAR_KEY``). The reference is generated from ``--help`` into docs/cli.md.
+
+Start-up is kept light: a command module imports what its command runs (pandas, SciPy,
+matplotlib, the database) inside the command, so ``lumbar --version`` and the commands
+that do not analyse load none of it (tests/test_startup.py; bench/cli.py times it).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import typer
 from lumbar import __version__
 from lumbar.cli import analysis, design, meta, reference, report, trial, users
 from lumbar.cli._common import EXIT_REFUSED, app
-from lumbar.protocol import PROTOCOL_FORMAT
 
 __all__ = [
     "EXIT_REFUSED",
@@ -33,6 +36,8 @@ __all__ = [
 
 def _show_version(value: bool) -> None:
     if value:
+        from lumbar.protocol import PROTOCOL_FORMAT
+
         typer.echo(f"lumbar {__version__} (protocol format {PROTOCOL_FORMAT})")
         raise typer.Exit()
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -162,6 +161,8 @@ def parse_answers(
 
     Values are read as YAML scalars: ``45`` is a number, ``true`` is yes, ``female`` is text.
     """
+    import yaml
+
     answers: dict[str, Any] = {}
     if file is not None:
         try:

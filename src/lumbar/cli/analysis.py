@@ -25,6 +25,22 @@ COVARIANCES = ("unstructured", "compound_symmetry", "ar1", "toeplitz")
 """The MMRM covariance structures (lumbar.analysis.STRUCTURES; tests/test_startup.py checks
 they agree), named here so that ``lumbar --help`` need not import the analysis."""
 
+OPTIONS = {
+    "outcome": "--outcome",
+    "participant": "--id",
+    "arm": "--arm",
+    "visit": "--visit",
+    "baseline": "--baseline",
+    "covariates": "--covariates",
+    "reference": "--reference",
+    "visits": "--visits",
+    "baseline_visit": "--baseline-visit",
+    "covariance": "--covariance",
+    "alpha": "--alpha",
+    "imputations": "--imputations",
+}
+"""The option for each parameter the analysis names in a problem."""
+
 
 def _split(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
@@ -120,13 +136,14 @@ def analyze_command(
             baseline_visit=baseline_visit,
             visits=_split(visits) or None,
         )
-        trial_data = TrialData.from_frame(read_table(data), columns)
-        analyses = [analyze(trial_data, base)]
+        with option_names(OPTIONS):
+            trial_data = TrialData.from_frame(read_table(data), columns)
+            analyses = [analyze(trial_data, base)]
         files = write_outcome_analyses(analyses, out, source={"file": data.name})
     else:
         trial = open_trial(db, actor, key_file)
         try:
-            with option_names({"outcome": "--outcome"}):
+            with option_names(OPTIONS):
                 run = run_analysis(trial, out, base, outcome=outcome)
         finally:
             trial.close()

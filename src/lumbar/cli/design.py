@@ -16,7 +16,6 @@ import typer
 from lumbar import __version__
 from lumbar.cli._common import app, console, echo_table, error_console
 from lumbar.errors import DesignError, Problem
-from lumbar.protocol import resolve_protocol
 
 if TYPE_CHECKING:
     from lumbar.design import (
@@ -287,16 +286,11 @@ def _run(
     outcome: str | None,
     out: Path | None,
 ) -> None:
-    from lumbar.design import (
-        Scenario,
-        power_ancova,
-        protocol_defaults,
-        sample_size_ancova,
-    )
+    from lumbar.design import Scenario, power_ancova, sample_size_ancova
 
     defaults = None
     if protocol_name is not None:
-        defaults = protocol_defaults(resolve_protocol(protocol_name), outcome)
+        defaults = _protocol_defaults(protocol_name, outcome)
     elif outcome is not None:
         raise DesignError(
             "--outcome needs a protocol",
@@ -357,6 +351,13 @@ def _run(
     if out is not None:
         written = _write(out, results, labels, simulation, grid, defaults, power)
         console().print(f"wrote {len(written)} files to {out}/", markup=False)
+
+
+def _protocol_defaults(protocol_name: str, outcome: str | None) -> ProtocolDefaults:
+    from lumbar.design import protocol_defaults
+    from lumbar.protocol import resolve_protocol
+
+    return protocol_defaults(resolve_protocol(protocol_name), outcome)
 
 
 def _input_problems(

@@ -64,6 +64,10 @@ NAMES = (
 )
 """lumbar's column names that --column can map a table's own names to."""
 
+OPTIONS = {"subgroup": "--subgroup", "order_by": "--order-by", "level": "--level"}
+"""The option for each parameter of this command the synthesis names in a problem (the
+shared ones, such as measure and method, are in lumbar.cli._common.FLAGS)."""
+
 
 # ---------------------------------------------------------------------- inputs
 
@@ -187,7 +191,7 @@ def _trial(
 
     trial = open_trial(db, actor, key_file)
     try:
-        with option_names({"measure": "--measure", "outcome": "--outcome", "actor": "--as"}):
+        with option_names({"outcome": "--outcome"}):
             return trial_evidence(trial, outcome=outcome, measure=measure)
     finally:
         trial.close()
@@ -418,18 +422,19 @@ def meta_command(
         frame, columns.get("outcome", "outcome"), chosen, implied=outcome is None or with_trial
     )
     try:
-        run = review(
-            frame,
-            measure=measure,
-            method=method,
-            hksj=hksj,
-            level=level,
-            columns=columns,
-            trial_rows=None if trial is None else trial.rows,
-            trial_synthetic=trial is not None and trial.synthetic,
-            subgroup=subgroup,
-            order_by=order_by,
-        )
+        with option_names(OPTIONS):
+            run = review(
+                frame,
+                measure=measure,
+                method=method,
+                hksj=hksj,
+                level=level,
+                columns=columns,
+                trial_rows=None if trial is None else trial.rows,
+                trial_synthetic=trial is not None and trial.synthetic,
+                subgroup=subgroup,
+                order_by=order_by,
+            )
     except SynthesisError as error:
         raise _their_names(error, columns, frame.columns) from None
     _print(run)

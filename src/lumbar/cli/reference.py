@@ -1,4 +1,8 @@
-"""Commands about protocols and instruments: ``lumbar protocol ...``, ``lumbar instruments ...``."""
+"""Commands about protocols and instruments: ``lumbar protocol ...``, ``lumbar instruments ...``.
+
+They load the protocol and instrument models (pydantic) when they run, not when ``lumbar``
+starts.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,6 @@ import typer
 
 from lumbar._summary import SummaryTable
 from lumbar.cli._common import app, print_tables
-from lumbar.instruments import INSTRUMENTS, apply_wording, load_wording
-from lumbar.instruments.summary import list_instruments, summarize_instrument
-from lumbar.protocol import (
-    PROTOCOL_FORMAT,
-    Protocol,
-    load_protocol,
-    resolve_protocol,
-    shipped_protocol,
-    shipped_protocol_names,
-    shipped_text,
-)
-from lumbar.protocol.summary import summarize_protocol
 
 __all__ = ["instruments_app", "protocol_app"]
 
@@ -44,6 +36,9 @@ def protocol_check(
     file: Annotated[Path, typer.Argument(help="The protocol YAML file to check.")],
 ) -> None:
     """Check a protocol file; print its summary, or every problem (exit 2)."""
+    from lumbar.protocol import PROTOCOL_FORMAT, load_protocol
+    from lumbar.protocol.summary import summarize_protocol
+
     protocol = load_protocol(file)
     typer.echo(
         f"{file}: valid lumbar protocol (format {PROTOCOL_FORMAT}), trial {protocol.id} "
@@ -63,6 +58,9 @@ def protocol_show(
     ] = False,
 ) -> None:
     """Show a protocol: arms, schedule, eligibility, randomization, outcomes, analysis."""
+    from lumbar.protocol import resolve_protocol, shipped_protocol_names, shipped_text
+    from lumbar.protocol.summary import summarize_protocol
+
     loaded = resolve_protocol(protocol)
     if as_yaml:
         if protocol in shipped_protocol_names():
@@ -80,6 +78,8 @@ def protocol_show(
 @protocol_app.command("list")
 def protocol_list() -> None:
     """List the protocols that ship with lumbar."""
+    from lumbar.protocol import shipped_protocol, shipped_protocol_names
+
     rows = []
     for name in shipped_protocol_names():
         shipped = shipped_protocol(name)
@@ -92,6 +92,8 @@ def protocol_list() -> None:
 @protocol_app.command("schema")
 def protocol_schema() -> None:
     """Print the JSON Schema of protocol files (for editors that validate YAML)."""
+    from lumbar.protocol import Protocol
+
     schema = Protocol.model_json_schema(by_alias=True)
     typer.echo(json.dumps(schema, indent=2, sort_keys=True))
 
@@ -102,6 +104,9 @@ def protocol_schema() -> None:
 @instruments_app.command("list")
 def instruments_list() -> None:
     """List the instruments lumbar ships."""
+    from lumbar.instruments import INSTRUMENTS
+    from lumbar.instruments.summary import list_instruments
+
     print_tables([list_instruments(INSTRUMENTS)])
 
 
@@ -114,6 +119,9 @@ def instruments_show(
     ] = None,
 ) -> None:
     """Show an instrument: items, answers, scoring and missing-item rules, sources."""
+    from lumbar.instruments import INSTRUMENTS, apply_wording, load_wording
+    from lumbar.instruments.summary import summarize_instrument
+
     instrument = INSTRUMENTS.get(name)
     if wording is not None:
         instrument = apply_wording(instrument, load_wording(wording))

@@ -453,7 +453,7 @@ def evidence_section(page: Page) -> Section:
     )
     for evidence in page.content.evidence:
         done = evidence.review
-        assert done.before is not None  # gather keeps only reviews with the published pooled
+        assert done.before is not None  # place_in_evidence keeps reviews with a published pool
         rows = []
         for label, result in (
             ("published trials", done.before),

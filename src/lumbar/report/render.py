@@ -250,7 +250,7 @@ def pooled_outcomes_section(page: Page) -> Section:
                     "n": str(at.n),
                     "expected": str(at.expected),
                     "completeness": percent(at.completeness),
-                    "mean (SD)": f"{number(at.mean, 1)} ({number(at.sd, 1)})",
+                    "mean (SD)": f"{number(at.mean, 1)} ({number(at.sd, 1)})" if at.n else "-",
                     "median": number(at.median, 1),
                 }
             )
