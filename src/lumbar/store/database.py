@@ -15,16 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
 from lumbar.errors import Problem, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url"]
 
@@ -155,6 +156,8 @@ class Database:
             connection.info["lumbar_write"] = True
             try:
                 with connection.begin():
+                    from alembic import command  # noqa: PLC0415 - only creating a trial migrates
+
                     config = _alembic_config()
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
@@ -166,6 +169,8 @@ class Database:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - only creating a trial migrates
+
     config = Config()
     folder = resources.files("lumbar.store").joinpath("migrations")
     config.set_main_option("script_location", str(folder))
