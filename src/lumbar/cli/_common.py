@@ -54,6 +54,11 @@ FLAGS = {
     "answers": "--answers",
     "measure": "--measure",
     "method": "--method",
+    "techniques": "--technique",
+    "body_regions": "--region",
+    "home_care": "--home-care",
+    "minutes": "--minutes",
+    "session_date": "--date",
 }
 """The command line's name for each parameter that operations and store name neutrally."""
 

@@ -10,9 +10,9 @@ appends to the hash-chained audit trail in the same transaction.
 """
 
 from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
-from lumbar.operations.backup import backup, restore
+from lumbar.operations.backup import Restored, backup, restore
 from lumbar.operations.consort import CONSORT_COLUMNS
-from lumbar.operations.context import Context, Principal
+from lumbar.operations.context import Context, Principal, read_protocol
 from lumbar.operations.dataset import EXPORT_FORMATS
 from lumbar.operations.enrolment import (
     WITHDRAWAL_KINDS,
@@ -26,7 +26,7 @@ from lumbar.operations.responses import SOURCES, QuestionnaireView
 from lumbar.operations.safety import OUTCOMES, RELATEDNESS, SEVERITIES, AdverseEventView
 from lumbar.operations.schedule import VisitStatus, visit_statuses
 from lumbar.operations.scope import GRANTS, ROLES, Scope
-from lumbar.operations.treatment import Adherence
+from lumbar.operations.treatment import Adherence, TreatmentPlan
 from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
 from lumbar.store.audit import AuditFinding, AuditReport
 
@@ -52,11 +52,13 @@ __all__ = [
     "Principal",
     "QuestionnaireView",
     "RandomizationReport",
+    "Restored",
     "Scope",
     "ScreeningView",
     "SiteView",
     "Slot",
     "StaffView",
+    "TreatmentPlan",
     "Trial",
     "TrialCreated",
     "TrialInfo",
@@ -65,6 +67,7 @@ __all__ = [
     "create_trial",
     "generate_allocation_list",
     "read_allocation_csv",
+    "read_protocol",
     "restore",
     "visit_statuses",
 ]

@@ -55,7 +55,7 @@ from lumbar.operations.randomization import Assignment, RandomizationReport, Ran
 from lumbar.operations.responses import QuestionnaireView, ResponseService
 from lumbar.operations.safety import AdverseEventView, SafetyService
 from lumbar.operations.schedule import ScheduleService, VisitStatus
-from lumbar.operations.treatment import Adherence, TreatmentService
+from lumbar.operations.treatment import Adherence, TreatmentPlan, TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
 from lumbar.store.audit import AuditReport, append_audit, verify_chain
 from lumbar.store.database import Database, default_key_file
@@ -132,16 +132,6 @@ class Trial:
         context = Context.open(url, key_file=key_file, key=key, clock=clock)
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         return cls(context, principal, owns_context=True)
-
-    @staticmethod
-    def check_key(url: str | None, *, key_file: Path | None = None) -> str:
-        """Confirm the vault key opens the trial at ``url`` (no user needed); return its id."""
-        context = Context.open(url, key_file=key_file)
-        try:
-            with context.db.read() as session:
-                return str(session.execute(select(TrialRecord.id)).scalar_one())
-        finally:
-            context.close()
 
     def close(self) -> None:
         """Release the database when this trial opened it (a shared context stays open)."""
@@ -359,6 +349,9 @@ class Trial:
             home_care=home_care,
             notes=notes,
         )
+
+    def treatment_plan(self, reference: str) -> TreatmentPlan:
+        return self._treatment.plan(reference)
 
     def adherence(self) -> list[Adherence]:
         return self._treatment.adherence()
