@@ -60,3 +60,36 @@ def answers_file(path: Path) -> Path:
     answers.update(dict.fromkeys(NO_EXCLUSIONS, False))
     path.write_text("\n".join(f"{k}: {str(v).lower()}" for k, v in answers.items()) + "\n")
     return path
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> tuple[int, str]:
+    """Run ``lumbar`` with exactly these arguments (no --db, --as or --key-file added)."""
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, str(result.output)
+
+
+BASELINE = {
+    "bothersomeness": ["bothersomeness=7"],
+    "satisfaction": ["satisfaction=2"],
+    "disability_days": ["restricted_days=6", "bed_days=1"],
+    "medication_use": ["any_medication=0"],
+    "lifestyle": ["sleep_hours=6.5", "exercise_days=2"],
+}
+"""Baseline answers (besides the RDQ) of one participant, as --answer pairs."""
+
+
+def randomized(cli: Cli, answers: Path, rdq_yes: int = 13, user: str = "carol") -> str:
+    """Screen, consent, enrol, take the baseline and randomize one person; their study id."""
+    screened = cli("screening", "add", "--site", "SEA", "--answers", str(answers), user=user)
+    number = screened.split(":")[0].strip()
+    cli("consent", number, "--version", "2.1", user=user)
+    study_id = cli("enrol", number, user=user).strip()
+    rdq = [f"--answer=rdq_{n:02d}={int(n <= rdq_yes)}" for n in range(1, 25)]
+    cli("questionnaire", "add", study_id, "baseline", "rdq", *rdq, user=user)
+    for instrument, pairs in BASELINE.items():
+        cli(
+            "questionnaire", "add", study_id, "baseline", instrument,
+            *(f"--answer={pair}" for pair in pairs), user=user,
+        )  # fmt: skip
+    cli("randomize", study_id, user=user)
+    return study_id

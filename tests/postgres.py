@@ -31,8 +31,9 @@ run by the ``postgres`` OS user (``runuser``, else ``su``).
 Databases
 ---------
 :func:`create_database` makes a fresh, uniquely named ``lumbar_test_<hex>`` database
-on a server and returns its URL; :func:`drop_database` drops it again, first ending
-any connection still open to it. Only databases with such names are ever dropped.
+on a server and returns its URL (:func:`new_database_url` only names one, for code
+that creates it); :func:`drop_database` drops it again, first ending any connection
+still open to it. Only databases with such names are ever dropped.
 
 All URLs are SQLAlchemy URLs for psycopg 3 (``postgresql+psycopg://...``);
 :func:`conninfo` turns one into a URL that psycopg or libpq accepts directly.
@@ -63,7 +64,9 @@ __all__ = [
     "PostgresUnavailable",
     "conninfo",
     "create_database",
+    "database_exists",
     "drop_database",
+    "new_database_url",
     "server_url",
 ]
 
@@ -453,6 +456,29 @@ def create_database(server: str) -> str:
     url = _with_database(server, name)
     _admin[url] = server
     return url
+
+
+def new_database_url(server: str) -> str:
+    """The URL of a ``lumbar_test_<hex>`` database on ``server`` that does not exist yet.
+
+    For code that creates the database itself (``lumbar restore``);
+    :func:`drop_database` drops it afterwards, if it was made.
+    """
+    server = _normalise(server)
+    url = _with_database(server, f"lumbar_test_{secrets.token_hex(8)}")
+    _admin[url] = server
+    return url
+
+
+def database_exists(url: str) -> bool:
+    """Whether the database ``url`` names exists on its server."""
+    url = _normalise(url)
+    server = _admin.get(url) or _with_database(url, "postgres")
+    with _connect(server) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (_database(url),)
+        ).fetchone()
+    return found is not None
 
 
 def drop_database(url: str) -> None:

@@ -136,17 +136,25 @@ def test_backup_and_restore_round_trip(cli: Cli, tmp_path: Path, database_url: s
     backup = tmp_path / "copy.backup"
     assert "backup written" in cli("backup", str(backup))
     assert "may not back up" in cli("backup", str(tmp_path / "other.db"), user="carol", code=2)
+    assert not (tmp_path / "other.db").exists()
     cli("site", "add", "NYC", "New York")
+    assert "--as: is required" in cli("restore", str(backup), "--replace", user=None, code=2)
     if database_url.startswith("sqlite"):
-        assert "restoring would replace it" in cli("restore", str(backup), user=None, code=2)
-        restored = cli("restore", str(backup), "--replace", user=None)
+        assert "restoring would replace it" in cli("restore", str(backup), code=2)
+        refused = cli("restore", str(backup), "--replace", user="carol", code=2)
+        assert "a coordinator may not restore the trial" in refused
+        assert "NYC" in cli("site", "list")
+        restored = cli("restore", str(backup), "--replace")
         check = cli
     else:
-        assert "already holds a trial" in cli("restore", str(backup), user=None, code=2)
-        target = pg.create_database(pg.server_url())
+        assert "already holds a trial" in cli("restore", str(backup), code=2)
+        target = pg.new_database_url(pg.server_url())
         try:
             check = Cli(target, cli.key_file)
-            restored = check("restore", str(backup), user=None)
+            refused = check("restore", str(backup), user="carol", code=2)
+            assert "a coordinator may not restore the trial" in refused
+            assert not pg.database_exists(target)
+            restored = check("restore", str(backup))
             assert "the vault key opens it" in restored
             assert "NYC" not in check("site", "list")
             assert "intact" in check("audit", "verify")
@@ -154,5 +162,8 @@ def test_backup_and_restore_round_trip(cli: Cli, tmp_path: Path, database_url: s
             pg.drop_database(target)
         return
     assert "the vault key opens it" in restored
+    assert "audit trail: " in restored
+    assert "intact" in restored
     assert "NYC" not in check("site", "list")
     assert "intact" in check("audit", "verify")
+    assert not list(tmp_path.glob("*.restoring*"))

@@ -145,12 +145,14 @@ def prepared(
         folder = tmp_path_factory.mktemp(f"prepared-{backend}")
         with contextlib.suppress(StoreError):  # only a shortcut for the next test
             snapshots[backend] = Snapshot(
-                backup(database_url, folder / "trial.backup"),
+                backup(
+                    database_url, folder / "trial.backup", actor="admin", key_file=world.key_file
+                ),
                 Path(shutil.copy(world.key_file, folder / "trial.key")),
                 expected,
             )
     else:
-        restore(snapshot.backup, database_url)
+        restore(snapshot.backup, database_url, actor="admin", key_file=snapshot.key_file)
         protocol = shipped_protocol("massage-clbp")
         world = World(database_url, snapshot.key_file, Clock(), protocol)
         expected = dict(snapshot.expected)

@@ -125,6 +125,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "log_session": lambda t: t.log_session(
             target.randomized, today, 60, ["effleurage"], ["low_back"]
         ),
+        "treatment_plan": lambda t: t.treatment_plan(target.randomized),
         "adherence": lambda t: t.adherence(),
         "sessions_table": lambda t: t.sessions_table(),
         "report_adverse_event": lambda t: t.report_adverse_event(

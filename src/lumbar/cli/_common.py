@@ -60,6 +60,11 @@ FLAGS = {
     "method": "--method",
     "permissions": "--permission",
     "expires_in_days": "--days",
+    "techniques": "--technique",
+    "body_regions": "--region",
+    "home_care": "--home-care",
+    "minutes": "--minutes",
+    "session_date": "--date",
 }
 """The command line's name for each parameter that operations and store name neutrally."""
 

@@ -8,13 +8,17 @@ default to today.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from lumbar.cli._common import app, echo_table, parse_answers, parse_date
-from lumbar.errors import AccessError, Problem
+from lumbar.errors import AccessError, InstrumentError, LumbarError, Problem
+from lumbar.instruments import INSTRUMENTS, Instrument, apply_wording, load_wording
+from lumbar.instruments.template import questionnaire_template
 from lumbar.operations import (
     EXPORT_FORMATS,
     OUTCOMES,
@@ -25,9 +29,15 @@ from lumbar.operations import (
     Trial,
     backup,
     create_trial,
+    read_protocol,
     restore,
 )
-from lumbar.protocol import resolve_protocol
+from lumbar.protocol import Protocol, resolve_protocol, shipped_protocol
+from lumbar.protocol.template import screening_template, visit_template
+
+if TYPE_CHECKING:  # typer ships click as a private module; only its types are needed here
+    from typer._click import Context as ClickContext
+    from typer._click import HelpFormatter
 
 __all__ = ["open_trial"]
 
@@ -96,14 +106,35 @@ AnswerPairs = Annotated[
 ]
 
 
+ProtocolOption = Annotated[
+    str | None,
+    typer.Option(
+        "--protocol",
+        help="A shipped protocol's name or a protocol file, instead of the trial's own protocol.",
+    ),
+]
+
+REFERENCE_PROTOCOL = "massage-clbp"
+"""The shipped protocol help texts show when no trial can be read."""
+
+
 def open_trial(db: str | None, actor: str | None, key_file: Path | None) -> Trial:
     """The trial of ``--db``, opened as ``--as``."""
+    return Trial.open(db, _actor(actor), key_file=key_file)
+
+
+def _actor(actor: str | None) -> str:
     if not actor:
         raise AccessError(
             "who are you?",
             [Problem("actor", "is required", hint="give your user name (or set LUMBAR_USER)")],
         )
-    return Trial.open(db, actor, key_file=key_file)
+    return actor
+
+
+def _protocol(protocol: str | None, db: str | None) -> Protocol:
+    """``--protocol`` when given, else the protocol of the trial in ``--db`` (no user needed)."""
+    return resolve_protocol(protocol) if protocol is not None else read_protocol(db)
 
 
 def _today(trial: Trial) -> dt.date:
@@ -201,6 +232,19 @@ def screening_add(
         typer.echo(f"  {reason}")
     if result.unanswered:
         typer.echo("  still to ask: " + ", ".join(result.unanswered))
+
+
+@screening_app.command("template")
+def screening_template_command(
+    protocol: ProtocolOption = None,
+    db: Db = None,
+) -> None:
+    """Print a file to fill in with every eligibility question and its allowed answers.
+
+    The questions are the trial's (--db or LUMBAR_DB), or those of --protocol. Fill in
+    the answers and pass the file to 'lumbar screening add --answers FILE'.
+    """
+    typer.echo(screening_template(_protocol(protocol, db)), nl=False)
 
 
 @screening_app.command("update")
@@ -327,6 +371,78 @@ def questionnaire_add(
     )
     scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
     typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+
+
+@questionnaire_app.command("template")
+def questionnaire_template_command(
+    instrument: Annotated[
+        str | None, typer.Argument(help="The instrument, e.g. rdq (or give --visit).")
+    ] = None,
+    visit: Annotated[
+        str | None,
+        typer.Option(help="Every questionnaire of this visit of the trial, e.g. baseline."),
+    ] = None,
+    wording: Annotated[
+        list[Path] | None,
+        typer.Option(help="A wording file with licensed item texts to show (repeat)."),
+    ] = None,
+    protocol: ProtocolOption = None,
+    db: Db = None,
+) -> None:
+    """Print a file to fill in with every item of a questionnaire and its allowed answers.
+
+    For one INSTRUMENT the file goes to 'lumbar questionnaire add --answers FILE'; for
+    --visit, every questionnaire the visit collects (from the trial's protocol, or
+    --protocol) goes to 'lumbar questionnaire visit --answers FILE'. Labels are lumbar's
+    own; licensed wording is shown only from a wording file you give.
+    """
+    if (instrument is None) == (visit is None):
+        raise InstrumentError(
+            "which questionnaire?",
+            [
+                Problem(
+                    "instrument",
+                    "give an instrument or --visit, not both",
+                    hint="e.g. 'lumbar questionnaire template rdq' or '--visit baseline'",
+                )
+            ],
+        )
+    worded = _worded(wording or [])
+    if instrument is not None:
+        shown = worded.get(instrument) or INSTRUMENTS.get(instrument)
+        _only_wording_for(worded, [shown.name])
+        typer.echo(questionnaire_template(shown), nl=False)
+        return
+    assert visit is not None
+    loaded = _protocol(protocol, db)
+    if visit in {v.id for v in loaded.visits}:
+        _only_wording_for(worded, loaded.visit(visit).instruments)
+    typer.echo(visit_template(loaded, visit, worded), nl=False)
+
+
+def _worded(files: list[Path]) -> dict[str, Instrument]:
+    worded = {}
+    for file in files:
+        wording = load_wording(file)
+        worded[wording.instrument] = apply_wording(INSTRUMENTS.get(wording.instrument), wording)
+    return worded
+
+
+def _only_wording_for(worded: dict[str, Instrument], names: tuple[str, ...] | list[str]) -> None:
+    unused = sorted(set(worded) - set(names))
+    if unused:
+        raise InstrumentError(
+            "a wording file is for another questionnaire",
+            [
+                Problem(
+                    "wording",
+                    "is for an instrument this file does not hold",
+                    name,
+                    "the instruments are: " + ", ".join(names),
+                )
+                for name in unused
+            ],
+        )
 
 
 @questionnaire_app.command("visit")
@@ -497,7 +613,57 @@ def due(
 # ---------------------------------------------------------------- treatment and safety
 
 
-@session_app.command("log")
+class _SessionLogCommand(TyperCommand):
+    """``session log``: its help lists each arm's techniques and the body regions."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        # --help is handled while parsing, before --db has a value: keep the words.
+        ctx.meta["lumbar.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        protocol, source = _help_protocol(ctx.meta.get("lumbar.args"))
+        with formatter.section(f"Techniques by arm ({source})"):
+            formatter.write_dl(
+                [(arm.id, ", ".join(arm.techniques) or "no sessions") for arm in protocol.arms]
+            )
+        with formatter.section("Body regions"):
+            formatter.write_text(", ".join(term.id for term in protocol.vocabulary.body_regions))
+        advice = [(arm.id, "; ".join(arm.home_care)) for arm in protocol.arms if arm.home_care]
+        if advice:
+            with formatter.section("Home-care advice by arm"):
+                formatter.write_dl(advice)
+
+
+def _help_protocol(args: list[str] | None) -> tuple[Protocol, str]:
+    """The protocol a help text shows, and where it comes from.
+
+    The trial's own, from --db in ``args`` or LUMBAR_DB (or lumbar.db here), when
+    one can be read; otherwise the shipped reference protocol. Without ``args``
+    (the generated reference) the environment is not read, so the docs are the
+    same everywhere.
+    """
+    reference = shipped_protocol(REFERENCE_PROTOCOL)
+    if args is None:
+        return reference, (
+            f"the shipped protocol {REFERENCE_PROTOCOL}; with --db or LUMBAR_DB, the trial's own"
+        )
+    db = os.environ.get("LUMBAR_DB") or None
+    for position, word in enumerate(args):
+        if word == "--db" and position + 1 < len(args):
+            db = args[position + 1]
+        elif word.startswith("--db="):
+            db = word.removeprefix("--db=")
+    try:
+        return read_protocol(db), f"the trial in {db or 'lumbar.db'}"
+    except LumbarError:
+        return reference, (
+            f"no trial in {db or 'lumbar.db'}: the shipped protocol {REFERENCE_PROTOCOL}"
+        )
+
+
+@session_app.command("log", cls=_SessionLogCommand)
 def session_log(
     reference: Reference,
     minutes: Annotated[int, typer.Option(help="Length of the session.")],
@@ -512,7 +678,11 @@ def session_log(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Log a treatment session you gave."""
+    """Log a treatment session you gave.
+
+    Techniques must be those of the participant's arm ('lumbar session plan STUDY_ID'
+    shows it); the lists below are the protocol's.
+    """
     trial = open_trial(db, actor, key_file)
     number = trial.log_session(
         reference,
@@ -524,6 +694,26 @@ def session_log(
         notes=notes,
     )
     typer.echo(f"{reference}: session {number} logged")
+
+
+@session_app.command("plan")
+def session_plan(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A participant's arm and what its sessions may record (unblinded users only)."""
+    plan = open_trial(db, actor, key_file).treatment_plan(reference)
+    typer.echo(f"{plan.study_id}: {plan.arm} ({plan.arm_label})")
+    typer.echo(f"  sessions: {plan.attended} of {plan.planned} logged")
+    if plan.stopped:
+        typer.echo("  stopped treatment or left the trial: no more sessions are logged")
+    if plan.planned:
+        typer.echo("  techniques: " + ", ".join(plan.techniques))
+        typer.echo("  body regions: " + ", ".join(plan.body_regions))
+    if plan.home_care:
+        typer.echo("  home care: " + "; ".join(plan.home_care))
 
 
 @app.command("adherence")
@@ -671,10 +861,7 @@ def backup_command(
     key_file: KeyFile = None,
 ) -> None:
     """Make a consistent copy of the trial database while it is in use (admins)."""
-    trial = open_trial(db, actor, key_file)
-    trial.authorize("backup")
-    trial.close()
-    backup(db, target)
+    backup(db, target, actor=_actor(actor), key_file=key_file)
     typer.echo(f"backup written to {target} (the vault key is not in it: keep the key file safe)")
 
 
@@ -683,9 +870,21 @@ def restore_command(
     source: Annotated[Path, typer.Argument(help="A file 'lumbar backup' made.")],
     replace: Annotated[bool, typer.Option(help="Replace an existing SQLite database.")] = False,
     db: Db = None,
+    actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Restore a backup into the trial database (SQLite: --replace to overwrite); check the key."""
-    restore(source, db, replace=replace)
-    trial_id = Trial.check_key(db, key_file=key_file)
-    typer.echo(f"restored trial {trial_id} from {source}; the vault key opens it")
+    """Restore a backup into the trial database, check it, and record who restored it (admins).
+
+    SQLite: a new file, or --replace an existing one. PostgreSQL: a database that does
+    not exist yet (created) or an empty one. You must be an admin of the trial being
+    replaced, or else of the trial in the backup. The copy is checked (integrity, the
+    vault key, your role) before it takes the database's place; a restore that fails
+    leaves nothing behind.
+    """
+    restored = restore(source, db, actor=_actor(actor), key_file=key_file, replace=replace)
+    typer.echo(
+        f"restored trial {restored.trial_id} from {source} into {restored.database}; "
+        "the vault key opens it"
+    )
+    state = "intact" if restored.audit_intact else "NOT intact: run 'lumbar audit verify'"
+    typer.echo(f"audit trail: {restored.audit_records} records, {state}")

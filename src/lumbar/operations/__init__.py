@@ -18,9 +18,9 @@ from lumbar.operations.authentication import (
     authenticate_survey,
     authenticate_token,
 )
-from lumbar.operations.backup import backup, restore
+from lumbar.operations.backup import Restored, backup, restore
 from lumbar.operations.consort import CONSORT_COLUMNS
-from lumbar.operations.context import Context, Principal
+from lumbar.operations.context import Context, Principal, read_protocol
 from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
 from lumbar.operations.dataset import EXPORT_FORMATS
 from lumbar.operations.enrolment import (
@@ -36,7 +36,7 @@ from lumbar.operations.safety import OUTCOMES, RELATEDNESS, SEVERITIES, AdverseE
 from lumbar.operations.schedule import VisitStatus, visit_statuses
 from lumbar.operations.scope import GRANTS, PERMISSIONS, ROLES, Scope
 from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
-from lumbar.operations.treatment import Adherence
+from lumbar.operations.treatment import Adherence, TreatmentPlan
 from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
 from lumbar.store.audit import AuditFinding, AuditReport
 
@@ -65,6 +65,7 @@ __all__ = [
     "Principal",
     "QuestionnaireView",
     "RandomizationReport",
+    "Restored",
     "Scope",
     "ScreeningView",
     "SiteView",
@@ -75,6 +76,7 @@ __all__ = [
     "SurveyPrincipal",
     "TokenView",
     "TotpEnrolment",
+    "TreatmentPlan",
     "Trial",
     "TrialCreated",
     "TrialInfo",
@@ -86,6 +88,7 @@ __all__ = [
     "create_trial",
     "generate_allocation_list",
     "read_allocation_csv",
+    "read_protocol",
     "restore",
     "visit_statuses",
 ]

@@ -53,7 +53,9 @@ __all__ = [
     "Service",
     "Transaction",
     "Unit",
+    "no_trial",
     "not_after",
+    "read_protocol",
     "require_text",
     "utc_now",
 ]
@@ -130,17 +132,7 @@ class Context:
         database = Database(url)
         try:
             if not database.is_initialised():
-                raise StoreError(
-                    "not a lumbar trial database",
-                    [
-                        Problem(
-                            "db",
-                            "holds no trial",
-                            database.display_url,
-                            "create one with 'lumbar init PROTOCOL', or give the trial's database",
-                        )
-                    ],
-                )
+                raise no_trial(database, given=bool(url))
             vault = Vault(
                 key if key is not None else load_key(key_file or default_key_file(database.url))
             )
@@ -365,6 +357,52 @@ _PARTICIPANT = select(Participant).where(
         Participant.screening_number == bindparam("reference"),
     )
 )
+
+
+def no_trial(database: Database, *, given: bool = True) -> StoreError:
+    """The error for a database that holds no trial (``given``: the caller named one)."""
+    if not given:
+        return StoreError(
+            "there is no trial here",
+            [
+                Problem(
+                    "db",
+                    "was not given, and the default database holds no trial",
+                    database.display_url,
+                    "give the trial's database (or set LUMBAR_DB), "
+                    "or create a trial with 'lumbar init PROTOCOL'",
+                )
+            ],
+        )
+    return StoreError(
+        "there is no trial in this database",
+        [
+            Problem(
+                "db",
+                "holds no trial",
+                database.display_url,
+                "give the trial's database, or create one with 'lumbar init PROTOCOL'",
+            )
+        ],
+    )
+
+
+def read_protocol(url: str | None) -> Protocol:
+    """The protocol of the trial at ``url``, read without a user or the vault key.
+
+    A protocol is not secret (it holds no participant and no allocation), so help
+    texts and answer templates may show it to anyone who can reach the database.
+    Asking never creates a SQLite file.
+    """
+    database = Database(url)
+    try:
+        if not database.is_initialised():
+            raise no_trial(database, given=bool(url))
+        with database.read() as session:
+            record = session.execute(select(TrialRecord)).scalar_one()
+            return parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
+    finally:
+        database.dispose()
 
 
 def not_after(day: dt.date, today: dt.date, field: str) -> None:

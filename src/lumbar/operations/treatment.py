@@ -21,7 +21,7 @@ from lumbar.store.schema import Allocation, Participant, TreatmentSession, Withd
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Adherence", "TreatmentService"]
+__all__ = ["Adherence", "TreatmentPlan", "TreatmentService"]
 
 MAX_SESSION_MINUTES = 240
 
@@ -36,6 +36,22 @@ class Adherence:
     @property
     def share(self) -> float | None:
         return self.attended / self.planned if self.planned else None
+
+
+@dataclass(frozen=True)
+class TreatmentPlan:
+    """One participant's arm and what its sessions may record, for an unblinded user."""
+
+    study_id: str
+    arm: str
+    arm_label: str
+    planned: int
+    attended: int
+    techniques: tuple[str, ...]
+    body_regions: tuple[str, ...]
+    home_care: tuple[str, ...]
+    stopped: bool
+    """Stopped treatment or left the trial: no more sessions are logged."""
 
 
 class TreatmentService(Service):
@@ -77,16 +93,27 @@ class TreatmentService(Service):
                         "give the session's length",
                     )
                 )
-            if not techniques:
+            if arm.sessions.planned and not techniques:
                 problems.append(
-                    Problem("techniques", "at least one technique", hint="name the techniques used")
+                    Problem(
+                        "techniques",
+                        "at least one technique",
+                        hint=f"name the techniques used; the {arm.id} arm's are: "
+                        + ", ".join(arm.techniques),
+                    )
                 )
-            problems += _unknown(
-                techniques, arm.techniques, "techniques", "the techniques allowed in this arm"
-            )
+            if arm.sessions.planned:
+                problems += _unknown(
+                    techniques,
+                    arm.techniques,
+                    "techniques",
+                    f"the techniques of the {arm.id} arm ({participant.study_id}'s arm)",
+                )
+                problems += _unknown(
+                    home_care, arm.home_care, "home_care", f"the advice of the {arm.id} arm"
+                )
             regions = [term.id for term in self.protocol.vocabulary.body_regions]
-            problems += _unknown(body_regions, regions, "body_regions", "the regions")
-            problems += _unknown(home_care, arm.home_care, "home_care", "the advice of this arm")
+            problems += _unknown(body_regions, regions, "body_regions", "the body regions")
             today = unit.now.date()
             if not allocation.randomized_on <= session_date <= today:
                 problems.append(
@@ -148,6 +175,29 @@ class TreatmentService(Service):
                 },
             )
             return int(number)
+
+    def plan(self, reference: str) -> TreatmentPlan:
+        """A participant's arm and what a session of it may record (unblinded users only)."""
+        with self._unit("treatment_records", write=False) as unit:
+            unit.scope.require_unblinded("a participant's treatment plan")
+            participant = unit.enrolled(reference)
+            arm = self.protocol.arm(unit.allocation(participant).arm)
+            attended = unit.session.execute(
+                select(func.count())
+                .select_from(TreatmentSession)
+                .where(TreatmentSession.participant_id == participant.id)
+            ).scalar_one()
+            return TreatmentPlan(
+                str(participant.study_id),
+                arm.id,
+                arm.label,
+                arm.sessions.planned,
+                int(attended),
+                tuple(arm.techniques),
+                tuple(term.id for term in self.protocol.vocabulary.body_regions),
+                tuple(arm.home_care),
+                self._stopped_treatment(unit, participant),
+            )
 
     def adherence(self) -> list[Adherence]:
         """Sessions attended over sessions planned, per randomized participant at your sites.

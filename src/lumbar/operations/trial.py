@@ -168,16 +168,6 @@ class Trial:
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         return cls(context, principal, owns_context=True)
 
-    @staticmethod
-    def check_key(url: str | None, *, key_file: Path | None = None) -> str:
-        """Confirm the vault key opens the trial at ``url`` (no user needed); return its id."""
-        context = Context.open(url, key_file=key_file)
-        try:
-            with context.db.read() as session:
-                return str(session.execute(select(TrialRecord.id)).scalar_one())
-        finally:
-            context.close()
-
     def close(self) -> None:
         """Release the database when this trial opened it (a shared context stays open)."""
         if self._owns_context:
@@ -266,6 +256,7 @@ class Trial:
     due = Operation("_schedule", ScheduleService.due)
 
     log_session = Operation("_treatment", TreatmentService.log_session)
+    treatment_plan = Operation("_treatment", TreatmentService.plan)
     adherence = Operation("_treatment", TreatmentService.adherence)
     sessions_table = Operation("_treatment", TreatmentService.sessions_table)
 
