@@ -82,8 +82,17 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def environment() -> dict[str, str]:
-    """The user's environment without lumbar's own variables, so nothing else is read."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("LUMBAR_")}
+    """The user's environment without lumbar's own variables, so nothing else is read.
+
+    PYTHONDONTWRITEBYTECODE is dropped too: a user's Python keeps compiled modules
+    (``__pycache__``), and a sandbox that forbids them would time compiling lumbar's
+    source on every run instead of starting it.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("LUMBAR_") and key != "PYTHONDONTWRITEBYTECODE"
+    }
 
 
 def run(argv: Sequence[str], env: dict[str, str]) -> float:

@@ -143,6 +143,22 @@ def test_every_module_declares_its_public_names(module_name: str) -> None:
         assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
 
 
+def test_the_lazy_operations_package_names_each_public_name_once() -> None:
+    """lumbar.operations loads its modules on first use; its map of names must be whole."""
+    import lumbar.operations as operations
+
+    where = operations._WHERE
+    assert set(where) == set(operations.__all__)
+    # A public name equal to a submodule's would be replaced by the module once the
+    # module is imported (Python sets the package attribute), whatever the lazy map says.
+    submodules = {info.name for info in pkgutil.iter_modules(operations.__path__)}
+    assert not set(where) & submodules
+    for name, module in where.items():
+        assert getattr(importlib.import_module(module), name) is getattr(operations, name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = operations.nothing  # type: ignore[attr-defined]
+
+
 def test_exception_tree_has_one_root() -> None:
     for name in ("ProtocolError", "InstrumentError", "AnswerError"):
         cls = getattr(errors, name)

@@ -2,4 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+PROTOCOL_FORMAT = 1
+"""The version of the protocol file format this lumbar reads (``lumbar_protocol: 1``)."""
+
+__all__ = ["PROTOCOL_FORMAT", "__version__"]

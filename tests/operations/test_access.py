@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from lumbar.errors import AccessError, LumbarError, OperationError
 from lumbar.operations import Trial
-from lumbar.operations.scope import PERMISSIONS, ROLES, WHAT
+from lumbar.operations.vocabulary import PERMISSIONS, ROLES, WHAT
 from lumbar.protocol import Protocol
 from lumbar.store.schema import AuditHead, AuditRecord, Base, Staff, Unblinding
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers

@@ -27,7 +27,7 @@ participant, committed in list order within each stratum; and lumbar's own
 checks (``verify_randomization``, ``verify_audit``) pass.
 
 Preparing 100 participants takes 900 writes, so the first test on each backend
-keeps a backup of its prepared trial (``lumbar.operations.backup``) and the
+keeps a backup of its prepared trial (``lumbar.operations.backups``) and the
 second restores it into its own fresh database (or prepares its own, when no
 backup could be made, e.g. without ``pg_dump``).
 """

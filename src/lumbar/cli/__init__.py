@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from lumbar import __version__
+from lumbar import PROTOCOL_FORMAT, __version__
 from lumbar.cli import analysis, design, meta, reference, report, trial, users
 from lumbar.cli._common import EXIT_REFUSED, app
 
@@ -36,8 +36,6 @@ __all__ = [
 
 def _show_version(value: bool) -> None:
     if value:
-        from lumbar.protocol import PROTOCOL_FORMAT
-
         typer.echo(f"lumbar {__version__} (protocol format {PROTOCOL_FORMAT})")
         raise typer.Exit()
 

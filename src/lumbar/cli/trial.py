@@ -17,8 +17,6 @@ from typer.core import TyperCommand
 
 from lumbar.cli._common import app, echo_table, parse_answers, parse_date
 from lumbar.errors import AccessError, InstrumentError, LumbarError, Problem
-from lumbar.instruments import INSTRUMENTS, Instrument, apply_wording, load_wording
-from lumbar.instruments.template import questionnaire_template
 from lumbar.operations import (
     EXPORT_FORMATS,
     OUTCOMES,
@@ -26,18 +24,17 @@ from lumbar.operations import (
     SEVERITIES,
     SOURCES,
     WITHDRAWAL_KINDS,
-    Trial,
-    backup,
-    create_trial,
-    read_protocol,
-    restore,
 )
-from lumbar.protocol import Protocol, resolve_protocol, shipped_protocol
-from lumbar.protocol.template import screening_template, visit_template
 
+# The operations, protocols and instruments are imported where a command uses them, so a
+# command loads only what it runs (lumbar.operations above reads only its vocabulary).
 if TYPE_CHECKING:  # typer ships click as a private module; only its types are needed here
     from typer._click import Context as ClickContext
     from typer._click import HelpFormatter
+
+    from lumbar.instruments import Instrument
+    from lumbar.operations import Trial
+    from lumbar.protocol import Protocol
 
 __all__ = ["open_trial"]
 
@@ -120,6 +117,8 @@ REFERENCE_PROTOCOL = "massage-clbp"
 
 def open_trial(db: str | None, actor: str | None, key_file: Path | None) -> Trial:
     """The trial of ``--db``, opened as ``--as``."""
+    from lumbar.operations import Trial
+
     return Trial.open(db, _actor(actor), key_file=key_file)
 
 
@@ -134,6 +133,9 @@ def _actor(actor: str | None) -> str:
 
 def _protocol(protocol: str | None, db: str | None) -> Protocol:
     """``--protocol`` when given, else the protocol of the trial in ``--db`` (no user needed)."""
+    from lumbar.operations import read_protocol
+    from lumbar.protocol import resolve_protocol
+
     return resolve_protocol(protocol) if protocol is not None else read_protocol(db)
 
 
@@ -163,6 +165,9 @@ def init(
     key_file: KeyFile = None,
 ) -> None:
     """Create a trial database from a protocol, with its concealed allocation list and vault key."""
+    from lumbar.operations import create_trial
+    from lumbar.protocol import resolve_protocol
+
     loaded = resolve_protocol(protocol)
     created = create_trial(
         loaded,
@@ -244,6 +249,8 @@ def screening_template_command(
     The questions are the trial's (--db or LUMBAR_DB), or those of --protocol. Fill in
     the answers and pass the file to 'lumbar screening add --answers FILE'.
     """
+    from lumbar.protocol.template import screening_template
+
     typer.echo(screening_template(_protocol(protocol, db)), nl=False)
 
 
@@ -407,6 +414,10 @@ def questionnaire_template_command(
                 )
             ],
         )
+    from lumbar.instruments import INSTRUMENTS
+    from lumbar.instruments.template import questionnaire_template
+    from lumbar.protocol.template import visit_template
+
     worded = _worded(wording or [])
     if instrument is not None:
         shown = worded.get(instrument) or INSTRUMENTS.get(instrument)
@@ -421,6 +432,8 @@ def questionnaire_template_command(
 
 
 def _worded(files: list[Path]) -> dict[str, Instrument]:
+    from lumbar.instruments import INSTRUMENTS, apply_wording, load_wording
+
     worded = {}
     for file in files:
         wording = load_wording(file)
@@ -644,6 +657,9 @@ def _help_protocol(args: list[str] | None) -> tuple[Protocol, str]:
     (the generated reference) the environment is not read, so the docs are the
     same everywhere.
     """
+    from lumbar.operations import read_protocol
+    from lumbar.protocol import shipped_protocol
+
     reference = shipped_protocol(REFERENCE_PROTOCOL)
     if args is None:
         return reference, (
@@ -861,6 +877,8 @@ def backup_command(
     key_file: KeyFile = None,
 ) -> None:
     """Make a consistent copy of the trial database while it is in use (admins)."""
+    from lumbar.operations import backup
+
     backup(db, target, actor=_actor(actor), key_file=key_file)
     typer.echo(f"backup written to {target} (the vault key is not in it: keep the key file safe)")
 
@@ -881,6 +899,8 @@ def restore_command(
     vault key, your role) before it takes the database's place; a restore that fails
     leaves nothing behind.
     """
+    from lumbar.operations import restore
+
     restored = restore(source, db, actor=_actor(actor), key_file=key_file, replace=replace)
     typer.echo(
         f"restored trial {restored.trial_id} from {source} into {restored.database}; "

@@ -9,36 +9,105 @@ who sees and does what, and :mod:`lumbar.operations.authentication` alone checks
 who someone is (a password with an optional second factor, an API token, or a
 participant's survey link). Every write is validated first, fails whole, and
 appends to the hash-chained audit trail in the same transaction.
+
+The package loads lazily: ``from lumbar.operations import ROLES`` reads only the
+vocabulary, and a module (with SQLAlchemy behind it) is imported when one of its
+names is first used, so commands that need no database start fast.
 """
 
-from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
-from lumbar.operations.authentication import (
-    SurveyPrincipal,
-    authenticate_password,
-    authenticate_survey,
-    authenticate_token,
-)
-from lumbar.operations.backup import Restored, backup, restore
-from lumbar.operations.consort import CONSORT_COLUMNS
-from lumbar.operations.context import Context, Principal, read_protocol
-from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
-from lumbar.operations.dataset import EXPORT_FORMATS
-from lumbar.operations.enrolment import (
-    WITHDRAWAL_KINDS,
-    IdentityView,
-    ParticipantView,
-    ScreeningView,
-)
-from lumbar.operations.people import GrantView, SiteView, StaffView
-from lumbar.operations.randomization import Assignment, RandomizationReport
-from lumbar.operations.responses import SOURCES, QuestionnaireView
-from lumbar.operations.safety import OUTCOMES, RELATEDNESS, SEVERITIES, AdverseEventView
-from lumbar.operations.schedule import VisitStatus, visit_statuses
-from lumbar.operations.scope import GRANTS, PERMISSIONS, ROLES, Scope
-from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
-from lumbar.operations.treatment import Adherence, TreatmentPlan
-from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
-from lumbar.store.audit import AuditFinding, AuditReport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
+    from lumbar.operations.authentication import (
+        SurveyPrincipal,
+        authenticate_password,
+        authenticate_survey,
+        authenticate_token,
+    )
+    from lumbar.operations.backups import Restored, backup, restore
+    from lumbar.operations.consort import CONSORT_COLUMNS
+    from lumbar.operations.context import Context, Principal, read_protocol
+    from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
+    from lumbar.operations.enrolment import IdentityView, ParticipantView, ScreeningView
+    from lumbar.operations.people import GrantView, SiteView, StaffView
+    from lumbar.operations.randomization import Assignment, RandomizationReport
+    from lumbar.operations.responses import QuestionnaireView
+    from lumbar.operations.safety import AdverseEventView
+    from lumbar.operations.schedule import VisitStatus, visit_statuses
+    from lumbar.operations.scope import Scope
+    from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
+    from lumbar.operations.treatment import Adherence, TreatmentPlan
+    from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
+    from lumbar.operations.vocabulary import (
+        EXPORT_FORMATS,
+        GRANTS,
+        OUTCOMES,
+        PERMISSIONS,
+        RELATEDNESS,
+        ROLES,
+        SEVERITIES,
+        SOURCES,
+        WITHDRAWAL_KINDS,
+    )
+    from lumbar.store.audit import AuditFinding, AuditReport
+
+_WHERE = {
+    "Adherence": "lumbar.operations.treatment",
+    "AdverseEventView": "lumbar.operations.safety",
+    "Assignment": "lumbar.operations.randomization",
+    "AuditFinding": "lumbar.store.audit",
+    "AuditReport": "lumbar.store.audit",
+    "CONSORT_COLUMNS": "lumbar.operations.consort",
+    "Context": "lumbar.operations.context",
+    "EXPORT_FORMATS": "lumbar.operations.vocabulary",
+    "GRANTS": "lumbar.operations.vocabulary",
+    "GrantView": "lumbar.operations.people",
+    "IdentityView": "lumbar.operations.enrolment",
+    "NewSurveyToken": "lumbar.operations.survey",
+    "NewToken": "lumbar.operations.credentials",
+    "OUTCOMES": "lumbar.operations.vocabulary",
+    "PERMISSIONS": "lumbar.operations.vocabulary",
+    "ParticipantView": "lumbar.operations.enrolment",
+    "Principal": "lumbar.operations.context",
+    "QuestionnaireView": "lumbar.operations.responses",
+    "RELATEDNESS": "lumbar.operations.vocabulary",
+    "ROLES": "lumbar.operations.vocabulary",
+    "RandomizationReport": "lumbar.operations.randomization",
+    "Restored": "lumbar.operations.backups",
+    "SEVERITIES": "lumbar.operations.vocabulary",
+    "SOURCES": "lumbar.operations.vocabulary",
+    "Scope": "lumbar.operations.scope",
+    "ScreeningView": "lumbar.operations.enrolment",
+    "SiteView": "lumbar.operations.people",
+    "Slot": "lumbar.operations.allocation",
+    "StaffView": "lumbar.operations.people",
+    "Survey": "lumbar.operations.survey",
+    "SurveyDue": "lumbar.operations.survey",
+    "SurveyPrincipal": "lumbar.operations.authentication",
+    "TokenView": "lumbar.operations.credentials",
+    "TotpEnrolment": "lumbar.operations.credentials",
+    "TreatmentPlan": "lumbar.operations.treatment",
+    "Trial": "lumbar.operations.trial",
+    "TrialCreated": "lumbar.operations.trial",
+    "TrialInfo": "lumbar.operations.trial",
+    "VisitStatus": "lumbar.operations.schedule",
+    "WITHDRAWAL_KINDS": "lumbar.operations.vocabulary",
+    "authenticate_password": "lumbar.operations.authentication",
+    "authenticate_survey": "lumbar.operations.authentication",
+    "authenticate_token": "lumbar.operations.authentication",
+    "backup": "lumbar.operations.backups",
+    "create_trial": "lumbar.operations.trial",
+    "generate_allocation_list": "lumbar.operations.allocation",
+    "read_allocation_csv": "lumbar.operations.allocation",
+    "read_protocol": "lumbar.operations.context",
+    "restore": "lumbar.operations.backups",
+    "visit_statuses": "lumbar.operations.schedule",
+}
+"""Each public name and the module that defines it."""
 
 __all__ = [
     "CONSORT_COLUMNS",
@@ -92,3 +161,16 @@ __all__ = [
     "restore",
     "visit_statuses",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lumbar.operations' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -35,7 +35,7 @@ from lumbar.operations.authentication import (
     totp_uri,
 )
 from lumbar.operations.context import Service, Unit, require_text
-from lumbar.operations.scope import PERMISSIONS
+from lumbar.operations.vocabulary import PERMISSIONS
 from lumbar.store.schema import ApiToken, LoginFailure, Staff
 
 __all__ = [

@@ -19,6 +19,7 @@ from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS
 from lumbar.operations.context import Service, Unit
 from lumbar.operations.schedule import FOLLOW_UP_ENDS, visit_statuses
+from lumbar.operations.vocabulary import EXPORT_FORMATS
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -30,9 +31,7 @@ from lumbar.store.schema import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXPORT_FORMATS", "DatasetService", "score_columns"]
-
-EXPORT_FORMATS = ("csv", "parquet")
+__all__ = ["DatasetService", "score_columns"]
 
 
 def score_columns(protocol_instruments: list[str]) -> list[str]:

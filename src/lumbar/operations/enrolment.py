@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit, not_after, require_text
+from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol import check_screening_answers, evaluate_eligibility
 from lumbar.store.schema import (
     Allocation,
@@ -31,7 +32,6 @@ from lumbar.store.schema import (
 )
 
 __all__ = [
-    "WITHDRAWAL_KINDS",
     "EnrolmentService",
     "IdentityView",
     "ParticipantView",
@@ -39,9 +39,6 @@ __all__ = [
 ]
 
 IDENTITY_FIELDS = ("name", "contact", "birth_date")
-
-WITHDRAWAL_KINDS = ("discontinued_treatment", "withdrew_consent", "lost_to_follow_up")
-"""``discontinued_treatment`` stops sessions but not follow-up; the other two end follow-up."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.context import Service, Unit, require_text
-from lumbar.operations.scope import DEFAULT_UNBLINDED, GRANTS, ROLES
+from lumbar.operations.vocabulary import DEFAULT_UNBLINDED, GRANTS, ROLES
 from lumbar.store.schema import AccessGrant, Site, Staff, StaffSite
 
 __all__ = ["GrantView", "PeopleService", "SiteView", "StaffView"]

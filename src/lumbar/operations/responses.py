@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
 from lumbar.operations.context import Service, Transaction, Unit, not_after, require_text
+from lumbar.operations.vocabulary import SOURCES
 from lumbar.protocol import Protocol
 from lumbar.store.schema import (
     Allocation,
@@ -30,7 +31,6 @@ from lumbar.store.schema import (
 )
 
 __all__ = [
-    "SOURCES",
     "Checked",
     "QuestionnaireView",
     "ResponseService",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 Source = Literal["participant_link", "staff_entry", "paper"]
-SOURCES: tuple[str, ...] = ("participant_link", "staff_entry", "paper")
 
 
 @dataclass(frozen=True)

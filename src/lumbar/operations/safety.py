@@ -14,24 +14,13 @@ from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, not_after, require_text
+from lumbar.operations.vocabulary import OUTCOMES, RELATEDNESS, SEVERITIES
 from lumbar.store.schema import AdverseEvent, Allocation, Participant
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OUTCOMES", "RELATEDNESS", "SEVERITIES", "AdverseEventView", "SafetyService"]
-
-SEVERITIES = ("mild", "moderate", "severe")
-RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
-"""How likely the event was caused by the treatment (a common five-point scale)."""
-OUTCOMES = (
-    "recovered",
-    "recovering",
-    "not_recovered",
-    "recovered_with_sequelae",
-    "fatal",
-    "unknown",
-)
+__all__ = ["AdverseEventView", "SafetyService"]
 
 
 @dataclass(frozen=True)

@@ -39,76 +39,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from lumbar.errors import AccessError, Problem
+from lumbar.operations.vocabulary import PERMISSIONS, WHAT
 from lumbar.store.schema import Participant, Site, Staff, StaffSite
 
 __all__ = [
-    "DEFAULT_UNBLINDED",
-    "GRANTS",
-    "PERMISSIONS",
-    "ROLES",
-    "WHAT",
     "Scope",
     "load_scope",
     "roles_allowed",
 ]
-
-ROLES = ("admin", "coordinator", "therapist", "outcome_assessor", "statistician", "monitor")
-
-DEFAULT_UNBLINDED = frozenset({"therapist"})
-"""Roles that see arms unless told otherwise: therapists deliver the treatment and
-cannot be blinded to it (as in the reference trial). Every other role starts blinded.
-Either way, an account that sees arms is created only with a recorded reason."""
-
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "manage_sites": frozenset({"admin"}),
-    "manage_staff": frozenset({"admin"}),
-    "screen": frozenset({"admin", "coordinator"}),
-    "identity": frozenset({"admin", "coordinator"}),
-    "consent": frozenset({"admin", "coordinator"}),
-    "enrol": frozenset({"admin", "coordinator"}),
-    "randomize": frozenset({"admin", "coordinator"}),
-    "questionnaire": frozenset({"admin", "coordinator", "outcome_assessor"}),
-    "session": frozenset({"admin", "therapist"}),
-    "treatment_records": frozenset(
-        {"admin", "coordinator", "therapist", "monitor", "statistician"}
-    ),
-    "adverse_event": frozenset({"admin", "coordinator", "therapist"}),
-    "withdraw": frozenset({"admin", "coordinator"}),
-    "view": frozenset(ROLES),
-    "dataset": frozenset({"admin", "statistician"}),
-    "audit": frozenset({"admin", "monitor", "statistician"}),
-    "verify_randomization": frozenset({"admin", "monitor", "statistician"}),
-    "backup": frozenset({"admin"}),
-    "restore": frozenset({"admin"}),
-}
-"""Each permission and the roles that hold it."""
-
-GRANTS = ("unblinded", "emergency_unblind")
-"""What an admin grants to one person, with a reason, rather than to a role:
-seeing arms, and breaking the blind for one participant in an emergency."""
-
-WHAT = {
-    "manage_sites": "add sites",
-    "manage_staff": "manage staff",
-    "screen": "screen people",
-    "identity": "record or open identifiers",
-    "consent": "record consent",
-    "enrol": "enrol participants",
-    "randomize": "randomize",
-    "emergency_unblind": "unblind a participant in an emergency",
-    "questionnaire": "record questionnaires",
-    "session": "log treatment sessions",
-    "treatment_records": "see treatment sessions and adverse events",
-    "adverse_event": "record adverse events",
-    "withdraw": "record withdrawals",
-    "view": "view the trial",
-    "dataset": "read or export the dataset",
-    "audit": "check the audit trail",
-    "verify_randomization": "check the allocation list",
-    "backup": "back up the trial",
-    "restore": "restore the trial",
-}
-"""Each permission in words, for error messages."""
 
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from lumbar import PROTOCOL_FORMAT
 from lumbar._declared import (
     Flag,
     Frozen,
@@ -64,8 +65,6 @@ __all__ = [
     "Window",
 ]
 
-PROTOCOL_FORMAT = 1
-"""The version of the protocol file format this lumbar reads (``lumbar_protocol: 1``)."""
 
 _SLUG = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
