@@ -156,7 +156,7 @@ def test_the_lazy_operations_package_names_each_public_name_once() -> None:
     for name, module in where.items():
         assert getattr(importlib.import_module(module), name) is getattr(operations, name)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        _ = operations.nothing  # type: ignore[attr-defined]
+        _ = operations.nothing
 
 
 def test_exception_tree_has_one_root() -> None:
