@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lumbar import PROTOCOL_FORMAT, __version__
-from lumbar.cli import analysis, design, meta, reference, report, trial, users
+from lumbar.cli import analysis, design, followup, meta, reference, report, trial, users
 from lumbar.cli._common import EXIT_REFUSED, app
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "analysis",
     "app",
     "design",
+    "followup",
     "main",
     "meta",
     "reference",

@@ -8,35 +8,24 @@ default to today.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer.core import TyperCommand
 
 from lumbar.cli._common import app, echo_table, parse_answers, parse_date
-from lumbar.errors import AccessError, InstrumentError, LumbarError, Problem
+from lumbar.errors import AccessError, Problem
 from lumbar.operations import (
     EXPORT_FORMATS,
-    OUTCOMES,
-    RELATEDNESS,
-    SEVERITIES,
-    SOURCES,
-    WITHDRAWAL_KINDS,
 )
 
 # The operations, protocols and instruments are imported where a command uses them, so a
 # command loads only what it runs (lumbar.operations above reads only its vocabulary).
 if TYPE_CHECKING:  # typer ships click as a private module; only its types are needed here
-    from typer._click import Context as ClickContext
-    from typer._click import HelpFormatter
-
-    from lumbar.instruments import Instrument
     from lumbar.operations import Trial
     from lumbar.protocol import Protocol
 
-__all__ = ["open_trial"]
+__all__ = ["open_trial", "protocol_of", "today_of"]
 
 site_app = typer.Typer(help="Add and list sites.", no_args_is_help=True, rich_markup_mode=None)
 screening_app = typer.Typer(
@@ -47,25 +36,15 @@ identity_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-questionnaire_app = typer.Typer(
-    help="Record and correct questionnaires.", no_args_is_help=True, rich_markup_mode=None
-)
 randomization_app = typer.Typer(
     help="Check the concealed allocation list.", no_args_is_help=True, rich_markup_mode=None
 )
-session_app = typer.Typer(
-    help="Log treatment sessions.", no_args_is_help=True, rich_markup_mode=None
-)
-ae_app = typer.Typer(help="Adverse events.", no_args_is_help=True, rich_markup_mode=None)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True, rich_markup_mode=None)
 for sub, name in (
     (site_app, "site"),
     (screening_app, "screening"),
     (identity_app, "identity"),
-    (questionnaire_app, "questionnaire"),
     (randomization_app, "randomization"),
-    (session_app, "session"),
-    (ae_app, "ae"),
     (audit_app, "audit"),
 ):
     app.add_typer(sub, name=name)
@@ -131,7 +110,7 @@ def _actor(actor: str | None) -> str:
     return actor
 
 
-def _protocol(protocol: str | None, db: str | None) -> Protocol:
+def protocol_of(protocol: str | None, db: str | None) -> Protocol:
     """``--protocol`` when given, else the protocol of the trial in ``--db`` (no user needed)."""
     from lumbar.operations import read_protocol
     from lumbar.protocol import resolve_protocol
@@ -139,7 +118,7 @@ def _protocol(protocol: str | None, db: str | None) -> Protocol:
     return resolve_protocol(protocol) if protocol is not None else read_protocol(db)
 
 
-def _today(trial: Trial) -> dt.date:
+def today_of(trial: Trial) -> dt.date:
     return trial.clock().date()
 
 
@@ -251,7 +230,7 @@ def screening_template_command(
     """
     from lumbar.protocol.template import screening_template
 
-    typer.echo(screening_template(_protocol(protocol, db)), nl=False)
+    typer.echo(screening_template(protocol_of(protocol, db)), nl=False)
 
 
 @screening_app.command("update")
@@ -318,7 +297,7 @@ def consent(
 ) -> None:
     """Record an eligible person's consent (you are recorded as who took it)."""
     trial = open_trial(db, actor, key_file)
-    day = parse_date(date, "--date", _today(trial))
+    day = parse_date(date, "--date", today_of(trial))
     trial.consent(reference, version, day)
     typer.echo(f"{reference}: consent version {version} on {day}")
 
@@ -346,168 +325,6 @@ def participants(
         for p in open_trial(db, actor, key_file).participants()
     ]
     echo_table("Participants", ("screening", "study id", "site", "status"), rows)
-
-
-# ---------------------------------------------------------------- questionnaires
-
-
-@questionnaire_app.command("add")
-def questionnaire_add(
-    reference: Reference,
-    visit: Annotated[str, typer.Argument(help="The visit id, e.g. baseline or week_10.")],
-    instrument: Annotated[str, typer.Argument(help="The instrument, e.g. rdq.")],
-    answers: AnswersFile = None,
-    answer: AnswerPairs = None,
-    completed: DateOption = None,
-    source: Annotated[
-        str, typer.Option(help="One of: " + ", ".join(SOURCES) + ".")
-    ] = "staff_entry",
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Record a completed questionnaire (checked and scored before it is stored)."""
-    trial = open_trial(db, actor, key_file)
-    view = trial.record_questionnaire(
-        reference,
-        visit,
-        instrument,
-        parse_answers(answers, answer or []),
-        completed_on=parse_date(completed, "--completed", _today(trial)),
-        source=source,
-    )
-    scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
-    typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
-
-
-@questionnaire_app.command("template")
-def questionnaire_template_command(
-    instrument: Annotated[
-        str | None, typer.Argument(help="The instrument, e.g. rdq (or give --visit).")
-    ] = None,
-    visit: Annotated[
-        str | None,
-        typer.Option(help="Every questionnaire of this visit of the trial, e.g. baseline."),
-    ] = None,
-    wording: Annotated[
-        list[Path] | None,
-        typer.Option(help="A wording file with licensed item texts to show (repeat)."),
-    ] = None,
-    protocol: ProtocolOption = None,
-    db: Db = None,
-) -> None:
-    """Print a file to fill in with every item of a questionnaire and its allowed answers.
-
-    For one INSTRUMENT the file goes to 'lumbar questionnaire add --answers FILE'; for
-    --visit, every questionnaire the visit collects (from the trial's protocol, or
-    --protocol) goes to 'lumbar questionnaire visit --answers FILE'. Labels are lumbar's
-    own; licensed wording is shown only from a wording file you give.
-    """
-    if (instrument is None) == (visit is None):
-        raise InstrumentError(
-            "which questionnaire?",
-            [
-                Problem(
-                    "instrument",
-                    "give an instrument or --visit, not both",
-                    hint="e.g. 'lumbar questionnaire template rdq' or '--visit baseline'",
-                )
-            ],
-        )
-    from lumbar.instruments import INSTRUMENTS
-    from lumbar.instruments.template import questionnaire_template
-    from lumbar.protocol.template import visit_template
-
-    worded = _worded(wording or [])
-    if instrument is not None:
-        shown = worded.get(instrument) or INSTRUMENTS.get(instrument)
-        _only_wording_for(worded, [shown.name])
-        typer.echo(questionnaire_template(shown), nl=False)
-        return
-    assert visit is not None
-    loaded = _protocol(protocol, db)
-    if visit in {v.id for v in loaded.visits}:
-        _only_wording_for(worded, loaded.visit(visit).instruments)
-    typer.echo(visit_template(loaded, visit, worded), nl=False)
-
-
-def _worded(files: list[Path]) -> dict[str, Instrument]:
-    from lumbar.instruments import INSTRUMENTS, apply_wording, load_wording
-
-    worded = {}
-    for file in files:
-        wording = load_wording(file)
-        worded[wording.instrument] = apply_wording(INSTRUMENTS.get(wording.instrument), wording)
-    return worded
-
-
-def _only_wording_for(worded: dict[str, Instrument], names: tuple[str, ...] | list[str]) -> None:
-    unused = sorted(set(worded) - set(names))
-    if unused:
-        raise InstrumentError(
-            "a wording file is for another questionnaire",
-            [
-                Problem(
-                    "wording",
-                    "is for an instrument this file does not hold",
-                    name,
-                    "the instruments are: " + ", ".join(names),
-                )
-                for name in unused
-            ],
-        )
-
-
-@questionnaire_app.command("visit")
-def questionnaire_visit(
-    reference: Reference,
-    visit: Annotated[str, typer.Argument(help="The visit id, e.g. week_10.")],
-    answers: Annotated[
-        Path,
-        typer.Option(
-            "--answers", help="A YAML or JSON file mapping each instrument to its answers."
-        ),
-    ],
-    completed: DateOption = None,
-    source: Annotated[
-        str, typer.Option(help="One of: " + ", ".join(SOURCES) + ".")
-    ] = "staff_entry",
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Record a visit's questionnaires together: every one is stored, or none."""
-    trial = open_trial(db, actor, key_file)
-    views = trial.record_visit(
-        reference,
-        visit,
-        parse_answers(answers, []),
-        completed_on=parse_date(completed, "--completed", _today(trial)),
-        source=source,
-    )
-    for view in views:
-        scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
-        typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
-
-
-@questionnaire_app.command("edit")
-def questionnaire_edit(
-    reference: Reference,
-    visit: Annotated[str, typer.Argument(help="The visit id.")],
-    instrument: Annotated[str, typer.Argument(help="The instrument.")],
-    reason: Annotated[str, typer.Option(help="Why the answers change.")],
-    answers: AnswersFile = None,
-    answer: AnswerPairs = None,
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Correct answers of a recorded questionnaire; the old values stay in the audit trail."""
-    view = open_trial(db, actor, key_file).edit_questionnaire(
-        reference, visit, instrument, parse_answers(answers, answer or []), reason
-    )
-    scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
-    typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
 
 
 # ---------------------------------------------------------------- randomization
@@ -592,7 +409,7 @@ def schedule(
             s.completed_on,
             "yes" if s.out_of_window else "",
         )
-        for s in trial.schedule(reference, parse_date(on, "--on", _today(trial)))
+        for s in trial.schedule(reference, parse_date(on, "--on", today_of(trial)))
     ]
     echo_table(
         f"Schedule of {reference}",
@@ -616,222 +433,11 @@ def due(
     trial = open_trial(db, actor, key_file)
     rows = [
         (s.site, s.study_id, s.visit, s.status, s.target, s.closes)
-        for s in trial.due(site, parse_date(on, "--on", _today(trial)), missed=missed)
+        for s in trial.due(site, parse_date(on, "--on", today_of(trial)), missed=missed)
     ]
     echo_table(
         "Due or overdue", ("site", "study id", "visit", "status", "target", "window closes"), rows
     )
-
-
-# ---------------------------------------------------------------- treatment and safety
-
-
-class _SessionLogCommand(TyperCommand):
-    """``session log``: its help lists each arm's techniques and the body regions."""
-
-    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        # --help is handled while parsing, before --db has a value: keep the words.
-        ctx.meta["lumbar.args"] = list(args)
-        return super().parse_args(ctx, args)
-
-    def format_epilog(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
-        super().format_epilog(ctx, formatter)
-        protocol, source = _help_protocol(ctx.meta.get("lumbar.args"))
-        with formatter.section(f"Techniques by arm ({source})"):
-            formatter.write_dl(
-                [(arm.id, ", ".join(arm.techniques) or "no sessions") for arm in protocol.arms]
-            )
-        with formatter.section("Body regions"):
-            formatter.write_text(", ".join(term.id for term in protocol.vocabulary.body_regions))
-        advice = [(arm.id, "; ".join(arm.home_care)) for arm in protocol.arms if arm.home_care]
-        if advice:
-            with formatter.section("Home-care advice by arm"):
-                formatter.write_dl(advice)
-
-
-def _help_protocol(args: list[str] | None) -> tuple[Protocol, str]:
-    """The protocol a help text shows, and where it comes from.
-
-    The trial's own, from --db in ``args`` or LUMBAR_DB (or lumbar.db here), when
-    one can be read; otherwise the shipped reference protocol. Without ``args``
-    (the generated reference) the environment is not read, so the docs are the
-    same everywhere.
-    """
-    from lumbar.operations import read_protocol
-    from lumbar.protocol import shipped_protocol
-
-    reference = shipped_protocol(REFERENCE_PROTOCOL)
-    if args is None:
-        return reference, (
-            f"the shipped protocol {REFERENCE_PROTOCOL}; with --db or LUMBAR_DB, the trial's own"
-        )
-    db = os.environ.get("LUMBAR_DB") or None
-    for position, word in enumerate(args):
-        if word == "--db" and position + 1 < len(args):
-            db = args[position + 1]
-        elif word.startswith("--db="):
-            db = word.removeprefix("--db=")
-    try:
-        return read_protocol(db), f"the trial in {db or 'lumbar.db'}"
-    except LumbarError:
-        return reference, (
-            f"no trial in {db or 'lumbar.db'}: the shipped protocol {REFERENCE_PROTOCOL}"
-        )
-
-
-@session_app.command("log", cls=_SessionLogCommand)
-def session_log(
-    reference: Reference,
-    minutes: Annotated[int, typer.Option(help="Length of the session.")],
-    technique: Annotated[list[str], typer.Option(help="A technique used (repeat).")],
-    region: Annotated[list[str], typer.Option(help="A body region treated (repeat).")],
-    date: DateOption = None,
-    home_care: Annotated[
-        list[str] | None, typer.Option(help="Home-care advice given (repeat).")
-    ] = None,
-    notes: Annotated[str, typer.Option(help="Notes (no identifiers, please).")] = "",
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Log a treatment session you gave.
-
-    Techniques must be those of the participant's arm ('lumbar session plan STUDY_ID'
-    shows it); the lists below are the protocol's.
-    """
-    trial = open_trial(db, actor, key_file)
-    number = trial.log_session(
-        reference,
-        parse_date(date, "--date", _today(trial)),
-        minutes,
-        technique,
-        region,
-        home_care=home_care or [],
-        notes=notes,
-    )
-    typer.echo(f"{reference}: session {number} logged")
-
-
-@session_app.command("plan")
-def session_plan(
-    reference: Reference,
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """A participant's arm and what its sessions may record (unblinded users only)."""
-    plan = open_trial(db, actor, key_file).treatment_plan(reference)
-    typer.echo(f"{plan.study_id}: {plan.arm} ({plan.arm_label})")
-    typer.echo(f"  sessions: {plan.attended} of {plan.planned} logged")
-    if plan.stopped:
-        typer.echo("  stopped treatment or left the trial: no more sessions are logged")
-    if plan.planned:
-        typer.echo("  techniques: " + ", ".join(plan.techniques))
-        typer.echo("  body regions: " + ", ".join(plan.body_regions))
-    if plan.home_care:
-        typer.echo("  home care: " + "; ".join(plan.home_care))
-
-
-@app.command("adherence")
-def adherence(
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Sessions attended over planned, per randomized participant."""
-    rows = [
-        (a.study_id, a.arm, a.attended, a.planned, "-" if a.share is None else f"{a.share:.0%}")
-        for a in open_trial(db, actor, key_file).adherence()
-    ]
-    echo_table("Adherence", ("study id", "arm", "attended", "planned", "share"), rows)
-
-
-@ae_app.command("add")
-def ae_add(
-    reference: Reference,
-    description: Annotated[str, typer.Option(help="What happened.")],
-    severity: Annotated[str, typer.Option(help="One of: " + ", ".join(SEVERITIES) + ".")],
-    relatedness: Annotated[str, typer.Option(help="One of: " + ", ".join(RELATEDNESS) + ".")],
-    serious: Annotated[
-        bool, typer.Option("--serious/--not-serious", help="A serious adverse event?")
-    ] = False,
-    onset: DateOption = None,
-    outcome: Annotated[str, typer.Option(help="One of: " + ", ".join(OUTCOMES) + ".")] = "unknown",
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Record an adverse event."""
-    trial = open_trial(db, actor, key_file)
-    event = trial.report_adverse_event(
-        reference,
-        description,
-        parse_date(onset, "--onset", _today(trial)),
-        severity=severity,
-        serious=serious,
-        relatedness=relatedness,
-        outcome=outcome,
-    )
-    flag = " SERIOUS" if event.serious else ""
-    typer.echo(f"adverse event {event.id} recorded for {event.study_id}{flag}")
-
-
-@ae_app.command("update")
-def ae_update(
-    event: Annotated[int, typer.Argument(help="The adverse event's number.")],
-    outcome: Annotated[str, typer.Option(help="One of: " + ", ".join(OUTCOMES) + ".")],
-    reason: Annotated[str, typer.Option(help="Why it changes.")],
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Record how an adverse event turned out."""
-    updated = open_trial(db, actor, key_file).update_adverse_event(
-        event, outcome=outcome, reason=reason
-    )
-    typer.echo(f"adverse event {updated.id}: {updated.outcome}")
-
-
-@ae_app.command("list")
-def ae_list(
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """List adverse events at your sites."""
-    rows = [
-        (
-            e.id,
-            e.study_id,
-            e.onset_date,
-            e.severity,
-            "yes" if e.serious else "",
-            e.relatedness,
-            e.outcome,
-        )
-        for e in open_trial(db, actor, key_file).adverse_events()
-    ]
-    echo_table(
-        "Adverse events",
-        ("#", "study id", "onset", "severity", "serious", "related", "outcome"),
-        rows,
-    )
-
-
-@app.command("withdraw")
-def withdraw(
-    reference: Reference,
-    kind: Annotated[str, typer.Option(help="One of: " + ", ".join(WITHDRAWAL_KINDS) + ".")],
-    reason: Annotated[str, typer.Option(help="The reason given.")],
-    date: DateOption = None,
-    db: Db = None,
-    actor: As = None,
-    key_file: KeyFile = None,
-) -> None:
-    """Record a stop of treatment, a withdrawal of consent, or loss to follow-up."""
-    trial = open_trial(db, actor, key_file)
-    trial.withdraw(reference, kind, reason, parse_date(date, "--date", _today(trial)))
-    typer.echo(f"{reference}: {kind.replace('_', ' ')}")
 
 
 # ---------------------------------------------------------------- data out, audit, backup
