@@ -10,41 +10,26 @@ stands for anything). Variables a command exports reach the commands after it,
 as in one shell.
 
 Bash does all the shell's work (quoting, variables, ``$(...)``, heredocs,
-redirections). Only ``lumbar`` itself is stood in for: a small script on ``PATH``
-hands its arguments, folder and ``LUMBAR_*`` variables to this test process,
-which runs the command in-process (``typer.testing.CliRunner`` with
-``lumbar.cli.app``) and hands back its output and exit status. This keeps the
-walk-through to seconds while command start-up is slow; set
-``LUMBAR_WALKTHROUGH_REAL=1`` to run the installed ``lumbar`` command instead.
+redirections), and ``lumbar`` is the installed command, as a new user runs it:
+the whole walk-through takes about 20 seconds.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socketserver
 import subprocess
 import sys
-import threading
-import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from lumbar.cli import app
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SECTION = "## A coordinator's walk-through"
-REAL_VAR = "LUMBAR_WALKTHROUGH_REAL"
-SERVER_VAR = "LUMBAR_WALKTHROUGH_SERVER"
-"""Where the stand-in ``lumbar`` finds this process (host:port)."""
 
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_]\w*)\1")
 
@@ -140,72 +125,13 @@ def missing_output(expected: list[str], output: str) -> str | None:
 # ---------------------------------------------------------------------------- running
 
 
-_STAND_IN = """\
-#!{python} -S
-import json, os, socket, sys
-host, port = os.environ["{server}"].rsplit(":", 1)
-request = {{
-    "argv": sys.argv[1:],
-    "cwd": os.getcwd(),
-    "env": {{k: v for k, v in os.environ.items() if k.startswith("LUMBAR_")}},
-}}
-with socket.create_connection((host, int(port))) as connection:
-    connection.sendall(json.dumps(request).encode())
-    connection.shutdown(socket.SHUT_WR)
-    reply = json.loads(b"".join(iter(lambda: connection.recv(65536), b"")))
-sys.stdout.write(reply["stdout"])
-sys.stderr.write(reply["stderr"])
-sys.exit(reply["code"])
-"""
-
-
-class _Lumbar(socketserver.StreamRequestHandler):
-    """Runs one ``lumbar`` command in this process, as the stand-in asked."""
-
-    lock = threading.Lock()
-
-    def handle(self) -> None:
-        request = json.loads(self.rfile.read())
-        env: dict[str, str | None] = {key: None for key in os.environ if key.startswith("LUMBAR_")}
-        env.update(request["env"])
-        with self.lock:
-            before = Path.cwd()
-            os.chdir(request["cwd"])
-            try:
-                result = CliRunner().invoke(app, request["argv"], env=env, prog_name="lumbar")
-            finally:
-                os.chdir(before)
-        stderr = result.stderr
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            stderr += "".join(traceback.format_exception(*result.exc_info))  # type: ignore[misc]
-        reply = {"stdout": result.stdout, "stderr": stderr, "code": result.exit_code}
-        self.wfile.write(json.dumps(reply).encode())
-
-
 @pytest.fixture
-def shell_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+def shell_env() -> dict[str, str]:
     """The environment the walk-through starts with: lumbar on PATH, no LUMBAR_* set."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LUMBAR_")}
     env["PYTHONPATH"] = str(ROOT / "src")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    if os.environ.get(REAL_VAR):
-        yield env
-        return
-    folder = tmp_path / "stand-in"
-    folder.mkdir()
-    stand_in = folder / "lumbar"
-    stand_in.write_text(_STAND_IN.format(python=sys.executable, server=SERVER_VAR))
-    stand_in.chmod(0o755)
-    with socketserver.TCPServer(("127.0.0.1", 0), _Lumbar) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        port = server.server_address[1]
-        env[SERVER_VAR] = f"127.0.0.1:{port}"
-        env["PATH"] = os.pathsep.join([str(folder), env["PATH"]])
-        try:
-            yield env
-        finally:
-            server.shutdown()
+    return env
 
 
 def run_step(step: Step, env: dict[str, str], folder: Path) -> tuple[int, str, dict[str, str]]:
