@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem, StoreError
@@ -39,13 +39,14 @@ from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import append_audit, move_audit_head
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.schema import Allocation, AuditHead, Participant, Site, TrialRecord
+from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
 from lumbar.store.vault import Vault, load_key
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 __all__ = [
+    "EARLIEST_DATE",
     "SYSTEM_ACTOR",
     "Clock",
     "Context",
@@ -53,8 +54,10 @@ __all__ = [
     "Service",
     "Transaction",
     "Unit",
+    "consented_on",
     "no_trial",
     "not_after",
+    "not_before",
     "read_protocol",
     "require_text",
     "utc_now",
@@ -405,8 +408,15 @@ def read_protocol(url: str | None) -> Protocol:
         database.dispose()
 
 
+EARLIEST_DATE = dt.date(1900, 1, 1)
+"""No clinical date or date of birth of a living participant comes before this: an earlier
+one is a typing error (1800 for 1980, a two-digit year read as 19xx)."""
+
+
 def not_after(day: dt.date, today: dt.date, field: str) -> None:
-    """Refuse a clinical date later than today (a typo, or a record made in advance)."""
+    """Refuse a clinical date later than today (a typo, or a record made in advance), or one
+    before :data:`EARLIEST_DATE`."""
+    not_before(day, EARLIEST_DATE, field, "1900")
     if day > today:
         raise OperationError(
             "date in the future",
@@ -419,6 +429,30 @@ def not_after(day: dt.date, today: dt.date, field: str) -> None:
                 )
             ],
         )
+
+
+def not_before(day: dt.date, earliest: dt.date, field: str, what: str) -> None:
+    """Refuse a date before ``earliest`` (``what`` names it: "consent", "randomization")."""
+    if day < earliest:
+        raise OperationError(
+            f"date before {what}",
+            [
+                Problem(
+                    field,
+                    f"must not be before {what} ({earliest.isoformat()})",
+                    day.isoformat(),
+                    "check the date",
+                )
+            ],
+        )
+
+
+def consented_on(session: Session, participant_id: int) -> dt.date | None:
+    """The date of a participant's first consent, if they consented."""
+    first: dt.date | None = session.execute(
+        select(func.min(Consent.consent_date)).where(Consent.participant_id == participant_id)
+    ).scalar_one()
+    return first
 
 
 def require_text(value: str, where: str, what: str) -> str:

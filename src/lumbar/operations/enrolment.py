@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Service, Unit, not_after, require_text
+from lumbar.operations.context import (
+    Service,
+    Unit,
+    consented_on,
+    not_after,
+    not_before,
+    require_text,
+)
 from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol import check_screening_answers, evaluate_eligibility
 from lumbar.store.schema import (
@@ -223,6 +230,8 @@ class EnrolmentService(Service):
             not_after(birth_date, self.context.now().date(), "birth_date")
         with self._unit("identity") as unit:
             participant = unit.participant(reference)
+            if birth_date is not None:
+                self._plausible_birth(participant, birth_date)
             identity = unit.session.get(Identity, participant.id)
             if identity is None:
                 identity = Identity(participant_id=participant.id, updated_at=unit.now)
@@ -238,6 +247,35 @@ class EnrolmentService(Service):
                 "participant",
                 participant.study_id or participant.screening_number,
                 new={"fields": changed},
+            )
+
+    def _plausible_birth(self, participant: Participant, birth_date: dt.date) -> None:
+        """A date of birth must give an age at screening that the protocol's ``age``
+        question allows (a year of 1800 for 1980 gives 226)."""
+        question = next((q for q in self.protocol.eligibility.questions if q.id == "age"), None)
+        if question is None:
+            return
+        screened = participant.screened_at.date()
+        age = (
+            screened.year
+            - birth_date.year
+            - ((screened.month, screened.day) < (birth_date.month, birth_date.day))
+        )
+        low, high = question.minimum, question.maximum
+        if (low is not None and age < low) or (high is not None and age > high):
+            raise OperationError(
+                "the date of birth is not plausible",
+                [
+                    Problem(
+                        "birth_date",
+                        f"gives an age of {age} at screening, outside the protocol's "
+                        f"{low:g} to {high:g} years"
+                        if low is not None and high is not None
+                        else f"gives an age of {age} at screening, outside the protocol's range",
+                        birth_date.isoformat(),
+                        "check the year",
+                    )
+                ],
             )
 
     def identity(self, reference: str) -> IdentityView:
@@ -365,6 +403,9 @@ class EnrolmentService(Service):
         with self._unit("withdraw") as unit:
             participant = unit.enrolled(reference)
             not_after(effective_date, unit.now.date(), "effective_date")
+            consent = consented_on(unit.session, participant.id)
+            if consent is not None:
+                not_before(effective_date, consent, "effective_date", "consent")
             earlier = (
                 unit.session.execute(
                     select(Withdrawal.kind).where(Withdrawal.participant_id == participant.id)

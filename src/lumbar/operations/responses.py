@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
-from lumbar.operations.context import Service, Transaction, Unit, not_after, require_text
+from lumbar.operations.context import (
+    Service,
+    Transaction,
+    Unit,
+    consented_on,
+    not_after,
+    not_before,
+    require_text,
+)
 from lumbar.operations.vocabulary import SOURCES
 from lumbar.protocol import Protocol
 from lumbar.store.schema import (
@@ -360,6 +368,9 @@ def _may_record(
     completed_on: dt.date,
 ) -> None:
     not_after(completed_on, work.now.date(), "completed_on")
+    consent = consented_on(work.session, participant.id)
+    if consent is not None:
+        not_before(completed_on, consent, "completed_on", "consent")
     allocation = work.session.get(Allocation, participant.id)
     if visit == protocol.baseline.id:
         if allocation is not None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Service, not_after, require_text
+from lumbar.operations.context import Service, consented_on, not_after, not_before, require_text
 from lumbar.operations.vocabulary import OUTCOMES, RELATEDNESS, SEVERITIES
 from lumbar.store.schema import AdverseEvent, Allocation, Participant
 
@@ -66,6 +66,9 @@ class SafetyService(Service):
         with self._unit("adverse_event") as unit:
             participant = unit.enrolled(reference)
             not_after(onset_date, unit.now.date(), "onset_date")
+            consent = consented_on(unit.session, participant.id)
+            if consent is not None:  # before it, an event is medical history, not the trial's
+                not_before(onset_date, consent, "onset_date", "consent")
             event = AdverseEvent(
                 participant_id=participant.id,
                 description=description,
