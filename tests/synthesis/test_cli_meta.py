@@ -137,7 +137,7 @@ def test_user_csv_with_its_own_names_mapped_by_column(tmp_path: Path) -> None:
     assert results["inputs"]["columns"]["sd1"] == "s1"
     assert len(_table(tmp_path / "leave_one_out.csv")) == 23
     cumulative = _table(tmp_path / "cumulative.csv")
-    assert list(cumulative["k"]) == list(range(2, 24))
+    assert list(cumulative["k"]) == list(range(1, 24))
     assert cumulative["estimate"].iloc[-1] == pytest.approx(
         results["model"]["coefficients"][0]["estimate"]
     )

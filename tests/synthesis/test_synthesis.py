@@ -121,8 +121,12 @@ def test_heterogeneity_tools_run_on_the_same_effects() -> None:
     out = leave_one_out(effects, "DL")
     assert list(out["left_out"]) == STUDIES
     grown = cumulative(effects, order=[2005, 2001, 2003, 2010, 2008], method="DL")
-    assert list(grown["added"]) == ["C", "A", "E", "D"]
-    assert grown["k"].tolist() == [2, 3, 4, 5]
+    assert list(grown["added"]) == ["B", "C", "A", "E", "D"]
+    assert grown["k"].tolist() == [1, 2, 3, 4, 5]
+    # The first row is study B alone: its own effect, no heterogeneity.
+    assert grown["estimate"].iloc[0] == pytest.approx(effects.yi[1])
+    assert grown["se"].iloc[0] == pytest.approx(math.sqrt(effects.vi[1]))
+    assert grown[["tau2", "q", "i2"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     groups = subgroups(effects, ["x", "x", "y", "y", "y"], "DL")
     assert set(groups.results) == {"x", "y"}
     assert groups.q_between_df == 1
