@@ -265,7 +265,7 @@ def review(
         trial_rows,
         trial_synthetic,
         before,
-        notes=notes,
+        notes=[*notes, *model.notes],
     )
     own = {theirs: ours for ours, theirs in columns.items()}  # names after --column
     if subgroup is not None:
