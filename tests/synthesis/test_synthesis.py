@@ -24,6 +24,7 @@ from lumbar.synthesis import (
     subgroups,
 )
 from lumbar.synthesis.models import _fisher_scoring, log_likelihood
+from lumbar.synthesis.review import review
 from lumbar.synthesis.studies import read_studies, shipped_studies
 
 pytestmark = pytest.mark.unit
@@ -249,3 +250,40 @@ def test_reml_that_fisher_scoring_cannot_settle_is_the_profile_maximum_with_a_no
     assert at_answer >= profile.max() - 1e-12
     assert result.tau2 == pytest.approx(fine[profile.argmax()], abs=1e-5)
     assert "did not converge" in result.notes[0]
+
+
+def test_a_row_with_more_events_than_participants_is_named_whatever_else_is_wrong() -> None:
+    """Study A breaks two rules (not whole, and more events than n); study B's n is
+    too small. Every rule is reported, the events rule included."""
+    with pytest.raises(SynthesisError) as error:
+        effect_sizes(
+            "RR",
+            ["A", "B"],
+            {"events1": [12.5, 3], "n1": [10, 1], "events2": [1, 2], "n2": [10, 20]},
+        )
+    message = str(error.value)
+    assert "study 'A': events1: must be a whole number" in message
+    assert "study 'A': events1: cannot exceed the group's n (10)" in message
+    assert "study 'B': n1: must be at least 2" in message
+    assert "study 'B': events1: cannot exceed the group's n (1)" in message
+
+
+def test_one_usable_study_lists_the_studies_set_aside() -> None:
+    frame = pd.DataFrame(
+        {
+            "study": ["Kept 2001", "No SDs 2005", "No n 2010"],
+            "n1": [40, 50, None],
+            "mean1": [8.0, 7.5, 9.0],
+            "sd1": [4.0, None, 4.2],
+            "n2": [42, 48, 30],
+            "mean2": [10.0, 9.9, 11.0],
+            "sd2": [4.1, None, 4.0],
+        }
+    )
+    with pytest.raises(SynthesisError) as error:
+        review(frame, measure="MD", method="REML", hksj=False, level=0.95, columns={})
+    message = str(error.value)
+    assert "only 1 can be pooled, at least 2 are needed" in message
+    assert "Kept 2001" in message
+    assert "study 'No SDs 2005': set aside: not published: sd1, sd2" in message
+    assert "study 'No n 2010': set aside: not published: n1" in message
