@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lumbar.analysis import Columns, TrialData, ancova, mmrm
+from lumbar.analysis import Columns, TrialData, ancova, gee, mmrm
 from lumbar.errors import AnalysisError, ConvergenceError
 from tests.analysis import datasets
 
@@ -204,7 +204,7 @@ def test_a_baseline_column_without_values_is_named(model: Any) -> None:
     assert "linearly independent" not in str(error)
 
 
-@pytest.mark.parametrize("model", [ancova, mmrm])
+@pytest.mark.parametrize("model", [ancova, mmrm, gee])
 def test_collinear_covariates_are_named_as_a_pair(model: Any) -> None:
     frame = _frame().assign(age_months=lambda f: f["age"] * 12)
     columns = dataclasses.replace(COLUMNS, covariates=("age", "sex", "age_months"))

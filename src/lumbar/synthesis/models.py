@@ -464,17 +464,29 @@ def log_likelihood(
     ML :math:`-\\frac12[k\\log 2\\pi + \\sum\\log(v_i+\\tau^2) + \\sum w_i e_i^2]`; REML
     adds :math:`\\frac12 p\\log 2\\pi + \\frac12\\log|X'X| - \\frac12\\log|X'WX|`. These
     are ``logLik()`` of ``metafor::rma`` (``method="ML"`` / ``"REML"``)."""
+    return float(profile_likelihood(y, v, x, np.array([tau2]), restricted=restricted)[0])
+
+
+def profile_likelihood(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, tau2: np.ndarray, *, restricted: bool
+) -> np.ndarray:
+    """:func:`log_likelihood` at every value of ``tau2`` at once."""
     k, p = x.shape
-    w = 1 / (v + tau2)
-    xtwx = x.T @ (w[:, None] * x)
-    b = np.linalg.solve(xtwx, x.T @ (w * y))
-    residual = y - x @ b
-    value: float = -0.5 * (k * math.log(2 * math.pi) + float(np.sum(np.log(v + tau2))))
-    value -= 0.5 * float(np.sum(w * residual**2))
+    variance = v[None, :] + tau2[:, None]
+    w = 1 / variance
+    xtwx = np.einsum("gi,ia,ib->gab", w, x, x)
+    xtwy = np.einsum("gi,ia,i->ga", w, x, y)
+    b = np.linalg.solve(xtwx, xtwy[:, :, None])[:, :, 0]
+    residual = y[None, :] - b @ x.T
+    value = -0.5 * (
+        k * math.log(2 * math.pi)
+        + np.sum(np.log(variance), axis=1)
+        + np.sum(w * residual**2, axis=1)
+    )
     if restricted:
         value += 0.5 * p * math.log(2 * math.pi) + 0.5 * float(np.linalg.slogdet(x.T @ x)[1])
-        value -= 0.5 * float(np.linalg.slogdet(xtwx)[1])
-    return value
+        value -= 0.5 * np.linalg.slogdet(xtwx)[1]
+    return np.asarray(value, dtype=float)
 
 
 def profile_grid(y: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -516,7 +528,7 @@ def _global_maximum(
         return log_likelihood(y, v, x, tau2, restricted=restricted)
 
     grid = profile_grid(y, v)
-    profile = np.array([loglik(float(t)) for t in grid])
+    profile = profile_likelihood(y, v, x, grid, restricted=restricted)
     best = int(np.argmax(profile))
     candidates = [] if found is None else [found]
     candidates.append(0.0)
