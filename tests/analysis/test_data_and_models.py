@@ -224,3 +224,25 @@ def test_an_arm_without_data_at_one_visit_is_named_with_the_visit() -> None:
     error = _refusal(frame, COLUMNS, ancova)
     assert "ANCOVA at visit week_26" in str(error)
     assert "'structural'" in str(error), str(error)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f.assign(sex=np.where(f["visit"] == "week_26", "female", f["sex"])),
+            "level 'male' of 'sex' has no participant at visit 'week_26'",
+        ),
+        (
+            lambda f: f.assign(age=np.where(f["visit"] == "week_26", 40, f["age"])),
+            "'age' is constant at visit 'week_26': 40 in every row",
+        ),
+    ],
+    ids=["covariate level absent at a visit", "covariate constant at a visit"],
+)
+def test_ancova_names_the_covariate_that_leaves_a_visit_inestimable(
+    change: Any, message: str
+) -> None:
+    error = _refusal(change(_frame()), COLUMNS, ancova)
+    assert message in str(error), str(error)
+    assert error.problems[0].where == "covariates"

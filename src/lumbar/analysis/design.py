@@ -192,7 +192,9 @@ def _dependent_column(design: Design, index: int, where: str) -> Problem:
             "drop the covariate or merge its levels",
         )
     if np.ptp(column) == 0:
-        return Problem(role, f"is constant{where}: {column[0]:g} in every row", source, "drop it")
+        return Problem(
+            role, f"{source!r} is constant{where}: {column[0]:g} in every row", source, "drop it"
+        )
     earlier = matrix[:, :index]
     coefficients = np.linalg.lstsq(earlier, column, rcond=None)[0]
     partners = [
@@ -202,7 +204,9 @@ def _dependent_column(design: Design, index: int, where: str) -> Problem:
     ]
     partners = list(dict.fromkeys(partner for partner in partners if partner != source))
     if not partners:
-        return Problem(role, f"is constant{where} within the model's groups", source, "drop it")
+        return Problem(
+            role, f"{source!r} is constant{where} within the model's groups", source, "drop it"
+        )
     together = " and ".join(repr(partner) for partner in [*partners, source])
     return Problem(
         "covariates",
