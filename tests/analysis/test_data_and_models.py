@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lumbar.analysis import Columns, TrialData, ancova, mmrm
+from lumbar.analysis import Columns, TrialData, ancova, gee, mmrm
 from lumbar.errors import AnalysisError, ConvergenceError
 from tests.analysis import datasets
 
@@ -183,3 +185,64 @@ def test_pattern_sums_and_rows_give_the_same_quantities() -> None:
         ("quadratic_term", u),
     ):
         assert np.allclose(getattr(summed, name)(argument), getattr(rows, name)(argument))
+
+
+def _refusal(frame: pd.DataFrame, columns: Columns, model: Any) -> AnalysisError:
+    """The error ``model`` raises on ``frame``, with no NumPy warning on the way."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AnalysisError) as caught:
+            model(TrialData.from_frame(frame, columns))
+    return caught.value
+
+
+@pytest.mark.parametrize("model", [ancova, mmrm])
+def test_a_baseline_column_without_values_is_named(model: Any) -> None:
+    error = _refusal(_frame().assign(rdq_baseline=np.nan), COLUMNS, model)
+    assert "rdq_baseline" in str(error)
+    assert error.problems[0].where == "baseline"
+    assert "linearly independent" not in str(error)
+
+
+@pytest.mark.parametrize("model", [ancova, mmrm, gee])
+def test_collinear_covariates_are_named_as_a_pair(model: Any) -> None:
+    frame = _frame().assign(age_months=lambda f: f["age"] * 12)
+    columns = dataclasses.replace(COLUMNS, covariates=("age", "sex", "age_months"))
+    error = _refusal(frame, columns, model)
+    assert "'age' and 'age_months' are collinear" in str(error), str(error)
+    assert error.problems[0].where == "covariates"
+
+
+def test_an_arm_without_data_at_one_visit_is_named_with_the_visit() -> None:
+    frame = _frame()
+    gone = (frame["arm"] == "structural") & (frame["visit"] == "week_26")
+    frame = frame.assign(rdq=np.where(gone, np.nan, frame["rdq"]))
+    error = _refusal(frame, COLUMNS, mmrm)
+    assert error.problems[0].where == "arm"
+    assert error.problems[0].received == "structural"
+    assert "at visit 'week_26'" in str(error), str(error)
+    error = _refusal(frame, COLUMNS, ancova)
+    assert "ANCOVA at visit week_26" in str(error)
+    assert "'structural'" in str(error), str(error)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f.assign(sex=np.where(f["visit"] == "week_26", "female", f["sex"])),
+            "level 'male' of 'sex' has no participant at visit 'week_26'",
+        ),
+        (
+            lambda f: f.assign(age=np.where(f["visit"] == "week_26", 40, f["age"])),
+            "'age' is constant at visit 'week_26': 40 in every row",
+        ),
+    ],
+    ids=["covariate level absent at a visit", "covariate constant at a visit"],
+)
+def test_ancova_names_the_covariate_that_leaves_a_visit_inestimable(
+    change: Any, message: str
+) -> None:
+    error = _refusal(change(_frame()), COLUMNS, ancova)
+    assert message in str(error), str(error)
+    assert error.problems[0].where == "covariates"

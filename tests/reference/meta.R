@@ -501,6 +501,36 @@ ranktest_record <- function(name, dataset, measure) {
        pval = num(run$value$pval), exact = !ties, warnings = arr(run$warnings))
 }
 
+# A made-up mean-difference dataset whose ML log-likelihood of tau2 has two
+# maxima (six precise studies agreeing, two imprecise ones far away): the global
+# one at tau2 = 0, a local one near 6, where Fisher scoring from the DL estimate
+# ends. metafor compares the answer with tau2 = 0 (its ll0check) and warns. The
+# profile (logLik with tau2 fixed on a grid) lets the Python test check its own.
+bimodal_records <- function() {
+  data <- read.csv(file.path(DATA_DIR, "bimodal_md.csv"), stringsAsFactors = FALSE)
+  es <- escalc("MD", m1i = mean1, sd1i = sd1, n1i = n1, m2i = mean2, sd2i = sd2, n2i = n2,
+               data = data)
+  control <- control_for(es$vi)
+  grid <- c(0, 10^seq(-4, 2, length.out = 121))
+  out <- list()
+  for (method in c("ML", "REML")) {
+    run <- with_warnings(rma(yi, vi, data = es, method = method, level = LEVEL,
+                             control = control))
+    fit <- run$value
+    profile <- vapply(grid, function(t) {
+      as.numeric(logLik(rma(yi, vi, data = es, method = method, tau2 = t)))
+    }, numeric(1))
+    out[[length(out) + 1]] <- list(
+      dataset = "bimodal_md", file = "bimodal_md.csv", measure = "MD", method = method,
+      study = arr(data$study), yi = arr(num(es$yi)), vi = arr(num(es$vi)),
+      tau2 = num(fit$tau2), estimate = num(fit$b), se = num(fit$se), I2 = num(fit$I2),
+      loglik = num(logLik(fit)), profile_tau2 = arr(grid), profile_loglik = arr(profile),
+      warnings = arr(run$warnings)
+    )
+  }
+  out
+}
+
 # ---------------------------------------------------------------------------
 
 started <- proc.time()[["elapsed"]]
@@ -536,6 +566,7 @@ result <- list(
   ),
   leave1out = leave1out_records("bcg", datasets$bcg, "RR"),
   cumul = cumul_records("bcg", datasets$bcg, "RR", "year"),
+  bimodal = bimodal_records(),
   egger = c(
     egger_records("bcg", datasets$bcg, "RR"),
     egger_records("clbp_smt", datasets$clbp_smt, "MD"),

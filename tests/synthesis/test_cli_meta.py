@@ -137,7 +137,7 @@ def test_user_csv_with_its_own_names_mapped_by_column(tmp_path: Path) -> None:
     assert results["inputs"]["columns"]["sd1"] == "s1"
     assert len(_table(tmp_path / "leave_one_out.csv")) == 23
     cumulative = _table(tmp_path / "cumulative.csv")
-    assert list(cumulative["k"]) == list(range(2, 24))
+    assert list(cumulative["k"]) == list(range(1, 24))
     assert cumulative["estimate"].iloc[-1] == pytest.approx(
         results["model"]["coefficients"][0]["estimate"]
     )
@@ -400,3 +400,14 @@ def test_funnel_figure_on_a_log_axis_is_deterministic() -> None:
         figure.close()
     assert drawn[0] == drawn[1]
     assert "this trial" in drawn[0]
+
+
+def test_ml_on_a_bimodal_likelihood_reports_the_global_maximum_and_says_so(
+    tmp_path: Path,
+) -> None:
+    bimodal = Path(__file__).parents[1] / "reference" / "data" / "bimodal_md.csv"
+    output = _meta(str(bimodal), "--measure", "MD", "--method", "ML", "--out", str(tmp_path))
+    assert "note: The log-likelihood of tau^2 has 2 local maxima" in " ".join(output.split())
+    results = _results(tmp_path)
+    assert results["model"]["tau2"] == 0.0  # metafor: 0, with its local-maximum warning
+    assert any("2 local maxima" in note for note in results["notes"])

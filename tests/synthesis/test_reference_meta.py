@@ -30,6 +30,7 @@ from lumbar.synthesis import (
     meta_regression,
     subgroups,
 )
+from lumbar.synthesis.models import log_likelihood
 
 pytestmark = pytest.mark.reference
 
@@ -212,9 +213,8 @@ def test_leave_one_out_and_cumulative_equal_metafor(kind: str) -> None:
         else:
             years = [float(year) for year in source(case["dataset"])[str(case["order_by"])]]
             table = cumulative(data, order=years, method=case["method"], hksj=hksj)
-            # metafor starts the cumulative table with the first study alone.
-            for name in ("estimate", "se", "ci_lb", "ci_ub", "tau2", "I2", "Q"):
-                case[name] = case[name][1:]
+            # Like metafor, the table starts with the first study alone (k = 1).
+            assert table["k"].tolist() == list(range(1, data.k + 1)), what
         rel = tolerance(case["method"])
         for ours, theirs in (
             ("estimate", "estimate"),
@@ -224,6 +224,11 @@ def test_leave_one_out_and_cumulative_equal_metafor(kind: str) -> None:
             ("tau2", "tau2"),
             ("i2", "I2"),
             ("q", "Q"),
+            *(
+                (("statistic", "statistic"), ("p", "pval"), ("h2", "H2"), ("q_p", "Qp"))
+                if kind == "cumul"
+                else ()
+            ),
         ):
             np.testing.assert_allclose(
                 table[ours], case[theirs], rtol=rel, atol=1e-10, err_msg=f"{what} {ours}"
@@ -250,3 +255,31 @@ def test_egger_equals_regtest(index: int) -> None:
     close(result.statistic, case["statistic"], rel, f"{what} statistic")
     close(result.p, case["pval"], max(rel, 1e-5), f"{what} p")
     close(result.limit_estimate, case["limit_estimate"], rel, f"{what} limit")
+
+
+@pytest.mark.parametrize("method", ["ML", "REML"])
+def test_bimodal_likelihood_gives_metafors_global_maximum(method: str) -> None:
+    """tests/reference/data/bimodal_md.csv: the ML profile has two maxima, the global at
+    tau^2 = 0 (Fisher scoring from DL used to stop at the local one near 6). R:
+    rma(yi, vi, method = method) and logLik(rma(..., tau2 = t)) on a grid (meta.R)."""
+    case = next(item for item in reference()["bimodal"] if item["method"] == method)
+    frame = pd.read_csv(REFERENCE / "data" / case["file"])
+    columns = {name: frame[name].to_numpy(dtype=float) for name in frame.columns[1:]}
+    data = effect_sizes("MD", list(frame["study"]), columns)
+    result = meta_analysis(data, case["method"])
+    rel = tolerance(method)
+    close(result.tau2, case["tau2"], rel, f"bimodal {method} tau2")
+    close(result.estimate, case["estimate"], rel, f"bimodal {method} estimate")
+    close(result.se, case["se"], rel, f"bimodal {method} se")
+    close(result.i2, case["I2"], rel, f"bimodal {method} I2")
+    restricted = method == "REML"
+    x = np.ones((data.k, 1))
+    ours = [
+        log_likelihood(data.yi, data.vi, x, tau2, restricted=restricted)
+        for tau2 in case["profile_tau2"]
+    ]
+    np.testing.assert_allclose(ours, case["profile_loglik"], rtol=1e-10)
+    at_answer = log_likelihood(data.yi, data.vi, x, result.tau2, restricted=restricted)
+    close(at_answer, case["loglik"], 1e-8, f"bimodal {method} log-likelihood")
+    assert at_answer >= max(case["profile_loglik"]) - 1e-9
+    assert any("2 local maxima" in note for note in result.notes)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from lumbar.errors import SynthesisError
 from lumbar.synthesis import (
+    EffectSizes,
     cumulative,
     effect_sizes,
     egger_test,
@@ -22,6 +23,8 @@ from lumbar.synthesis import (
     sd_from_se,
     subgroups,
 )
+from lumbar.synthesis.models import _fisher_scoring, log_likelihood
+from lumbar.synthesis.review import review
 from lumbar.synthesis.studies import read_studies, shipped_studies
 
 pytestmark = pytest.mark.unit
@@ -121,8 +124,12 @@ def test_heterogeneity_tools_run_on_the_same_effects() -> None:
     out = leave_one_out(effects, "DL")
     assert list(out["left_out"]) == STUDIES
     grown = cumulative(effects, order=[2005, 2001, 2003, 2010, 2008], method="DL")
-    assert list(grown["added"]) == ["C", "A", "E", "D"]
-    assert grown["k"].tolist() == [2, 3, 4, 5]
+    assert list(grown["added"]) == ["B", "C", "A", "E", "D"]
+    assert grown["k"].tolist() == [1, 2, 3, 4, 5]
+    # The first row is study B alone: its own effect, no heterogeneity.
+    assert grown["estimate"].iloc[0] == pytest.approx(effects.yi[1])
+    assert grown["se"].iloc[0] == pytest.approx(math.sqrt(effects.vi[1]))
+    assert grown[["tau2", "q", "i2"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     groups = subgroups(effects, ["x", "x", "y", "y", "y"], "DL")
     assert set(groups.results) == {"x", "y"}
     assert groups.q_between_df == 1
@@ -154,3 +161,129 @@ def test_study_tables_set_aside_rows_without_numbers() -> None:
         read_studies(pd.DataFrame({"study": ["a"]}), "MD", columns={"n1": "N_T"})
     with pytest.raises(SynthesisError, match="needs n1, mean1, sd1, n2, mean2, sd2"):
         read_studies(pd.DataFrame({"study": ["a"], "n1": [3]}), "MD")
+
+
+# Two likelihoods of tau^2 with two maxima each: six (five) precise studies agreeing
+# and two imprecise ones far away. In the first, Fisher scoring from the DL estimate
+# stopped at a local maximum near 6 while the global one is at 0 (the shipped
+# tests/reference/data/bimodal_md.csv); in the second it stopped at 0 while the global
+# one is near 17.7.
+BIMODAL = {
+    "local maximum inside, global at 0": (
+        [0.3, -0.2, 0.4, 0.1, 0.1, 0.1, 7.7, 8.4],
+        [0.16, 0.25, 0.09, 0.09, 0.25, 0.16, 5.0, 3.2],
+    ),
+    "local maximum at 0, global inside": (
+        [-0.08, 0.05, 0.04, 0.17, -0.01, 4.1, -13.51],
+        [0.08, 0.06, 0.18, 0.02, 0.17, 6.99, 4.95],
+    ),
+}
+
+
+def brute_force_loglik(
+    yi: np.ndarray, vi: np.ndarray, tau2: np.ndarray, restricted: bool
+) -> np.ndarray:
+    """The exact (restricted) log-likelihood of the pooled-mean model at every tau^2 of a
+    grid, written out independently of lumbar (metafor's logLik; REML: log|X'X| = log k)."""
+    variance = vi[None, :] + tau2[:, None]
+    weights = 1 / variance
+    mean = np.sum(weights * yi, axis=1) / np.sum(weights, axis=1)
+    value = -0.5 * (
+        len(yi) * np.log(2 * np.pi)
+        + np.sum(np.log(variance), axis=1)
+        + np.sum(weights * (yi - mean[:, None]) ** 2, axis=1)
+    )
+    if restricted:
+        value += 0.5 * np.log(2 * np.pi) + 0.5 * np.log(len(yi))
+        value -= 0.5 * np.log(np.sum(weights, axis=1))
+    return np.asarray(value)
+
+
+@pytest.mark.parametrize("case", list(BIMODAL))
+@pytest.mark.parametrize("method", ["ML", "REML"])
+def test_tau2_is_the_global_maximum_of_a_likelihood_with_two(case: str, method: str) -> None:
+    yi, vi = (np.array(values) for values in BIMODAL[case])
+    effects = EffectSizes("MD", tuple(f"S{i}" for i in range(len(yi))), yi, vi)
+    result = meta_analysis(effects, method)  # type: ignore[arg-type]
+    restricted = method == "REML"
+    # Brute force: 0 and 400,000 points up to 400, ten times the squared range.
+    fine = np.concatenate([[0.0], np.linspace(1e-3, 400.0, 400_000)])
+    profile = brute_force_loglik(yi, vi, fine, restricted)
+    at_answer = brute_force_loglik(yi, vi, np.array([result.tau2]), restricted)[0]
+    assert at_answer >= profile.max() - 1e-9, (case, method, result.tau2)
+    assert result.tau2 == pytest.approx(fine[profile.argmax()], abs=2e-3)
+    x = np.ones((effects.k, 1))
+    assert log_likelihood(yi, vi, x, result.tau2, restricted=restricted) == pytest.approx(
+        at_answer, rel=1e-12
+    )
+
+
+def test_ml_from_the_dl_start_climbs_the_nearer_maximum() -> None:
+    """Why the check exists: Fisher scoring alone (the estimator before) ends at the
+    local maximum near 6, whose log-likelihood is below that at tau^2 = 0."""
+    yi, vi = (np.array(values) for values in BIMODAL["local maximum inside, global at 0"])
+    x = np.ones((len(yi), 1))
+    local, _ = _fisher_scoring(yi, vi, x, restricted=False)
+    assert local == pytest.approx(6.054, abs=1e-3)
+    assert log_likelihood(yi, vi, x, local, restricted=False) < log_likelihood(
+        yi, vi, x, 0.0, restricted=False
+    )
+    result = meta_analysis(EffectSizes("MD", tuple("ABCDEFGH"), yi, vi), "ML")
+    assert result.tau2 == 0.0
+    assert result.estimate == pytest.approx(float(np.sum(yi / vi) / np.sum(1 / vi)))
+    assert "tau^2 = 0, is reported" in result.notes[0]
+    assert "note: The log-likelihood of tau^2 has 2 local maxima" in str(result)
+
+
+def test_reml_that_fisher_scoring_cannot_settle_is_the_profile_maximum_with_a_note() -> None:
+    """Fisher scoring oscillates here (metafor with threshold 1e-12 x median(vi) stops:
+    'Fisher scoring algorithm did not converge'); the refused fit becomes the profile's
+    maximum, said so in a note, and checked by brute force."""
+    yi = np.array([-0.2, 0.2, 0.2, 0.0, 0.0, 0.3, 1.7])
+    vi = np.array([0.02, 0.12, 0.13, 0.13, 0.14, 0.16, 6.36])
+    with pytest.raises(SynthesisError, match="did not converge"):
+        _fisher_scoring(yi, vi, np.ones((7, 1)), restricted=True)
+    result = meta_analysis(EffectSizes("MD", tuple("ABCDEFG"), yi, vi), "REML")
+    fine = np.concatenate([[0.0], np.linspace(1e-7, 1.0, 1_000_000)])
+    profile = brute_force_loglik(yi, vi, fine, True)
+    at_answer = brute_force_loglik(yi, vi, np.array([result.tau2]), True)[0]
+    assert at_answer >= profile.max() - 1e-12
+    assert result.tau2 == pytest.approx(fine[profile.argmax()], abs=1e-5)
+    assert "did not converge" in result.notes[0]
+
+
+def test_a_row_with_more_events_than_participants_is_named_whatever_else_is_wrong() -> None:
+    """Study A breaks two rules (not whole, and more events than n); study B's n is
+    too small. Every rule is reported, the events rule included."""
+    with pytest.raises(SynthesisError) as error:
+        effect_sizes(
+            "RR",
+            ["A", "B"],
+            {"events1": [12.5, 3], "n1": [10, 1], "events2": [1, 2], "n2": [10, 20]},
+        )
+    message = str(error.value)
+    assert "study 'A': events1: must be a whole number" in message
+    assert "study 'A': events1: cannot exceed the group's n (10)" in message
+    assert "study 'B': n1: must be at least 2" in message
+    assert "study 'B': events1: cannot exceed the group's n (1)" in message
+
+
+def test_one_usable_study_lists_the_studies_set_aside() -> None:
+    frame = pd.DataFrame(
+        {
+            "study": ["Kept 2001", "No SDs 2005", "No n 2010"],
+            "n1": [40, 50, None],
+            "mean1": [8.0, 7.5, 9.0],
+            "sd1": [4.0, None, 4.2],
+            "n2": [42, 48, 30],
+            "mean2": [10.0, 9.9, 11.0],
+            "sd2": [4.1, None, 4.0],
+        }
+    )
+    with pytest.raises(SynthesisError) as error:
+        review(frame, measure="MD", method="REML", hksj=False, level=0.95, columns={})
+    message = str(error.value)
+    assert "only 1 can be pooled, at least 2 are needed" in message
+    assert "Kept 2001" in message
+    assert "study 'No SDs 2005': set aside: not published: sd1, sd2" in message
+    assert "study 'No n 2010': set aside: not published: n1" in message

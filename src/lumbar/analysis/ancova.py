@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lumbar.analysis.data import TrialData
-from lumbar.analysis.design import ancova_design
+from lumbar.analysis.design import ancova_design, dependence_problems
 from lumbar.errors import AnalysisError, Problem
 from lumbar.estimates import Estimate, frame_of, t_estimate
 
@@ -172,6 +172,11 @@ def ancova(data: TrialData, *, robust: bool = False, alpha: float = 0.05) -> Anc
     for visit in data.visits:
         rows = data.at_visit(visit)
         design = ancova_design(data, rows)
+        dependent = dependence_problems(design, visit)
+        if dependent:
+            raise AnalysisError(
+                f"ANCOVA at visit {visit}: the model cannot be estimated", dependent
+            )
         try:
             fit = ols(design.matrix, rows["y"].to_numpy(dtype=float), robust=robust)
         except AnalysisError as error:

@@ -137,6 +137,7 @@ class TrialData:
             frame = frame[frame["visit"] != columns.baseline_visit]
         visits = _visit_order(frame, columns.visits)
         frame = frame[frame["visit"].isin(visits)].copy()
+        _check_not_empty(frame, columns, numeric)
         arms = _arm_order(frame, columns.reference)
         _check_consistency(frame, columns, visits, arms)
         frame["visit"] = pd.Categorical(frame["visit"], categories=list(visits), ordered=True)
@@ -205,6 +206,34 @@ class TrialData:
     def at_visit(self, visit: str) -> pd.DataFrame:
         rows = self.complete()
         return rows[rows["visit"] == visit]
+
+
+def _check_not_empty(frame: pd.DataFrame, columns: Columns, numeric: Sequence[str]) -> None:
+    """A baseline or covariate column without a single value in the rows analysed would
+    leave no participant in any model: name it (not a singular design later)."""
+    problems = []
+    if columns.baseline and frame["baseline"].isna().all():
+        problems.append(
+            Problem(
+                "baseline",
+                f"column {columns.baseline!r} has no value in any row of the visits analysed",
+                columns.baseline,
+                "check the column, or analyse without a baseline",
+            )
+        )
+    for name in columns.covariates:
+        if frame[name].isna().all():
+            kind = "numeric" if name in numeric else "categorical"
+            problems.append(
+                Problem(
+                    "covariates",
+                    f"{kind} column {name!r} has no value in any row of the visits analysed",
+                    name,
+                    "check the column, or drop the covariate",
+                )
+            )
+    if problems:
+        raise AnalysisError("the data cannot be analysed", problems)
 
 
 def _numeric(column: pd.Series, name: str, role: str, problems: list[Problem]) -> pd.Series:

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from lumbar.analysis.data import TrialData
+from lumbar.errors import Problem
 
-__all__ = ["Design", "ancova_design", "gee_design", "mmrm_design"]
+__all__ = ["Design", "ancova_design", "dependence_problems", "gee_design", "mmrm_design"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,89 @@ def _repeated_design(data: TrialData, rows: pd.DataFrame, *, baseline_by_visit: 
     names.extend(extra_names)
     averages.update(extra_averages)
     return Design(np.column_stack(columns), tuple(names), averages)
+
+
+def dependence_problems(design: Design, visit: str | None = None) -> list[Problem]:
+    """Why the columns of ``design`` are not linearly independent, in the data's words:
+    the first column that is a combination of the ones before it, named as the arm
+    without data at a visit, the covariate (or baseline) without values or constant,
+    or the covariates that are collinear. Empty when the columns are independent."""
+    matrix = design.matrix
+    rows, width = matrix.shape
+    where = "" if visit is None else f" at visit {visit!r}"
+    if rows == 0:
+        return [
+            Problem(
+                "rows",
+                f"no participant has the outcome, baseline and every covariate{where}",
+                0,
+                "check the data at this visit",
+            )
+        ]
+    for index in range(width):
+        if np.linalg.matrix_rank(matrix[:, : index + 1]) == index + 1:
+            continue
+        return [_dependent_column(design, index, where)]
+    return []
+
+
+def _dependent_column(design: Design, index: int, where: str) -> Problem:
+    matrix, names = design.matrix, design.names
+    name = names[index]
+    column = matrix[:, index]
+    arm, visit = _arm_and_visit(name)
+    if arm is not None and not column.any():
+        at = where if visit is None else f" at visit {visit!r}"
+        return Problem("arm", f"{arm!r} has no participant with data{at}", arm, "check the data")
+    if name.startswith("visit[") and not column.any():
+        return Problem("visits", "has no data", name[6:-1], "leave the visit out")
+    source, role = _source(name)
+    if not column.any() and "[" in name:
+        return Problem(
+            role,
+            f"level {name[len(source) + 1 : -1]!r} of {source!r} has no participant{where}",
+            source,
+            "drop the covariate or merge its levels",
+        )
+    if np.ptp(column) == 0:
+        return Problem(
+            role, f"{source!r} is constant{where}: {column[0]:g} in every row", source, "drop it"
+        )
+    earlier = matrix[:, :index]
+    coefficients = np.linalg.lstsq(earlier, column, rcond=None)[0]
+    partners = [
+        _source(names[j])[0]
+        for j in np.flatnonzero(np.abs(coefficients) > 1e-8 * max(1.0, np.abs(coefficients).max()))
+        if names[j] != "(intercept)" and not names[j].startswith("visit[")
+    ]
+    partners = list(dict.fromkeys(partner for partner in partners if partner != source))
+    if not partners:
+        return Problem(
+            role, f"{source!r} is constant{where} within the model's groups", source, "drop it"
+        )
+    together = " and ".join(repr(partner) for partner in [*partners, source])
+    return Problem(
+        "covariates",
+        f"{together} are collinear{where}: {source!r} is a linear function of "
+        + ", ".join(repr(partner) for partner in partners),
+        source,
+        "drop one of them",
+    )
+
+
+def _arm_and_visit(name: str) -> tuple[str | None, str | None]:
+    """('A', 'V') for 'arm[A]:visit[V]', ('A', None) for 'arm[A]', else (None, None)."""
+    if not name.startswith("arm["):
+        return None, None
+    arm, _, rest = name[4:].partition("]")
+    visit = rest.removeprefix(":visit[").removesuffix("]") if rest else None
+    return arm, visit
+
+
+def _source(name: str) -> tuple[str, str]:
+    """The data's name for a design column, and the parameter that chose it."""
+    if name == "baseline" or name.startswith("baseline:"):
+        return "baseline", "baseline"
+    if name.startswith("arm["):
+        return _arm_and_visit(name)[0] or name, "arm"
+    return name.split("[", 1)[0], "covariates"

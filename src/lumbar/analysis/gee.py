@@ -25,7 +25,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from lumbar.analysis.data import TrialData
-from lumbar.analysis.design import Design, gee_design
+from lumbar.analysis.design import Design, dependence_problems, gee_design
 from lumbar.errors import AnalysisError, ConvergenceError, Problem
 from lumbar.estimates import Estimate, frame_of, z_estimate
 
@@ -90,18 +90,9 @@ def gee(data: TrialData, *, alpha: float = 0.05, max_iterations: int = 100) -> G
     """Fit the protocol's GEE to ``data``."""
     rows = data.complete()
     design: Design = gee_design(data, rows)
-    if np.linalg.matrix_rank(design.matrix) < design.matrix.shape[1]:
-        raise AnalysisError(
-            "the GEE cannot be estimated",
-            [
-                Problem(
-                    "design",
-                    "its columns are not linearly independent (a constant baseline or covariate, "
-                    "or an arm with no data at a visit)",
-                    hint="drop the covariate, or check the data",
-                )
-            ],
-        )
+    dependent = dependence_problems(design)
+    if dependent:
+        raise AnalysisError("the GEE cannot be estimated", dependent)
     groups = pd.factorize(rows["participant"])[0]
     model = sm.GEE(
         rows["y"].to_numpy(dtype=float),

@@ -39,7 +39,7 @@ from scipy import optimize
 
 from lumbar.analysis.covariance import CovarianceStructure, structure
 from lumbar.analysis.data import TrialData
-from lumbar.analysis.design import Design, mmrm_design
+from lumbar.analysis.design import Design, dependence_problems, mmrm_design
 from lumbar.errors import AnalysisError, ConvergenceError, Problem
 from lumbar.estimates import Estimate, frame_of, t_estimate
 
@@ -319,18 +319,9 @@ def mmrm(
     rows = data.complete()
     cov = structure(covariance, len(data.visits))
     design = mmrm_design(data, rows)
-    if np.linalg.matrix_rank(design.matrix) < design.matrix.shape[1]:
-        raise AnalysisError(
-            "the MMRM cannot be estimated",
-            [
-                Problem(
-                    "design",
-                    "its columns are not linearly independent (an arm with no data at a visit, "
-                    "or a constant covariate)",
-                    hint="drop the covariate or the visit",
-                )
-            ],
-        )
+    dependent = dependence_problems(design)
+    if dependent:
+        raise AnalysisError("the MMRM cannot be estimated", dependent)
     y = rows["y"].to_numpy(dtype=float)
     visit = rows["visit"].cat.codes.to_numpy()
     participant = pd.factorize(rows["participant"])[0]

@@ -188,16 +188,18 @@ def effect_sizes(
         )
     a = _column("events1", columns.get("events1"), labels, problems, minimum=0, whole=True)
     c = _column("events2", columns.get("events2"), labels, problems, minimum=0, whole=True)
-    if not problems:
-        for name, events, total in (("events1", a, first), ("events2", c, second)):
-            for index in np.flatnonzero(events > total):
-                problems.append(
-                    Problem(
-                        f"study {labels[index]!r}: {name}",
-                        "cannot exceed the group's n",
-                        float(events[index]),
-                    )
+    # Every row breaking this rule is named, whatever else is wrong with it or others.
+    for name, events, total in (("events1", a, first), ("events2", c, second)):
+        with np.errstate(invalid="ignore"):
+            more = np.isfinite(events) & np.isfinite(total) & (events > total)
+        for index in np.flatnonzero(more):
+            problems.append(
+                Problem(
+                    f"study {labels[index]!r}: {name}",
+                    f"cannot exceed the group's n ({total[index]:g})",
+                    float(events[index]),
                 )
+            )
     if problems:
         raise SynthesisError("cannot compute the effect sizes", problems)
     b, d = first - a, second - c
@@ -295,10 +297,12 @@ def _column(
         where = f"study {studies[index]!r}: {name}"
         if not math.isfinite(value):
             problems.append(Problem(where, "must be a number", list(values)[index]))
-        elif positive and value <= 0:
+            continue
+        # Every rule the value breaks, not only the first.
+        if positive and value <= 0:
             problems.append(Problem(where, "must be greater than 0", value))
-        elif minimum is not None and value < minimum:
+        if minimum is not None and value < minimum:
             problems.append(Problem(where, f"must be at least {minimum:g}", value))
-        elif whole and value != round(value):
+        if whole and value != round(value):
             problems.append(Problem(where, "must be a whole number", value))
     return array

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from lumbar.errors import Problem, SynthesisError
+from lumbar.estimates import z_estimate
 from lumbar.synthesis.effects import EffectSizes
 from lumbar.synthesis.models import MetaResult, Method, meta_analysis, meta_regression
 
@@ -166,9 +167,14 @@ def cumulative(
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """The model as studies are added in ``order`` (e.g. publication year; ties keep the
-    given order): one row per study added, from the second study on."""
+    given order): one row per study added, from the first study on (k = 1), as
+    ``metafor::cumul`` does. The first row is that study alone: its own effect with a
+    normal-theory interval (no between-study variance, tau^2 = 0, Q = 0), whatever the
+    method, since neither tau^2 nor the Hartung-Knapp-Sidik-Jonkman t has degrees of
+    freedom with one study."""
     positions = np.arange(effects.k) if order is None else np.argsort(order, kind="stable")
-    rows = []
+    first = int(positions[0])
+    rows = [_single_row(effects.studies[first], effects.yi[first], effects.vi[first], alpha)]
     for count in range(2, effects.k + 1):
         keep = np.zeros(effects.k, dtype=bool)
         keep[positions[:count]] = True
@@ -176,6 +182,29 @@ def cumulative(
         result = meta_analysis(subset, method, hksj=hksj, alpha=alpha)
         rows.append(_row(effects.studies[positions[count - 1]], result))
     return pd.DataFrame(rows).rename(columns={"study": "added"})
+
+
+def _single_row(study: str, effect: float, variance: float, alpha: float) -> dict[str, Any]:
+    """One study on its own (metafor's k = 1 fit): its effect, z test, no heterogeneity."""
+    alone = z_estimate("intercept", float(effect), math.sqrt(float(variance)), alpha)
+    return {
+        "study": study,
+        "k": 1,
+        "estimate": alone.estimate,
+        "se": alone.se,
+        "statistic": alone.statistic,
+        "p": alone.p,
+        "lower": alone.lower,
+        "upper": alone.upper,
+        "q": 0.0,
+        "q_p": 1.0,
+        "tau2": 0.0,
+        "i2": 0.0,
+        "h2": 1.0,
+        # No spread of true effects can be estimated from one study.
+        "prediction_lower": math.nan,
+        "prediction_upper": math.nan,
+    }
 
 
 def _row(study: str, result: MetaResult) -> dict[str, Any]:

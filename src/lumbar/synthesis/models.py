@@ -14,7 +14,19 @@ weights :math:`w_i = 1/(v_i + \\tau^2)`; the methods differ in :math:`\\tau^2`:
     generalized Q statistic equals its expectation :math:`k - p`.
 ``ML``, ``REML``
     maximum and restricted maximum likelihood, by Fisher scoring (Viechtbauer,
-    J Educ Behav Stat 2005;30:261), truncated at 0.
+    J Educ Behav Stat 2005;30:261), truncated at 0. The (restricted) likelihood of
+    :math:`\\tau^2` can have more than one maximum (a few precise studies agreeing and
+    a few imprecise ones far away), and Fisher scoring climbs the nearest. So the
+    answer is compared with the boundary :math:`\\tau^2 = 0` (as ``metafor::rma``
+    does) and with a profile of the likelihood over a grid on
+    :math:`[0, \\tau^2_{\\max}]`; scoring restarts from the best grid point when that is
+    higher, and the global maximum on :math:`[0, \\infty)` is returned. The grid ends at
+    :math:`\\tau^2_{\\max}` = 10 (range of the effects)^2 + max v_i: for the pooled
+    mean the ML equation makes any maximum a weighted mean of :math:`e_i^2 - v_i`, at
+    most the squared range; the factor 10 leaves room for REML's correction. When the
+    profile has more than one local maximum the result carries a note saying so. PM
+    needs no such check: the generalized Q falls strictly as :math:`\\tau^2` grows, so
+    its root is unique.
 
 The Hartung-Knapp-Sidik-Jonkman adjustment (``hksj=True``; Hartung & Knapp,
 Stat Med 2001;20:3875; IntHout et al., BMC Med Res Methodol 2014;14:25) scales
@@ -33,6 +45,7 @@ These choices follow ``metafor::rma`` so the numbers agree (tests/reference/meta
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -94,6 +107,8 @@ class MetaResult:
     r2: float | None = None
     """Share of tau^2 explained by the moderators (percent, meta-regression only)."""
     iterations: int = 0
+    notes: tuple[str, ...] = ()
+    """What the reader must know about the fit (e.g. a likelihood with several maxima)."""
 
     @property
     def k(self) -> int:
@@ -138,6 +153,7 @@ class MetaResult:
             "qm_df": self.qm_df,
             "qm_p": self.qm_p,
             "r2": self.r2,
+            "notes": list(self.notes),
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -173,6 +189,7 @@ class MetaResult:
         if self.prediction:
             low, high = self.prediction
             lines.append(f"  prediction interval {scale(low):.4g} to {scale(high):.4g}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -249,7 +266,11 @@ def _fit(
     _check(effects, x, method, alpha)
     y, v = effects.yi, effects.vi
     k, p = x.shape
-    tau2, iterations = _tau2(y, v, x, method)
+    notes: tuple[str, ...] = ()
+    if method in ("ML", "REML"):
+        tau2, iterations, notes = _likelihood_tau2(y, v, x, restricted=method == "REML")
+    else:
+        tau2, iterations = _tau2(y, v, x, method)
     w = 1 / (v + tau2)
     xtwx_inv = np.linalg.inv(x.T @ (w[:, None] * x))
     b = xtwx_inv @ (x.T @ (w * y))
@@ -320,6 +341,7 @@ def _fit(
         qm_df=qm_df,
         qm_p=qm_p,
         iterations=iterations,
+        notes=notes,
     )
 
 
@@ -388,10 +410,16 @@ def _tau2(y: np.ndarray, v: np.ndarray, x: np.ndarray, method: Method) -> tuple[
 
 
 def _fisher_scoring(
-    y: np.ndarray, v: np.ndarray, x: np.ndarray, *, restricted: bool
+    y: np.ndarray,
+    v: np.ndarray,
+    x: np.ndarray,
+    *,
+    restricted: bool,
+    start: float | None = None,
 ) -> tuple[float, int]:
-    """ML or REML tau^2 by Fisher scoring with step halving, kept at or above 0."""
-    tau2 = max(0.0, _tau2(y, v, x, "DL")[0])
+    """ML or REML tau^2 by Fisher scoring with step halving, kept at or above 0, from
+    ``start`` (default: the DerSimonian-Laird estimate)."""
+    tau2 = max(0.0, _tau2(y, v, x, "DL")[0] if start is None else start)
     for iteration in range(1, MAX_ITERATIONS + 1):
         w = 1 / (v + tau2)
         projection = _residual_projection(w, x)
@@ -420,6 +448,136 @@ def _fisher_scoring(
             )
         ],
     )
+
+
+PROFILE_POINTS = 400
+"""Grid points (0 and a geometric sequence up to tau^2_max) profiling the likelihood."""
+LIKELIHOOD_TOLERANCE = 1e-8
+"""A log-likelihood higher by less than this is not a better maximum (rounding)."""
+
+
+def log_likelihood(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, tau2: float, *, restricted: bool
+) -> float:
+    """The (restricted) log-likelihood of tau^2 in the random-effects model, with the
+    coefficients at their weighted least-squares values (Viechtbauer 2005, eq. 5 and 7):
+    ML :math:`-\\frac12[k\\log 2\\pi + \\sum\\log(v_i+\\tau^2) + \\sum w_i e_i^2]`; REML
+    adds :math:`\\frac12 p\\log 2\\pi + \\frac12\\log|X'X| - \\frac12\\log|X'WX|`. These
+    are ``logLik()`` of ``metafor::rma`` (``method="ML"`` / ``"REML"``)."""
+    return float(profile_likelihood(y, v, x, np.array([tau2]), restricted=restricted)[0])
+
+
+def profile_likelihood(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, tau2: np.ndarray, *, restricted: bool
+) -> np.ndarray:
+    """:func:`log_likelihood` at every value of ``tau2`` at once."""
+    k, p = x.shape
+    variance = v[None, :] + tau2[:, None]
+    w = 1 / variance
+    xtwx = np.einsum("gi,ia,ib->gab", w, x, x)
+    xtwy = np.einsum("gi,ia,i->ga", w, x, y)
+    b = np.linalg.solve(xtwx, xtwy[:, :, None])[:, :, 0]
+    residual = y[None, :] - b @ x.T
+    value = -0.5 * (
+        k * math.log(2 * math.pi)
+        + np.sum(np.log(variance), axis=1)
+        + np.sum(w * residual**2, axis=1)
+    )
+    if restricted:
+        value += 0.5 * p * math.log(2 * math.pi) + 0.5 * float(np.linalg.slogdet(x.T @ x)[1])
+        value -= 0.5 * np.linalg.slogdet(xtwx)[1]
+    return np.asarray(value, dtype=float)
+
+
+def profile_grid(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """0 and a geometric grid up to tau^2_max = 10 (range of y)^2 + max v (see the
+    module docstring: no maximum lies beyond)."""
+    top = 10 * float(np.ptp(y)) ** 2 + float(np.max(v))
+    return np.concatenate([[0.0], np.geomspace(top * 1e-9, top, PROFILE_POINTS - 1)])
+
+
+def _likelihood_tau2(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, *, restricted: bool
+) -> tuple[float, int, tuple[str, ...]]:
+    """ML or REML tau^2, the global maximum on [0, inf): Fisher scoring from the DL
+    estimate, checked against tau^2 = 0 and the profile (see the module docstring)."""
+    try:
+        found: float | None
+        found, iterations = _fisher_scoring(y, v, x, restricted=restricted)
+    except SynthesisError:
+        found, iterations = None, MAX_ITERATIONS
+    tau2, notes = _global_maximum(y, v, x, found, restricted=restricted)
+    if found is None:
+        notes = (
+            f"Fisher scoring did not converge in {MAX_ITERATIONS} steps; tau^2 is the "
+            "highest point of the profile likelihood, refined.",
+            *notes,
+        )
+    return tau2, iterations, notes
+
+
+def _global_maximum(
+    y: np.ndarray, v: np.ndarray, x: np.ndarray, found: float | None, *, restricted: bool
+) -> tuple[float, tuple[str, ...]]:
+    """The highest of: Fisher scoring's answer (``found``; None if it did not converge),
+    the boundary 0, and the best point of the profile grid, refined by Fisher scoring
+    from there and by Brent's method between its neighbours; with a note when the
+    profile has more than one local maximum."""
+
+    def loglik(tau2: float) -> float:
+        return log_likelihood(y, v, x, tau2, restricted=restricted)
+
+    grid = profile_grid(y, v)
+    profile = profile_likelihood(y, v, x, grid, restricted=restricted)
+    best = int(np.argmax(profile))
+    candidates = [] if found is None else [found]
+    candidates.append(0.0)
+    if found is None or float(profile[best]) > loglik(found) + LIKELIHOOD_TOLERANCE:
+        low, high = float(grid[max(best - 1, 0)]), float(grid[min(best + 1, len(grid) - 1)])
+        candidates.append(float(grid[best]))
+        with contextlib.suppress(SynthesisError):
+            candidates.append(
+                _fisher_scoring(y, v, x, restricted=restricted, start=float(grid[best]))[0]
+            )
+        if high > low:
+            refined = optimize.minimize_scalar(
+                lambda tau2: -loglik(float(tau2)),
+                bounds=(low, high),
+                method="bounded",
+                options={"xatol": TOLERANCE * max(1.0, high)},
+            )
+            candidates.append(float(refined.x))
+    # A candidate must beat the ones before by more than rounding, so an answer that
+    # was already right stays exactly as it was.
+    chosen, highest = candidates[0], loglik(candidates[0])
+    for candidate in candidates[1:]:
+        value = loglik(candidate)
+        if value > highest + LIKELIHOOD_TOLERANCE:
+            chosen, highest = candidate, value
+    peaks = _local_maxima(grid, profile)
+    notes: tuple[str, ...] = ()
+    if len(peaks) > 1:
+        kind = "restricted log-likelihood" if restricted else "log-likelihood"
+        where = ", ".join(f"near tau^2 = {t:.4g} ({value:.4f})" for t, value in peaks)
+        notes = (
+            f"The {kind} of tau^2 has {len(peaks)} local maxima ({where}); the highest, "
+            f"tau^2 = {chosen:.4g}, is reported. Look at the profile, and compare with "
+            "method PM or DL.",
+        )
+    return chosen, notes
+
+
+def _local_maxima(grid: np.ndarray, profile: np.ndarray) -> list[tuple[float, float]]:
+    """The grid points higher than their neighbours (the boundary 0 counts when the
+    profile falls from it), with their log-likelihoods; plateaus count once."""
+    peaks = []
+    for index in range(len(grid)):
+        left = profile[index - 1] if index > 0 else -math.inf
+        right = profile[index + 1] if index + 1 < len(grid) else -math.inf
+        inside = index + 1 < len(grid) or index == 0  # not the grid's cut-off end
+        if inside and profile[index] > left + LIKELIHOOD_TOLERANCE and profile[index] >= right:
+            peaks.append((float(grid[index]), float(profile[index])))
+    return peaks
 
 
 def _q_profile(y: np.ndarray, v: np.ndarray, x: np.ndarray, alpha: float) -> tuple[float, float]:

@@ -10,6 +10,7 @@ analysis the data cannot support becomes a note with its reason, not an error.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lumbar.errors import SynthesisError
+from lumbar.errors import Problem, SynthesisError
 from lumbar.formatting import SYNTHETIC
 from lumbar.synthesis.effects import Measure
 from lumbar.synthesis.heterogeneity import (
@@ -199,6 +200,25 @@ def _probes(run: Review, order_values: pd.Series | None) -> None:
         run.notes.append(f"Egger's test was not done: {_reason(error)}.")
 
 
+def _check_poolable(table: StudyTable, aside: Sequence[tuple[str, str]] = ()) -> None:
+    """Fewer than two usable studies: say which one is left and why each other study
+    was set aside, rather than only that two are needed."""
+    if table.effects.k >= 2:
+        return
+    excluded = list(dict.fromkeys([*aside, *table.excluded]))
+    problems = [
+        Problem(
+            "studies",
+            f"only {table.effects.k} can be pooled, at least 2 are needed; "
+            f"{len(excluded)} set aside (below)",
+            list(table.effects.studies),
+            "complete the set-aside studies' numbers, or add studies",
+        ),
+        *(Problem(f"study {study!r}", f"set aside: {reason}") for study, reason in excluded),
+    ]
+    raise SynthesisError("cannot pool the studies", problems)
+
+
 def _reason(error: SynthesisError) -> str:
     parts = [
         f"{p.rule} ({p.where}: {p.received})" if p.has_value else f"{p.rule} ({p.where})"
@@ -243,12 +263,14 @@ def review(
     notes = []
     if trial_rows is None:
         table = published
+        _check_poolable(table)
         model = meta_analysis(table.effects, chosen, hksj=hksj, alpha=alpha)
     elif published.effects.k >= 2:
         placement = place_trial(published.rows, trial_rows, effect, chosen, hksj=hksj, alpha=alpha)
         table, model, before = placement.combined, placement.after, placement.before
     else:
         table = read_studies(pd.concat([published.rows, trial_rows], ignore_index=True), effect)
+        _check_poolable(table, published.excluded)
         model = meta_analysis(table.effects, chosen, hksj=hksj, alpha=alpha)
         notes.append(
             f"The published studies alone were not pooled: {published.effects.k} can be used."
@@ -265,7 +287,7 @@ def review(
         trial_rows,
         trial_synthetic,
         before,
-        notes=notes,
+        notes=[*notes, *model.notes],
     )
     own = {theirs: ours for ours, theirs in columns.items()}  # names after --column
     if subgroup is not None:
