@@ -7,10 +7,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
-from tests.clitools import BASELINE, Cli, answers_file, invoke
+from lumbar.cli import app
+from tests.clitools import BASELINE, Cli, answers_file, invoke, runner
 from tests.test_declared import BILLION_LAUGHS, DOUBLING
 
 pytestmark = pytest.mark.integration
@@ -189,3 +192,58 @@ def randomized_ready(cli: Cli, tmp_path: Path) -> str:
             *(f"--answer={pair}" for pair in pairs), user="carol",
         )  # fmt: skip
     return study_id
+
+
+# ---------------------------------------------------------------- every command
+
+
+def _commands(command: Any = None, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    command = command if command is not None else typer.main.get_command(app)
+    if hasattr(command, "commands"):
+        return [
+            found
+            for name, sub in sorted(command.commands.items())
+            for found in _commands(sub, (*path, name))
+        ]
+    return [path]
+
+
+def _command(path: tuple[str, ...]) -> Any:
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+def _malformed_arguments(path: tuple[str, ...]) -> list[str] | None:
+    """``path`` with "x!" for every required argument and option, or None when it needs none
+    (so that running it with nothing malformed would simply run it)."""
+    arguments = list(path)
+    required = False
+    for parameter in _command(path).params:
+        if parameter.required and parameter.param_type_name == "argument":
+            arguments.append("x!")
+            required = True
+        elif parameter.required and not getattr(parameter, "is_flag", False):
+            arguments += [parameter.opts[0], "x!"]
+            required = True
+    return arguments if required else None
+
+
+@pytest.mark.parametrize("path", _commands(), ids=" ".join)
+def test_every_command_on_a_damaged_database_or_with_malformed_arguments_exits_2(
+    tmp_path: Path, path: tuple[str, ...]
+) -> None:
+    damaged = tmp_path / "trial.db"
+    damaged.write_bytes(b"\x00not sqlite\x00" * 4_000)
+    names = {parameter.name for parameter in _command(path).params}
+    arguments = _malformed_arguments(path)
+    if "db" in names:
+        arguments = [*(arguments or path), "--db", str(damaged), "--key-file", str(damaged)]
+        arguments += ["--as", "admin"] if "actor" in names else []
+    if arguments is None:
+        pytest.skip("takes no required input, and no database")
+    result = runner.invoke(app, arguments, input="y\n")
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
