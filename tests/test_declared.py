@@ -177,3 +177,15 @@ def test_the_report_s_oversized_protocol_is_refused_at_once(
         load_protocol(path)
     assert time.perf_counter() - started < 0.5
     assert len(str(caught.value).splitlines()) < 5
+
+
+def test_a_maximal_text_of_small_values_is_refused_without_composing_it() -> None:
+    text = "a: [" + "1," * (MAX_YAML_CHARACTERS // 2 - 4) + "1]"
+    assert len(text) <= MAX_YAML_CHARACTERS
+    error, _elapsed, peak = refused_quickly(text)  # tracemalloc slows each allocation
+    assert f"more than {MAX_YAML_VALUES:,} values" in error.problem.rule
+    assert peak < 20_000_000
+    started = time.perf_counter()
+    with pytest.raises(YamlSyntaxError):
+        read_yaml(text)
+    assert time.perf_counter() - started < 0.25

@@ -209,6 +209,7 @@ def read_yaml(text: str) -> tuple[Any, LineMap]:
     """
     _check_length(text)
     try:
+        _check_events(text)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
@@ -232,12 +233,56 @@ def read_yaml(text: str) -> tuple[Any, LineMap]:
     return _build(node, (), lines, constructor), lines
 
 
-def _too_deep(node: yaml.Node | None) -> Problem:
+def _check_events(text: str) -> None:
+    """Count what the text writes (values, aliases, depth) from the parser's events, and
+    stop at the first limit passed: before any node is composed, so memory stays small
+    (composing a 1 MB list of numbers would hold half a million nodes)."""
+    values = aliases = depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise YamlSyntaxError(
+                    Problem(
+                        where="document",
+                        rule=f"uses more than {MAX_YAML_ALIASES} aliases (*name)",
+                        hint="write the repeated sections out in full",
+                        line=_line(event.start_mark),
+                    )
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            values += 1
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise YamlSyntaxError(_too_deep(_line(event.start_mark)))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if values > MAX_YAML_VALUES:
+            raise YamlSyntaxError(_too_many(_line(event.start_mark)))
+
+
+def _line(mark: Any) -> int | None:
+    return mark.line + 1 if mark is not None else None
+
+
+def _too_many(line: int | None) -> Problem:
+    return Problem(
+        where="document",
+        rule=f"holds more than {MAX_YAML_VALUES:,} values (aliases expanded)",
+        hint="a protocol holds about a thousand; check for aliases (*name) "
+        "that repeat large sections, or for a file that is not lumbar's",
+        line=line,
+    )
+
+
+def _too_deep(line: int | None) -> Problem:
     return Problem(
         where="document",
         rule=f"nests lists and mappings more than {MAX_YAML_DEPTH} levels deep",
         hint="lumbar files are a few levels deep; check the indentation and brackets",
-        line=node.start_mark.line + 1 if node is not None else None,
+        line=line,
     )
 
 
@@ -254,20 +299,11 @@ class _Measure:
     def __init__(self) -> None:
         self.measured: dict[int, tuple[int, int]] = {}  # node id -> (values, depth)
         self.open: set[int] = set()
-        self.aliases = 0
 
     def total(self, node: yaml.Node) -> None:
         values, _depth = self._measure(node, 0)
         if values > MAX_YAML_VALUES:
-            raise YamlSyntaxError(
-                Problem(
-                    where="document",
-                    rule=f"holds more than {MAX_YAML_VALUES:,} values (aliases expanded)",
-                    hint="a protocol holds about a thousand; check for aliases (*name) "
-                    "that repeat large sections, or for a file that is not lumbar's",
-                    line=1,
-                )
-            )
+            raise YamlSyntaxError(_too_many(1))
 
     def _measure(self, node: yaml.Node, level: int) -> tuple[int, int]:
         key = id(node)
@@ -280,17 +316,7 @@ class _Measure:
                     line=node.start_mark.line + 1,
                 )
             )
-        if key in self.measured:
-            self.aliases += 1
-            if self.aliases > MAX_YAML_ALIASES:
-                raise YamlSyntaxError(
-                    Problem(
-                        where="document",
-                        rule=f"uses more than {MAX_YAML_ALIASES} aliases (*name)",
-                        hint="write the repeated sections out in full",
-                        line=node.start_mark.line + 1,
-                    )
-                )
+        if key in self.measured:  # an alias: the same node again
             values, depth = self.measured[key]
         else:
             self.open.add(key)
@@ -298,7 +324,7 @@ class _Measure:
             self.open.discard(key)
             self.measured[key] = (values, depth)
         if level + depth > MAX_YAML_DEPTH:
-            raise YamlSyntaxError(_too_deep(node))
+            raise YamlSyntaxError(_too_deep(node.start_mark.line + 1))
         return values, depth
 
     def _measure_new(self, node: yaml.Node, level: int) -> tuple[int, int]:
@@ -309,7 +335,7 @@ class _Measure:
         else:
             return 1, 0
         if level + 1 > MAX_YAML_DEPTH:
-            raise YamlSyntaxError(_too_deep(node))
+            raise YamlSyntaxError(_too_deep(node.start_mark.line + 1))
         values, depth = 1, 0
         for child in children:
             child_values, child_depth = self._measure(child, level + 1)
