@@ -7,7 +7,10 @@ kinds of file share:
 
 - :class:`Frozen`, the base of every declared model (immutable, unknown fields refused);
 - :func:`read_yaml`, which parses YAML, refuses duplicate keys (PyYAML would
-  silently keep the last one) and records the line of every node;
+  silently keep the last one) and records the line of every node; it is the one
+  YAML reader for protocols, wording and answers, and refuses a document beyond
+  the ``MAX_YAML_*`` limits (length, values, aliases, depth, a number's length)
+  before building it, so no file can exhaust the machine;
 - :func:`problems_from_validation`, which turns pydantic's errors into
   :class:`~lumbar.errors.Problem` objects with paths, lines and hints.
 """
