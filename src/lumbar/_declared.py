@@ -7,13 +7,17 @@ kinds of file share:
 
 - :class:`Frozen`, the base of every declared model (immutable, unknown fields refused);
 - :func:`read_yaml`, which parses YAML, refuses duplicate keys (PyYAML would
-  silently keep the last one) and records the line of every node;
+  silently keep the last one) and records the line of every node; it is the one
+  YAML reader for protocols, wording and answers, and refuses a document beyond
+  the ``MAX_YAML_*`` limits (length, values, aliases, depth, a number's length)
+  before building it, so no file can exhaust the machine;
 - :func:`problems_from_validation`, which turns pydantic's errors into
   :class:`~lumbar.errors.Problem` objects with paths, lines and hints.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import types
 import typing
@@ -28,6 +32,11 @@ from pydantic_core import PydanticCustomError
 from lumbar.errors import Problem
 
 __all__ = [
+    "MAX_NUMBER_CHARACTERS",
+    "MAX_YAML_ALIASES",
+    "MAX_YAML_CHARACTERS",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_VALUES",
     "RULE_ERROR",
     "Flag",
     "Frozen",
@@ -42,6 +51,7 @@ __all__ = [
     "format_number",
     "format_path",
     "problems_from_validation",
+    "read_text_limited",
     "read_yaml",
     "refuse",
 ]
@@ -139,13 +149,70 @@ class LineMap:
             current = current[:-1]
 
 
+# Limits on what a declared file may hold. A protocol, a wording file or an answers
+# file is written by a person; these bounds are far above any such file (the shipped
+# protocol is 17 kB, 733 values, 8 levels deep) and far below what would exhaust the
+# machine, so a hostile or broken file is refused in well under a second, with
+# bounded memory, before anything is built from it.
+
+MAX_YAML_CHARACTERS = 1_000_000
+"""Longest YAML text read: about 60 times the shipped protocol."""
+
+MAX_YAML_VALUES = 50_000
+"""Most values (mappings, lists, keys and scalars, aliases expanded) in one document:
+about 70 times the shipped protocol. Bounds time and memory whatever aliases do."""
+
+MAX_YAML_DEPTH = 32
+"""Deepest nesting of lists and mappings: four times the shipped protocol's 8."""
+
+MAX_YAML_ALIASES = 50
+"""Most aliases (``*name``) in one document. A few save repetition; a "billion laughs"
+document needs many to grow exponentially."""
+
+MAX_NUMBER_CHARACTERS = 40
+"""Longest number read, in characters. 40 digits exceed every rule's range (and a float's
+precision) many times over; longer ones are refused before Python converts them (a
+5,000-digit integer would otherwise hit Python's int-conversion limit or take time)."""
+
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+def read_text_limited(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of a file, refused unread beyond :data:`MAX_YAML_CHARACTERS`.
+
+    Raises OSError or UnicodeDecodeError as :meth:`pathlib.Path.read_text` does, and
+    :class:`YamlSyntaxError` when the file is too large.
+    """
+    with open(path, "rb") as file:
+        # UTF-8 uses at most 4 bytes a character.
+        data = file.read(4 * MAX_YAML_CHARACTERS + 1)
+    text = data.decode("utf-8")
+    _check_length(text)
+    return text
+
+
+def _check_length(text: str) -> None:
+    if len(text) > MAX_YAML_CHARACTERS:
+        raise YamlSyntaxError(
+            Problem(
+                where="document",
+                rule=f"is longer than lumbar reads (at most {MAX_YAML_CHARACTERS:,} characters)",
+                hint="this is far longer than any protocol, wording or answers file; "
+                "check that it is the right file",
+            )
+        )
+
+
 def read_yaml(text: str) -> tuple[Any, LineMap]:
     """Parse YAML text into plain Python values and the line of every node.
 
     Raises :class:`YamlSyntaxError` for a syntax error, a duplicate key, a
-    non-text key, or a custom tag.
+    non-text key, a custom tag, or a document beyond the limits above (length,
+    values, depth, aliases, a number's length, an alias inside itself).
     """
+    _check_length(text)
     try:
+        _check_events(text)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
@@ -159,11 +226,141 @@ def read_yaml(text: str) -> tuple[Any, LineMap]:
         raise YamlSyntaxError(problem) from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(Problem(where="YAML syntax", rule=str(error))) from None
+    except RecursionError:  # PyYAML's pure-Python composer, without libyaml's depth limit
+        raise YamlSyntaxError(_too_deep(None)) from None
     lines = LineMap()
     if node is None:
         return None, lines
+    _Measure().total(node)
     constructor = yaml.SafeLoader("")
     return _build(node, (), lines, constructor), lines
+
+
+def _check_events(text: str) -> None:
+    """Count what the text writes (values, aliases, depth) from the parser's events, and
+    stop at the first limit passed: before any node is composed, so memory stays small
+    (composing a 1 MB list of numbers would hold half a million nodes)."""
+    values = aliases = depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise YamlSyntaxError(
+                    Problem(
+                        where="document",
+                        rule=f"uses more than {MAX_YAML_ALIASES} aliases (*name)",
+                        hint="write the repeated sections out in full",
+                        line=_line(event.start_mark),
+                    )
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            values += 1
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise YamlSyntaxError(_too_deep(_line(event.start_mark)))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if values > MAX_YAML_VALUES:
+            raise YamlSyntaxError(_too_many(_line(event.start_mark)))
+
+
+def _line(mark: Any) -> int | None:
+    return mark.line + 1 if mark is not None else None
+
+
+def _too_many(line: int | None) -> Problem:
+    return Problem(
+        where="document",
+        rule=f"holds more than {MAX_YAML_VALUES:,} values (aliases expanded)",
+        hint="a protocol holds about a thousand; check for aliases (*name) "
+        "that repeat large sections, or for a file that is not lumbar's",
+        line=line,
+    )
+
+
+def _too_deep(line: int | None) -> Problem:
+    return Problem(
+        where="document",
+        rule=f"nests lists and mappings more than {MAX_YAML_DEPTH} levels deep",
+        hint="lumbar files are a few levels deep; check the indentation and brackets",
+        line=line,
+    )
+
+
+class _Measure:
+    """Sizes a composed document before anything is built from it.
+
+    PyYAML composes an alias as the very node its anchor names, so a document is a
+    graph: a few hundred bytes of aliases can stand for billions of values, and an
+    alias inside its own anchor is a cycle. Each node is measured once (remembered
+    by identity), so measuring takes time in proportion to the text, not to what
+    the aliases would expand to.
+    """
+
+    def __init__(self) -> None:
+        self.measured: dict[int, tuple[int, int]] = {}  # node id -> (values, depth)
+        self.open: set[int] = set()
+
+    def total(self, node: yaml.Node) -> None:
+        values, _depth = self._measure(node, 0)
+        if values > MAX_YAML_VALUES:
+            raise YamlSyntaxError(_too_many(1))
+
+    def _measure(self, node: yaml.Node, level: int) -> tuple[int, int]:
+        key = id(node)
+        if key in self.open:
+            raise YamlSyntaxError(
+                Problem(
+                    where="document",
+                    rule="an alias refers to a section that contains it (a recursive alias)",
+                    hint="an alias (*name) must not appear inside its own anchor (&name)",
+                    line=node.start_mark.line + 1,
+                )
+            )
+        if key in self.measured:  # an alias: the same node again
+            values, depth = self.measured[key]
+        else:
+            self.open.add(key)
+            values, depth = self._measure_new(node, level)
+            self.open.discard(key)
+            self.measured[key] = (values, depth)
+        if level + depth > MAX_YAML_DEPTH:
+            raise YamlSyntaxError(_too_deep(node.start_mark.line + 1))
+        return values, depth
+
+    def _measure_new(self, node: yaml.Node, level: int) -> tuple[int, int]:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            return 1, 0
+        if level + 1 > MAX_YAML_DEPTH:
+            raise YamlSyntaxError(_too_deep(node.start_mark.line + 1))
+        values, depth = 1, 0
+        for child in children:
+            child_values, child_depth = self._measure(child, level + 1)
+            # Saturate: the total only needs to be known up to the limit.
+            values = min(values + child_values, MAX_YAML_VALUES + 1)
+            depth = max(depth, child_depth + 1)
+        return values, depth
+
+
+def _check_number(node: yaml.Node, path: Path) -> None:
+    if node.tag in _NUMBER_TAGS and len(str(node.value)) > MAX_NUMBER_CHARACTERS:
+        raise YamlSyntaxError(
+            Problem(
+                where=format_path(path) or "document",
+                rule=f"a number of {len(str(node.value)):,} characters is longer than lumbar "
+                f"reads (at most {MAX_NUMBER_CHARACTERS}); no rule's range needs more",
+                received=node.value,
+                hint="check the value; write the number as the rule asks",
+                line=node.start_mark.line + 1,
+                path=path,
+            )
+        )
 
 
 def _build(node: yaml.Node, path: Path, lines: LineMap, constructor: yaml.SafeLoader) -> Any:
@@ -180,6 +377,7 @@ def _build(node: yaml.Node, path: Path, lines: LineMap, constructor: yaml.SafeLo
                         line=key_node.start_mark.line + 1,
                     )
                 )
+            _check_number(key_node, path)
             key = constructor.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise YamlSyntaxError(
@@ -209,6 +407,7 @@ def _build(node: yaml.Node, path: Path, lines: LineMap, constructor: yaml.SafeLo
             _build(item, (*path, index), lines, constructor)
             for index, item in enumerate(node.value)
         ]
+    _check_number(node, path)
     try:
         return constructor.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as error:
@@ -218,6 +417,18 @@ def _build(node: yaml.Node, path: Path, lines: LineMap, constructor: yaml.SafeLo
                 rule=str(error.problem),
                 hint="lumbar files use plain YAML values: text, numbers, true/false, lists, maps",
                 line=node.start_mark.line + 1,
+                path=path,
+            )
+        ) from None
+    except (ValueError, OverflowError) as error:  # a date such as 2024-13-45
+        raise YamlSyntaxError(
+            Problem(
+                where=format_path(path) or "document",
+                rule=f"cannot be read as a {node.tag.rsplit(':', 1)[-1]}: {error}",
+                received=node.value,
+                hint="correct the value, or quote it to make it text",
+                line=node.start_mark.line + 1,
+                path=path,
             )
         ) from None
 

@@ -25,10 +25,12 @@ app (later) translates it into one JSON error shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_SHOWN_PROBLEMS",
     "AccessError",
     "AnalysisError",
     "AnswerError",
@@ -43,6 +45,13 @@ __all__ = [
 
 _MISSING = object()
 _MAX_SHOWN_VALUE = 60
+_LONG_INTEGER_BITS = 200
+"""Integers longer than this (about 60 digits) are shown by their length, not their digits."""
+
+MAX_SHOWN_PROBLEMS = 20
+"""Problems a message lists before it only counts the rest: about a screenful (two or
+three lines each). Fixing the first few often fixes many more, and a file with
+thousands of mistakes is better checked again than scrolled."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,24 @@ class Problem:
 
 def shown(value: object) -> str:
     """A short, unambiguous rendering of a received value for an error message."""
+    if isinstance(value, int) and value.bit_length() > _LONG_INTEGER_BITS:
+        # Python refuses repr() of an integer beyond 4,300 digits (and it would be unreadable).
+        return f"a number of {_digits(value):,} digits"
     text = repr(value)
     if len(text) > _MAX_SHOWN_VALUE:
         text = text[: _MAX_SHOWN_VALUE - 3] + "..."
     return text
+
+
+def _digits(value: int) -> int:
+    """How many decimal digits ``value`` has, without converting it to text."""
+    magnitude = abs(value)
+    digits = int(math.log10(magnitude)) + 1
+    if 10 ** (digits - 1) > magnitude:  # log10 rounded up across a power of ten
+        digits -= 1
+    elif 10**digits <= magnitude:
+        digits += 1
+    return digits
 
 
 class LumbarError(Exception):
@@ -100,8 +123,14 @@ class LumbarError(Exception):
             return self.summary
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
-        lines = [f"{self.summary} ({count} {noun}):"]
-        lines.extend(f"  {problem.describe(self.source)}" for problem in self.problems)
+        lines = [f"{self.summary} ({count:,} {noun}):"]
+        shown_problems = self.problems[:MAX_SHOWN_PROBLEMS]
+        lines.extend(f"  {problem.describe(self.source)}" for problem in shown_problems)
+        if count > len(shown_problems):
+            lines.append(
+                f"  ... and {count - len(shown_problems):,} more not shown; "
+                "fix these and check again"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -55,12 +55,29 @@ def test_rdq_with_three_missing_items_is_missing_with_the_reason() -> None:
     assert value.reason == "3 of 24 items unanswered; the rule allows at most 2"
 
 
-def test_unanswered_may_be_none_nan_or_absent() -> None:
+def test_unanswered_may_be_none_or_absent() -> None:
     rdq = get_instrument("rdq")
     absent = score_answers(rdq, rdq_answers(5, missing=1))
     as_none = score_answers(rdq, rdq_answers(5, missing=1) | {"rdq_24": None})
-    as_nan = score_answers(rdq, rdq_answers(5, missing=1) | {"rdq_24": float("nan")})
-    assert absent == as_none == as_nan
+    assert absent == as_none
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_inf_are_refused_alike_not_taken_as_unanswered(value: float) -> None:
+    with pytest.raises(AnswerError) as caught:
+        score_answers(get_instrument("rdq"), rdq_answers(5, missing=1) | {"rdq_24": value})
+    (problem,) = caught.value.problems
+    assert problem.where == "rdq: item rdq_24"
+    assert problem.rule.startswith("must be a finite number")
+
+
+@pytest.mark.parametrize("digits", [400, 5_000])
+def test_an_integer_beyond_any_float_is_refused_by_the_items_range(digits: int) -> None:
+    with pytest.raises(AnswerError) as caught:
+        score_answers(get_instrument("bothersomeness"), {"bothersomeness": 10 ** (digits - 1)})
+    (problem,) = caught.value.problems
+    assert problem.rule.startswith("must be a whole number from 0 to 10")
+    assert f"a number of {digits:,} digits" in str(caught.value)
 
 
 HAND_COMPUTED = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,72 @@ def test_unsupported_and_unreachable_databases_are_clear_errors(tmp_path: Path) 
     assert not (tmp_path / "no").exists()
     with pytest.raises(StoreError, match="cannot open the trial database"):
         missing_folder.migrate()
+
+
+# ---------------------------------------------------------------- a damaged or busy file
+
+
+def _migrated_file(tmp_path: Path) -> Path:
+    path = tmp_path / "trial.db"
+    database = Database(str(path))
+    database.migrate()
+    database.dispose()
+    return path
+
+
+def _read_every_table(database: Database) -> None:
+    with database.read() as session:
+        for table in Base.metadata.sorted_tables:
+            session.execute(text(f"SELECT * FROM {table.name}")).all()
+
+
+def _open_and_read(database: Database) -> None:
+    assert database.is_initialised()
+    _read_every_table(database)
+
+
+@pytest.mark.parametrize("damage", ["not a database", "truncated", "header overwritten"])
+def test_a_damaged_sqlite_file_is_named_as_such_not_a_driver_error(
+    tmp_path: Path, damage: str
+) -> None:
+    path = _migrated_file(tmp_path)
+    if damage == "not a database":
+        path.write_bytes(b"lumbar? no: just some text that is not SQLite\n" * 200)
+    elif damage == "truncated":
+        with path.open("r+b") as file:
+            file.truncate(path.stat().st_size // 3)
+    else:
+        with path.open("r+b") as file:
+            file.write(b"\xff" * 100)
+    database = Database(str(path))
+    with pytest.raises(StoreError) as caught:
+        _open_and_read(database)
+    assert caught.value.summary == "not a lumbar trial database, or the file is damaged"
+    (problem,) = caught.value.problems
+    assert problem.where == "db"
+    assert "restore" in problem.hint
+    database.dispose()
+
+
+def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_the_trial_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setattr("lumbar.store.database.BUSY_TIMEOUT_MS", 200)
+    path = _migrated_file(tmp_path)
+    database = Database(str(path))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as caught, database.write() as session:
+            session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
+        assert caught.value.summary == "the trial is busy, try again"
+        assert "nothing was changed" in caught.value.problems[0].rule
+        with database.read() as session:  # a reader is never kept waiting (WAL)
+            session.execute(text("SELECT seq FROM audit_head")).all()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with database.write() as session:  # and once the other writer is done, writing works
+        session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
+    database.dispose()

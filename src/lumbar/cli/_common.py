@@ -165,18 +165,22 @@ def parse_answers(
     """Answers from a YAML/JSON mapping file and ``name=value`` pairs (pairs win).
 
     Values are read as YAML scalars: ``45`` is a number, ``true`` is yes, ``female`` is text.
+    Both are read by the same bounded reader as protocols (no alias bombs, no endless
+    numbers, see :func:`lumbar._declared.read_yaml`).
     """
-    import yaml
+    from lumbar._declared import YamlSyntaxError, read_text_limited, read_yaml  # startup
 
     answers: dict[str, Any] = {}
     if file is not None:
         try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            loaded, _lines = read_yaml(read_text_limited(file))
+        except (OSError, UnicodeDecodeError) as error:
             raise OperationError(
                 "cannot read the answers",
                 [Problem(str(file), str(error), hint="give a YAML or JSON mapping")],
             ) from None
+        except YamlSyntaxError as error:
+            raise OperationError("cannot read the answers", [error.problem], str(file)) from None
         if not isinstance(loaded, dict):
             raise OperationError(
                 "cannot read the answers",
@@ -194,7 +198,24 @@ def parse_answers(
                 "not an answer",
                 [Problem(option, "must be written name=value", pair, "e.g. age=45")],
             )
-        answers[name.strip()] = None if value == "" else yaml.safe_load(value)
+        name = name.strip()
+        try:
+            answers[name] = None if value == "" else read_yaml(value)[0]
+        except YamlSyntaxError as error:
+            syntax = error.problem.where == "YAML syntax"
+            rule = f"is not a YAML value: {error.problem.rule}" if syntax else error.problem.rule
+            raise OperationError(
+                "not an answer",
+                [
+                    Problem(
+                        f"{option} {name}",
+                        rule,
+                        value,
+                        "write one value, e.g. age=45, sex=female or smoker=true; "
+                        "quote text that holds [ ] { } : or #",
+                    )
+                ],
+            ) from None
     return answers
 
 

@@ -1,7 +1,8 @@
 """Checking answers and scoring instruments: pure functions, no I/O.
 
-Answers are a mapping of item id to value. ``None`` (or a float NaN, as pandas
-writes a blank) means *not answered*; a key that is absent means the same.
+Answers are a mapping of item id to value. ``None`` means *not answered*; a key
+that is absent means the same. A float NaN is refused like infinity (not taken
+as a blank): a value that is not a number must never pass for a missing answer.
 Everything else must fit the item's response exactly: a code of a choice item,
 a whole number in range, or a decimal in range on its step. Nothing is
 clamped, rounded or guessed: an answer that breaks a rule raises
@@ -129,11 +130,16 @@ def _check_one(instrument: Instrument, item: Item, value: object) -> tuple[Answe
         )
     if not isinstance(value, Real):
         return refuse(f"must be a number ({response.describe()})", "convert the answer to a number")
-    number = float(value)
-    if math.isnan(number):
-        return None, None
-    if math.isinf(number):
-        return refuse("must be a finite number", f"give {response.describe()}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float, so beyond every item's range
+        return refuse(f"must be {response.describe()}", "check the answer")
+    if not math.isfinite(number):
+        # .nan is not "unanswered": leave the item out (or give no value) for that.
+        return refuse(
+            "must be a finite number (not .nan or .inf)",
+            f"give {response.describe()}, or leave the item unanswered",
+        )
     if response.kind in ("choice", "integer") and not number.is_integer():
         return refuse("must be a whole number", f"give {response.describe()}")
     if response.kind == "choice":

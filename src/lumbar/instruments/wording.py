@@ -23,7 +23,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lumbar._declared import YamlSyntaxError, problems_from_validation, read_yaml
+from lumbar._declared import (
+    YamlSyntaxError,
+    problems_from_validation,
+    read_text_limited,
+    read_yaml,
+)
 from lumbar.errors import InstrumentError, Problem
 from lumbar.instruments.model import Instrument, Wording
 from lumbar.instruments.registry import INSTRUMENTS, Registry
@@ -36,13 +41,15 @@ def load_wording(path: str | Path, registry: Registry = INSTRUMENTS) -> Wording:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_limited(path)
     except (OSError, UnicodeDecodeError) as error:
         raise InstrumentError(
             "cannot read the wording file",
             [Problem("file", str(error), hint="check the path and that the file is UTF-8 text")],
             source=source,
         ) from None
+    except YamlSyntaxError as error:
+        raise InstrumentError("cannot read the wording file", [error.problem], source) from None
     try:
         data, lines = read_yaml(text)
     except YamlSyntaxError as error:

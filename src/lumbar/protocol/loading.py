@@ -11,7 +11,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lumbar._declared import YamlSyntaxError, problems_from_validation, read_yaml
+from lumbar._declared import (
+    YamlSyntaxError,
+    problems_from_validation,
+    read_text_limited,
+    read_yaml,
+)
 from lumbar.errors import Problem, ProtocolError
 from lumbar.protocol.model import Protocol
 
@@ -61,7 +66,7 @@ def load_protocol(path: str | Path) -> Protocol:
     """Read and validate a protocol file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_limited(path)
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ProtocolError(
@@ -69,6 +74,8 @@ def load_protocol(path: str | Path) -> Protocol:
             [Problem("file", reason, hint="check the path, and that the file is UTF-8 text")],
             str(path),
         ) from None
+    except YamlSyntaxError as error:
+        raise ProtocolError("cannot read the protocol file", [error.problem], str(path)) from None
     return parse_protocol(text, str(path))
 
 

@@ -278,7 +278,10 @@ class Question(Frozen):
             return f"must be one of the choices of question {self.id}"
         if isinstance(value, bool) or not isinstance(value, Real):
             return "must be a number"
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float, so beyond any plausible answer
+            return "must be a number of a plausible size"
         if not math.isfinite(number):
             return "must be a finite number"
         if self.type == "integer" and not number.is_integer():

@@ -6,20 +6,25 @@ busy timeout. Every write transaction starts with ``BEGIN IMMEDIATE``, so two
 writers never deadlock on a lock upgrade; they queue. PostgreSQL is the
 multi-site server (``postgresql://...``); writers serialize on the audit head
 row, which every write locks.
+
+A writer that waits past the busy timeout gets "the trial is busy, try again", and a
+file SQLite cannot read (truncated, overwritten, not SQLite) gets "not a lumbar trial
+database, or the file is damaged": both :class:`~lumbar.errors.StoreError`, never a
+driver traceback.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
 from lumbar.errors import Problem, StoreError
@@ -108,11 +113,18 @@ class Database:
     def _unit(self, *, write: bool) -> Iterator[Session]:
         try:
             connection = self.engine.connect()
-        except OperationalError as error:
+        except DBAPIError as error:
             raise _unreachable(self.url, error) from None
         with connection:
             connection.info["lumbar_write"] = write
-            transaction = connection.begin()
+            try:
+                transaction = connection.begin()
+            except DBAPIError as error:
+                connection.info.pop("lumbar_write", None)
+                translated = _translated(self.url, error)
+                if translated is None:
+                    raise
+                raise translated from None
             session = Session(bind=connection, autoflush=True, expire_on_commit=False)
             try:
                 yield session
@@ -121,9 +133,12 @@ class Database:
                     transaction.commit()
                 else:
                     transaction.rollback()
-            except BaseException:
-                transaction.rollback()
-                raise
+            except BaseException as error:
+                _roll_back(transaction)
+                translated = _translated(self.url, error) if isinstance(error, DBAPIError) else None
+                if translated is None:
+                    raise
+                raise translated from None
             finally:
                 session.close()
                 connection.info.pop("lumbar_write", None)
@@ -143,14 +158,14 @@ class Database:
                     return inspect(connection).has_table("trial")
                 finally:
                     connection.info.pop("lumbar_write", None)
-        except OperationalError as error:
+        except DBAPIError as error:
             raise _unreachable(self.url, error) from None
 
     def migrate(self) -> None:
         """Bring the schema up to the newest migration."""
         try:
             connection = self.engine.connect()
-        except OperationalError as error:
+        except DBAPIError as error:
             raise _unreachable(self.url, error) from None
         with connection:
             connection.info["lumbar_write"] = True
@@ -161,6 +176,11 @@ class Database:
                     config = _alembic_config()
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
+            except DBAPIError as error:
+                translated = _translated(self.url, error)
+                if translated is None:
+                    raise
+                raise translated from None
             finally:
                 connection.info.pop("lumbar_write", None)
 
@@ -206,7 +226,71 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _unreachable(url: str, error: OperationalError) -> StoreError:
+# What SQLite says (sqlite3 gives no error codes before Python 3.11's
+# sqlite_errorname, and only for some errors), and what it means for a user.
+_BUSY = ("database is locked", "database table is locked")
+_DAMAGED = (
+    "file is not a database",
+    "database disk image is malformed",
+    "malformed database schema",
+    "file is encrypted or is not a database",
+)
+
+
+def _kind(error: DBAPIError) -> str | None:
+    """``busy``, ``damaged``, or None for an error that is not about the database file."""
+    message = str(error.orig).lower() if error.orig is not None else ""
+    if any(text in message for text in _BUSY):
+        return "busy"
+    if any(text in message for text in _DAMAGED):
+        return "damaged"
+    return None
+
+
+def _roll_back(transaction: Any) -> None:
+    # When the database failed already, rolling back may fail too; the first error says why.
+    with suppress(DBAPIError):
+        transaction.rollback()
+
+
+def _translated(url: str, error: DBAPIError) -> StoreError | None:
+    """A user's error for a busy or damaged database; None for any other error."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    kind = _kind(error)
+    if kind == "busy":
+        return StoreError(
+            "the trial is busy, try again",
+            [
+                Problem(
+                    "db",
+                    f"another user kept the database busy for more than "
+                    f"{BUSY_TIMEOUT_MS // 1000} seconds; nothing was changed",
+                    shown,
+                    "run the command again in a moment; if it keeps happening, look for a "
+                    "lumbar command (or another program) that holds the database open",
+                )
+            ],
+        )
+    if kind == "damaged":
+        return StoreError(
+            "not a lumbar trial database, or the file is damaged",
+            [
+                Problem(
+                    "db",
+                    f"the file cannot be read as a SQLite database ({error.orig})",
+                    shown,
+                    "check that this is the trial's database file; if it was damaged (a full "
+                    "disk, a partial copy), restore the latest backup with lumbar restore",
+                )
+            ],
+        )
+    return None
+
+
+def _unreachable(url: str, error: DBAPIError) -> StoreError:
+    translated = _translated(url, error)
+    if translated is not None:
+        return translated
     shown = make_url(url).render_as_string(hide_password=True)
     return StoreError(
         "cannot open the trial database",
