@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -25,11 +24,8 @@ def test_a_trial_over_an_open_context_reads_nothing_until_it_is_used(world: Worl
     event.listen(context.db.engine, "before_cursor_execute", count)
     try:
         engine, protocol = context.db.engine, context.protocol
-        started = time.perf_counter()
         trials = [Trial(context, Principal(name, "web")) for name in ("coord", "stat") * 500]
-        made = time.perf_counter() - started
         assert statements == []  # no engine, key or protocol read again
-        assert made < 0.5  # a thousand in well under a second on any machine
         assert all(t.db.engine is engine and t.protocol is protocol for t in trials)
         assert [p.site for p in trials[0].participants()] == []
         assert len(statements) <= 4  # the user's scope, the sites and the participants
