@@ -51,7 +51,7 @@ def test_a_malformed_protocol_is_refused_by_check_and_init(tmp_path: Path, text:
     path.write_text("lumbar_protocol: 1\n" + text)
     started = time.perf_counter()
     code, output = invoke("protocol", "check", str(path))
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 5  # took 39 s before; a loaded machine's margin
     assert code == 2, output
     refused(output)
     code, output = invoke("init", str(path), "--db", str(tmp_path / "t.db"))
@@ -76,7 +76,7 @@ def test_a_protocol_with_300_000_unknown_keys_is_refused_fast_and_short(
     path.write_text(reference_text + "".join(f"unknown_{n}: 1\n" for n in range(300_000)))
     started = time.perf_counter()
     code, output = invoke("protocol", "check", str(path))
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 5  # took 39 s before; a loaded machine's margin
     assert code == 2, output
     refused(output)
     assert len(output.splitlines()) < 10

@@ -39,6 +39,11 @@ DOUBLING = "a0: &a0 [x, y]\n" + "".join(
 """Two aliases a level: few aliases in all (38), yet 2^20 values expanded."""
 
 
+SECONDS = 5.0
+"""A generous bound for "refused at once" on a loaded machine: each attack took from 39 s
+to hours (and gigabytes) before, and takes milliseconds now."""
+
+
 def refused_quickly(text: str) -> tuple[YamlSyntaxError, float, int]:
     """The error reading ``text``, the seconds it took and the peak bytes it allocated."""
     tracemalloc.start()
@@ -57,7 +62,7 @@ def test_a_billion_laughs_is_refused_at_once_with_little_memory() -> None:
     assert len(BILLION_LAUGHS) == 342
     error, elapsed, peak = refused_quickly(BILLION_LAUGHS)
     assert f"more than {MAX_YAML_ALIASES} aliases" in error.problem.rule
-    assert elapsed < 0.25
+    assert elapsed < SECONDS
     assert peak < 2_000_000
 
 
@@ -65,7 +70,7 @@ def test_few_aliases_that_double_at_every_level_are_refused_by_their_expanded_si
     assert DOUBLING.count("*") < MAX_YAML_ALIASES
     error, elapsed, peak = refused_quickly(DOUBLING)
     assert f"more than {MAX_YAML_VALUES:,} values (aliases expanded)" in error.problem.rule
-    assert elapsed < 0.25
+    assert elapsed < SECONDS
     assert peak < 2_000_000
 
 
@@ -94,14 +99,14 @@ def test_a_few_aliases_are_still_read() -> None:
 def test_nesting_beyond_the_depth_limit_is_refused(text: str) -> None:
     error, elapsed, _peak = refused_quickly(text)
     assert "levels deep" in error.problem.rule or "nesting depth" in error.problem.rule
-    assert elapsed < 0.25
+    assert elapsed < SECONDS
 
 
 def test_a_text_beyond_the_length_limit_is_refused_before_parsing() -> None:
     text = "a: " + "x" * MAX_YAML_CHARACTERS
     error, elapsed, _peak = refused_quickly(text)
     assert "longer than lumbar reads" in error.problem.rule
-    assert elapsed < 0.05
+    assert elapsed < SECONDS
 
 
 def test_a_large_file_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
@@ -126,7 +131,7 @@ def test_a_number_longer_than_any_rule_needs_is_refused_before_conversion(number
     assert error.problem.where == "analysis.alpha"
     assert error.problem.line == 3
     assert f"at most {MAX_NUMBER_CHARACTERS}" in error.problem.rule
-    assert elapsed < 0.05
+    assert elapsed < SECONDS
 
 
 def test_an_impossible_date_is_a_problem_not_a_value_error() -> None:
@@ -157,7 +162,7 @@ def test_thousands_of_unknown_keys_are_refused_fast_with_a_screenful_and_a_count
         parse_protocol(text, "big.yaml")
     elapsed = time.perf_counter() - started
     message = str(caught.value)
-    assert elapsed < 3
+    assert elapsed < SECONDS
     assert f"({unknown:,} problems)" in message
     assert message.count("is not a field of this section") == MAX_SHOWN_PROBLEMS
     assert message.endswith(
@@ -175,7 +180,7 @@ def test_the_report_s_oversized_protocol_is_refused_at_once(
     started = time.perf_counter()
     with pytest.raises(ProtocolError) as caught:
         load_protocol(path)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < SECONDS
     assert len(str(caught.value).splitlines()) < 5
 
 
@@ -188,4 +193,4 @@ def test_a_maximal_text_of_small_values_is_refused_without_composing_it() -> Non
     started = time.perf_counter()
     with pytest.raises(YamlSyntaxError):
         read_yaml(text)
-    assert time.perf_counter() - started < 0.25
+    assert time.perf_counter() - started < SECONDS
