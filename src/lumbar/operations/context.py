@@ -54,10 +54,10 @@ __all__ = [
     "Service",
     "Transaction",
     "Unit",
-    "consented_on",
     "no_trial",
     "not_after",
     "not_before",
+    "not_before_consent",
     "read_protocol",
     "require_text",
     "utc_now",
@@ -447,12 +447,13 @@ def not_before(day: dt.date, earliest: dt.date, field: str, what: str) -> None:
         )
 
 
-def consented_on(session: Session, participant_id: int) -> dt.date | None:
-    """The date of a participant's first consent, if they consented."""
+def not_before_consent(session: Session, participant_id: int, day: dt.date, field: str) -> None:
+    """Refuse a record of the trial dated before the participant's first consent."""
     first: dt.date | None = session.execute(
         select(func.min(Consent.consent_date)).where(Consent.participant_id == participant_id)
     ).scalar_one()
-    return first
+    if first is not None:
+        not_before(day, first, field, "consent")
 
 
 def require_text(value: str, where: str, what: str) -> str:

@@ -21,9 +21,8 @@ from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import (
     Service,
     Unit,
-    consented_on,
     not_after,
-    not_before,
+    not_before_consent,
     require_text,
 )
 from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
@@ -403,9 +402,7 @@ class EnrolmentService(Service):
         with self._unit("withdraw") as unit:
             participant = unit.enrolled(reference)
             not_after(effective_date, unit.now.date(), "effective_date")
-            consent = consented_on(unit.session, participant.id)
-            if consent is not None:
-                not_before(effective_date, consent, "effective_date", "consent")
+            not_before_consent(unit.session, participant.id, effective_date, "effective_date")
             earlier = (
                 unit.session.execute(
                     select(Withdrawal.kind).where(Withdrawal.participant_id == participant.id)

@@ -23,9 +23,8 @@ from lumbar.operations.context import (
     Service,
     Transaction,
     Unit,
-    consented_on,
     not_after,
-    not_before,
+    not_before_consent,
     require_text,
 )
 from lumbar.operations.vocabulary import SOURCES
@@ -368,9 +367,7 @@ def _may_record(
     completed_on: dt.date,
 ) -> None:
     not_after(completed_on, work.now.date(), "completed_on")
-    consent = consented_on(work.session, participant.id)
-    if consent is not None:
-        not_before(completed_on, consent, "completed_on", "consent")
+    not_before_consent(work.session, participant.id, completed_on, "completed_on")
     allocation = work.session.get(Allocation, participant.id)
     if visit == protocol.baseline.id:
         if allocation is not None:

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Service, consented_on, not_after, not_before, require_text
+from lumbar.operations.context import (
+    Service,
+    not_after,
+    not_before_consent,
+    require_text,
+)
 from lumbar.operations.vocabulary import OUTCOMES, RELATEDNESS, SEVERITIES
 from lumbar.store.schema import AdverseEvent, Allocation, Participant
 
@@ -66,9 +71,8 @@ class SafetyService(Service):
         with self._unit("adverse_event") as unit:
             participant = unit.enrolled(reference)
             not_after(onset_date, unit.now.date(), "onset_date")
-            consent = consented_on(unit.session, participant.id)
-            if consent is not None:  # before it, an event is medical history, not the trial's
-                not_before(onset_date, consent, "onset_date", "consent")
+            # Before consent, an event is medical history, not the trial's.
+            not_before_consent(unit.session, participant.id, onset_date, "onset_date")
             event = AdverseEvent(
                 participant_id=participant.id,
                 description=description,
