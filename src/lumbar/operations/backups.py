@@ -45,7 +45,7 @@ from lumbar.operations.context import Clock, Context, Principal, Transaction, ut
 from lumbar.operations.scope import load_scope
 from lumbar.store.audit import verify_trail, write_anchor
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.schema import TrialRecord
+from lumbar.store.schema import AuditHead, TrialRecord
 from lumbar.store.vault import Keys, load_keys
 
 __all__ = ["Restored", "backup", "restore"]
@@ -143,7 +143,9 @@ def restore(
     job = _Restore(backup_file, principal, keys, clock)
     if database.backend == "sqlite":
         return job.into_sqlite(database, replace=replace)
-    return job.into_postgresql(database)
+    restored = job.into_postgresql(database)
+    _move_anchor(database.url, keys)
+    return restored
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,10 @@ class _Restore:
         except BaseException:
             _remove_sqlite(partial)
             raise
+        finally:
+            Path(f"{partial}.head").unlink(missing_ok=True)
+            Path(f"{partial}.head.lock").unlink(missing_ok=True)
+        _move_anchor(database.url, self.keys)
         return Restored(
             restored.trial_id,
             database.display_url,
@@ -311,13 +317,9 @@ class _Restore:
                         "replaced": replaced,
                     },
                 )
-                head = work.finish()
-            if context.anchor is not None and head is not None:
-                # The restored chain is the trial's now: an earlier head than the one this
-                # machine last saw is expected, not a rollback.
-                write_anchor(context.anchor, audit, head, replace=True)
+                work.finish()
             with context.db.read() as session:
-                report = verify_trail(session, audit, context.anchor)
+                report = verify_trail(session, audit)
             return Restored(
                 trial_id, context.db.display_url, replaced, report.records, report.intact
             )
@@ -326,6 +328,20 @@ class _Restore:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _move_anchor(url: str, keys: Keys) -> None:
+    """Point the restored trial's anchor at its chain's head: the restore is a deliberate
+    rollback, not one to report (the restore itself is the chain's last record)."""
+    context = Context.open(url, keys=keys)
+    try:
+        if context.anchor is None:
+            return
+        with context.db.read() as session:
+            head = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
+        write_anchor(context.anchor, context.key("audit"), (head.seq, head.hash), replace=True)
+    finally:
+        context.close()
 
 
 def _principal(actor: str | Principal) -> Principal:

@@ -27,7 +27,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -58,10 +58,10 @@ __all__ = [
     "Unit",
     "arm_context",
     "no_trial",
-    "open_arm",
     "not_after",
     "not_before",
     "not_before_consent",
+    "open_arm",
     "read_protocol",
     "require_text",
     "utc_now",
@@ -250,10 +250,9 @@ class Context:
 
     def _anchor(self, head: tuple[int, str] | None) -> None:
         if head is not None and self.anchor is not None:
-            try:
+            # The write is committed; an anchor not written only weakens rollback detection.
+            with suppress(OSError):
                 write_anchor(self.anchor, self.key("audit"), head)
-            except OSError:
-                pass  # the write is committed; a missing anchor only weakens rollback detection
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
@@ -357,7 +356,7 @@ def _gather_rows(session: Session, _context: object) -> None:
         mapper = state.mapper
         if instance in session.dirty and not session.is_modified(instance):
             continue
-        work.rows.add(mapper.local_table, mapper.primary_key_from_instance(instance))  # type: ignore[arg-type]
+        work.rows.add(mapper.local_table, mapper.primary_key_from_instance(instance))
 
 
 class Unit(Transaction):

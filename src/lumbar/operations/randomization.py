@@ -16,9 +16,8 @@ every assignment is the one the trail recorded, in order.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
@@ -263,7 +262,7 @@ class RandomizationService(Service):
         recorded, problems = _recorded_assignments(unit)
         used: dict[str, list[int]] = {}
         for allocation in unit.session.execute(select(Allocation)).scalars():
-            study_id = study_ids.get(allocation.participant_id, f"#{allocation.participant_id}")
+            study_id = str(study_ids.get(allocation.participant_id) or allocation.participant_id)
             where = f"allocation of {study_id}"
             stratum, position = position_of[allocation.slot_id]
             used.setdefault(stratum, []).append(position)

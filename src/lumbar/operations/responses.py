@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
@@ -418,10 +417,8 @@ def _store(
     imaged into the work's audit record like any other)."""
     session = work.session
     ids = [questionnaire.id for questionnaire, _, _ in entries]
-    work.rows.add_where(
-        QuestionnaireAnswer.__table__, QuestionnaireAnswer.questionnaire_id.in_(ids)
-    )
-    work.rows.add_where(QuestionnaireScore.__table__, QuestionnaireScore.questionnaire_id.in_(ids))
+    work.rows.add_where(QuestionnaireAnswer, QuestionnaireAnswer.questionnaire_id.in_(ids))
+    work.rows.add_where(QuestionnaireScore, QuestionnaireScore.questionnaire_id.in_(ids))
     session.execute(
         insert(QuestionnaireAnswer),
         [

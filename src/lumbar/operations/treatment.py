@@ -183,7 +183,7 @@ class TreatmentService(Service):
         with self._unit("treatment_records", write=False) as unit:
             unit.scope.require_unblinded("a participant's treatment plan")
             participant = unit.enrolled(reference)
-            arm = self.protocol.arm(unit.allocation(participant).arm)
+            arm = self.protocol.arm(self._arm(unit.allocation(participant)))
             attended = unit.session.execute(
                 select(func.count())
                 .select_from(TreatmentSession)

@@ -94,7 +94,7 @@ def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _fields(record: Mapping[str, Any]) -> list[object]:
+def _fields(record: Mapping[Any, Any]) -> list[object]:
     return [
         record["seq"],
         _time(record["at"]),
@@ -214,11 +214,11 @@ def _value(value: object) -> str:
     return str(value)
 
 
-def _key_text(table: Table, row: Mapping[str, Any]) -> str:
+def _key_text(table: Table, row: Mapping[Any, Any]) -> str:
     return "/".join(_value(row[column.name]) for column in table.primary_key.columns)
 
 
-def _image(key: Vault, table: Table, row: Mapping[str, Any]) -> dict[str, str]:
+def _image(key: Vault, table: Table, row: Mapping[Any, Any]) -> dict[str, str]:
     where = f"{table.name}\x1f{_key_text(table, row)}\x1f"
     volatile = VOLATILE.get(table.name, frozenset())
     return {
@@ -245,8 +245,10 @@ class AuditRows:
         if table.name not in NOT_COVERED:
             self._keys.setdefault(table.name, set()).add(tuple(primary_key))
 
-    def add_where(self, table: Table, where: ColumnElement[bool]) -> None:
-        """Rows written by a plain SQL statement: those matching ``where`` once the work ends."""
+    def add_where(self, model: type[Base], where: ColumnElement[bool]) -> None:
+        """Rows of ``model``'s table written by a plain SQL statement: those matching
+        ``where`` once the work ends."""
+        table = _TABLES[model.__tablename__]
         if table.name not in NOT_COVERED:
             self._where.append((table, where))
 
@@ -262,7 +264,7 @@ class AuditRows:
             wanted = sorted(keys, key=repr)
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                where = (
+                where: ColumnElement[bool] = (
                     columns[0].in_([k[0] for k in chunk])
                     if len(columns) == 1
                     else tuple_(*columns).in_(chunk)
@@ -384,7 +386,7 @@ def verify_data(session: Session, key: Vault) -> tuple[int, list[AuditFinding]]:
         .where(AuditRecord.rows.is_not(None))
         .order_by(AuditRecord.seq)
     ):
-        for table, images in json.loads(rows).items():
+        for table, images in json.loads(rows or "{}").items():
             bucket = expected.setdefault(table, {})
             for primary_key, image in images.items():
                 bucket[primary_key] = (seq, image)

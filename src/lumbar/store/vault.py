@@ -1,4 +1,4 @@
-"""The trial's keys: authenticated encryption and keyed digests, with keys kept outside the database.
+"""The trial's keys: sealing and keyed digests, with the keys kept outside the database.
 
 A trial has three keys, each 32 random bytes, each guarding one thing, so losing or
 lending one costs only what it guards:
@@ -167,7 +167,8 @@ def _cannot_open(context: str) -> StoreError:
 
 
 def create_key_file(path: Path, keys: Keys | None = None) -> Keys:
-    """Write new random keys (or ``keys``) to ``path`` (mode 0600, never overwriting); return them."""
+    """Write new random keys (or ``keys``) to ``path`` (mode 0600, never overwriting);
+    return them."""
     keys = Keys.new() if keys is None else keys
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
