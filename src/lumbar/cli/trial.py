@@ -143,7 +143,7 @@ def init(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Create a trial database from a protocol, with its concealed allocation list and vault key."""
+    """Create a trial database from a protocol, with its concealed allocation list and its keys."""
     from lumbar.operations import create_trial
     from lumbar.protocol import resolve_protocol
 
@@ -500,7 +500,7 @@ def backup_command(
     from lumbar.operations import backup
 
     backup(db, target, actor=_actor(actor), key_file=key_file)
-    typer.echo(f"backup written to {target} (the vault key is not in it: keep the key file safe)")
+    typer.echo(f"backup written to {target} (the keys are not in it: keep the key file safe)")
 
 
 @app.command("restore")
@@ -516,7 +516,7 @@ def restore_command(
     SQLite: a new file, or --replace an existing one. PostgreSQL: a database that does
     not exist yet (created) or an empty one. You must be an admin of the trial being
     replaced, or else of the trial in the backup. The copy is checked (integrity, the
-    vault key, your role) before it takes the database's place; a restore that fails
+    keys, your role) before it takes the database's place; a restore that fails
     leaves nothing behind.
     """
     from lumbar.operations import restore
@@ -524,7 +524,7 @@ def restore_command(
     restored = restore(source, db, actor=_actor(actor), key_file=key_file, replace=replace)
     typer.echo(
         f"restored trial {restored.trial_id} from {source} into {restored.database}; "
-        "the vault key opens it"
+        "the keys open it"
     )
     state = "intact" if restored.audit_intact else "NOT intact: run 'lumbar audit verify'"
     typer.echo(f"audit trail: {restored.audit_records} records, {state}")

@@ -10,7 +10,7 @@ Both need an admin (the ``backup`` and ``restore`` permissions). A restore is
 checked before it counts, and leaves nothing behind when it fails:
 
 - **SQLite**: the backup is copied beside the target as ``<name>.restoring``,
-  checked (integrity, the trial, the vault key, the acting user), and only then
+  checked (integrity, the trial, the keys, the acting user), and only then
   renamed over the target, in one step. On failure the copy is deleted and the
   target is untouched.
 - **PostgreSQL**: a database that does not exist is created, restored in one
@@ -127,7 +127,7 @@ def restore(
 
     A SQLite database that exists is replaced only with ``replace=True``; a
     PostgreSQL database is created when it does not exist, and must be empty when
-    it does. The vault key (``key``, else ``key_file``, else the default beside a
+    it does. The keys (``keys``, else ``key_file``, else the default beside a
     SQLite file or ``LUMBAR_KEY``) must open the restored trial.
     """
     if not backup_file.is_file():

@@ -547,7 +547,7 @@ def no_trial(database: Database, *, given: bool = True) -> StoreError:
 
 
 def read_protocol(url: str | None) -> Protocol:
-    """The protocol of the trial at ``url``, read without a user or the vault key.
+    """The protocol of the trial at ``url``, read without a user or the keys.
 
     A protocol is not secret (it holds no participant and no allocation), so help
     texts and answer templates may show it to anyone who can reach the database.

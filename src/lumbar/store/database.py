@@ -53,7 +53,7 @@ def resolve_url(url: str | None) -> str:
 
 
 def default_key_file(url: str) -> Path:
-    """Where ``lumbar init`` puts the vault key: beside a SQLite file, else ./lumbar.key."""
+    """Where ``lumbar init`` puts the key file: beside a SQLite file, else ./lumbar.key."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return Path(f"{parsed.database}.key")
