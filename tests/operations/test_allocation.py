@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from lumbar.operations import Trial, create_trial, generate_allocation_list, rea
 from lumbar.operations.allocation import Slot, allocation_digest, check_allocation_list
 from lumbar.protocol import Protocol, shipped_protocol
 from lumbar.store.schema import AllocationSlot, StratumCounter
+from lumbar.store.vault import Vault
 from tests.operations.world import Clock, World
 
 PROTOCOL = shipped_protocol("massage-clbp")
@@ -105,7 +107,8 @@ def _write_csv(path: Path, slots: list[Slot]) -> Path:
 def test_a_statistician_list_is_read_and_checked(tmp_path: Path) -> None:
     slots = list(generate_allocation_list(PROTOCOL, seed=4, slots_per_stratum=30))
     read = read_allocation_csv(_write_csv(tmp_path / "list.csv", slots), PROTOCOL)
-    assert allocation_digest(read) == allocation_digest(slots)
+    key = Vault(secrets.token_bytes(32), "randomization")
+    assert allocation_digest(read, key) == allocation_digest(slots, key)
     unbalanced = [*slots]
     first = unbalanced[0]
     unbalanced[0] = Slot(first.stratum, first.position, first.block, first.block_size, "usual_care")

@@ -3,12 +3,16 @@
 Tampering needs the append-only triggers out of the way: the tests drop them
 (SQLite) or disable them (PostgreSQL) with raw SQL, as someone with direct
 access to the database could, and then check that ``verify_audit`` names the
-record touched.
+record touched. The attacker holds the database but not the audit key: where they
+forge a record, they link it the only way they can, with plain SHA-256 (the chain's
+scheme before it was keyed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lumbar.errors import AnswerError, LumbarError, OperationError
 from lumbar.operations import Trial
-from lumbar.store.audit import canonical, record_hash
+from lumbar.store.audit import canonical
 from lumbar.store.schema import AllocationSlot, AuditHead, AuditRecord, Base
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
 
@@ -75,7 +79,27 @@ def snapshot(trial: Trial) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def findings(trial: Trial) -> list[tuple[int, str]]:
-    return [(f.seq, f.kind) for f in trial.verify_audit().findings]
+    """The chain's findings (a tampered chain also unties the rows its records imaged)."""
+    return [(f.seq, f.kind) for f in trial.verify_audit().findings if f.table is None]
+
+
+def record_hash(record: AuditRecord) -> str:
+    """A link as someone without the audit key can compute one: plain SHA-256."""
+    fields = [
+        record.seq,
+        record.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        record.actor,
+        record.action,
+        record.entity,
+        record.entity_id,
+        record.old,
+        record.new,
+        record.reason,
+        *(() if record.origin is None else (record.origin,)),
+        *(() if record.rows is None else (record.rows,)),
+    ]
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((record.prev_hash + body).encode("utf-8")).hexdigest()
 
 
 def allow_tampering(trial: Trial) -> None:
@@ -370,7 +394,7 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
     assert report.records == report.head_seq > 30
     target = next(r for r in records(monitor) if r.action == "questionnaire.edit")
     seq = target.seq
-    assert None not in (target.old, target.new, target.reason)
+    assert None not in (target.old, target.new, target.reason, target.rows)
     assert 1 < seq < report.head_seq - 5  # a record in the middle
 
     allow_tampering(monitor)
@@ -385,12 +409,14 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
         "old": canonical({"answers": {"rdq_20": 1}}),
         "new": canonical({"answers": {"rdq_20": 0}}),
         "reason": "an innocent reason",
+        "rows": '{"questionnaire_answer":{}}',
         "prev_hash": flip(original["prev_hash"]),
         "hash": flip(original["hash"]),
     }
     assert set(forged) == set(COLUMNS) - {"seq"}
     found: dict[str, list[tuple[int, str]]] = {}
-    for column, value in [*forged.items(), ("reason", None), ("old", None), ("origin", None)]:
+    clear = [("reason", None), ("old", None), ("origin", None), ("rows", None)]
+    for column, value in [*forged.items(), *clear]:
         key = column if value is not None else f"{column} cleared"
         execute(monitor, update(AuditRecord).where(AuditRecord.seq == seq).values({column: value}))
         found[key] = findings(monitor)
@@ -407,12 +433,14 @@ def test_tampering_with_any_column_of_a_record_is_found(world: World) -> None:
         "old": changed,
         "new": changed,
         "reason": changed,
+        "rows": changed,
         "prev_hash": changed,
         # the next record no longer follows it either
         "hash": [*changed, (seq + 1, "inserted")],
         "reason cleared": changed,
         "old cleared": changed,
         "origin cleared": changed,
+        "rows cleared": changed,
     }
 
 
@@ -431,21 +459,27 @@ def test_deleted_inserted_and_replaced_records_are_found(world: World) -> None:
         )
         assert findings(monitor) == []
 
+    def chain(report: Any) -> list[Any]:
+        return [f for f in report.findings if f.table is None]
+
     # A record deleted from the middle.
     execute(monitor, delete(AuditRecord).where(AuditRecord.seq == middle))
     report = monitor.verify_audit()
-    assert [(f.seq, f.kind) for f in report.findings] == [(middle, "deleted")]
-    assert report.findings[0].detail == f"record {middle} missing"
+    assert [(f.seq, f.kind) for f in chain(report)] == [(middle, "deleted")]
+    assert chain(report)[0].detail == f"record {middle} missing"
     restore(middle)
 
     # The last records deleted.
     execute(monitor, delete(AuditRecord).where(AuditRecord.seq >= last - 1))
     report = monitor.verify_audit()
-    assert [(f.seq, f.kind) for f in report.findings] == [(last - 1, "deleted")]
-    assert report.findings[0].detail == f"records {last - 1} to {last} were deleted from the end"
+    anchored = [(last, "anchor")] if monitor.context.anchor is not None else []
+    assert [(f.seq, f.kind) for f in chain(report)] == [(last - 1, "deleted"), *anchored]
+    assert chain(report)[0].detail == f"records {last - 1} to {last} were deleted from the end"
+    # ... and the rows their images held are no longer accounted for by the trail.
+    assert any(f.table == "questionnaire" for f in report.findings)
     restore(last - 1, last)
 
-    # A forged record after the end, hashed correctly onto the chain.
+    # A forged record after the end, linked onto the chain without the key.
     after = AuditRecord(
         seq=last + 1,
         at=world.clock.now,
@@ -456,14 +490,19 @@ def test_deleted_inserted_and_replaced_records_are_found(world: World) -> None:
         old=None,
         new=canonical({"stratum": "baseline_rdq=rdq_under_12", "position": 9}),
         reason=None,
+        rows=None,
         prev_hash=saved[last]["hash"],
         hash="",
     )
     after.hash = record_hash(after)
     execute(monitor, insert(AuditRecord).values(forged_values(after)))
     report = monitor.verify_audit()
-    assert [(f.seq, f.kind) for f in report.findings] == [(last + 1, "inserted")]
-    assert "added after the head" in report.findings[0].detail
+    assert [(f.seq, f.kind) for f in report.findings] == [
+        (last + 1, "changed"),
+        (last + 1, "inserted"),
+    ]
+    assert "keyed link" in report.findings[0].detail
+    assert "added after the head" in report.findings[1].detail
     execute(monitor, delete(AuditRecord).where(AuditRecord.seq == last + 1))
     assert findings(monitor) == []
 
@@ -477,8 +516,11 @@ def test_deleted_inserted_and_replaced_records_are_found(world: World) -> None:
         insert(AuditRecord).values(forged_values(replacement)),
     )
     report = monitor.verify_audit()
-    assert [(f.seq, f.kind) for f in report.findings] == [(middle + 1, "inserted")]
-    assert "replaced" in report.findings[0].detail
+    assert [(f.seq, f.kind) for f in chain(report)] == [
+        (middle, "changed"),
+        (middle + 1, "inserted"),
+    ]
+    assert "replaced" in chain(report)[1].detail
     restore(middle)
 
 

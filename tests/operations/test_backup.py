@@ -144,7 +144,7 @@ def test_a_restore_with_the_wrong_key_leaves_nothing(
     copy = backup(world.url, tmp_path / "trial.backup", actor="admin", key_file=world.key_file)
     wrong = create_key_file(tmp_path / "wrong.key")
     with pytest.raises(StoreError, match="does not belong to this trial"):
-        restore(copy, new_target, actor="admin", key=wrong)
+        restore(copy, new_target, actor="admin", keys=wrong)
     assert nothing_at(new_target)
 
 

@@ -54,6 +54,7 @@ from sqlalchemy.engine import make_url
 
 from lumbar.errors import StoreError
 from lumbar.operations import Trial, backup, restore
+from lumbar.operations.context import arm_context
 from lumbar.protocol import shipped_protocol
 from lumbar.store.schema import Allocation, AllocationSlot, AuditHead, AuditRecord, Participant
 from tests.operations.world import (
@@ -178,6 +179,7 @@ def connections_at_once(world: World) -> int:
 def assert_randomized_once_each_in_list_order(world: World, expected: dict[str, str]) -> None:
     """Every participant of ``expected`` took one slot of their stratum, in list order."""
     stat = world.as_("stat")
+    randomization = stat.context.key("randomization")
     try:
         report = stat.verify_randomization()
         assert report.valid, report.problems
@@ -188,8 +190,10 @@ def assert_randomized_once_each_in_list_order(world: World, expected: dict[str, 
             taken = session.execute(
                 select(
                     Participant.study_id,
+                    Allocation.participant_id,
+                    Allocation.slot_id,
                     Allocation.stratum,
-                    Allocation.arm,
+                    Allocation.arm_sealed,
                     AllocationSlot.stratum.label("slot_stratum"),
                     AllocationSlot.position,
                 )
@@ -210,9 +214,15 @@ def assert_randomized_once_each_in_list_order(world: World, expected: dict[str, 
                     .order_by(AllocationSlot.position)
                 ).scalars()
                 list_arms[stratum] = [
-                    stat.context.vault.open(slot.arm_sealed, f"slot:{slot.stratum}:{slot.position}")
+                    randomization.open(slot.arm_sealed, f"slot:{slot.stratum}:{slot.position}")
                     for slot in slots
                 ]
+            arm_of = {
+                row.study_id: randomization.open(
+                    row.arm_sealed, arm_context(row.participant_id, row.slot_id)
+                )
+                for row in taken
+            }
     finally:
         stat.close()
 
@@ -228,7 +238,7 @@ def assert_randomized_once_each_in_list_order(world: World, expected: dict[str, 
         # Slots 1..k of the stratum, none skipped, none taken twice...
         assert [row.position for row in rows] == list(range(1, len(rows) + 1)), stratum
         # ...holding the list's arms in the list's order.
-        assert [row.arm for row in rows] == list_arms[stratum], stratum
+        assert [arm_of[row.study_id] for row in rows] == list_arms[stratum], stratum
 
     # One audit record per randomization; within a stratum, commits follow list order.
     assert Counter(entity_id for entity_id, _ in randomizations) == Counter(expected.keys())

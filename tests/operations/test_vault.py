@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from lumbar.errors import AccessError, StoreError
 from lumbar.operations import Trial
 from lumbar.store.schema import AuditHead, AuditRecord, Base, Identity, Participant
-from lumbar.store.vault import KEY_ENV, Vault, create_key_file, load_key
+from lumbar.store.vault import KEY_ENV, Keys, Vault, create_key_file, load_keys
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
 
 NAME = "Zebulon Quixote-Marchetti"
@@ -204,7 +204,7 @@ def test_a_wrong_or_exposed_key_is_refused(
         Trial.open(world.url, "admin", key_file=other)
 
     right = world.key_file.read_text(encoding="ascii").strip()
-    wrong = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    wrong = Keys.new().text()
     monkeypatch.setenv(KEY_ENV, wrong)  # the environment wins over the right key file
     with pytest.raises(StoreError, match="does not belong to this trial"):
         Trial.open(world.url, "admin", key_file=world.key_file)
@@ -335,40 +335,68 @@ def test_codes_are_stable_distinct_and_depend_on_the_key() -> None:
     assert Vault(_key()).code("structural") != code
 
 
+def _keys_text(**keys: bytes) -> str:
+    return " ".join(
+        f"{name}: {base64.urlsafe_b64encode(key).decode()}" for name, key in keys.items()
+    )
+
+
 @unit
-def test_the_key_comes_from_the_environment_before_the_key_file(tmp_path: Path) -> None:
-    from_file, from_env = _key(), _key()
+def test_the_keys_come_from_the_environment_before_the_key_file(tmp_path: Path) -> None:
+    from_file, from_env = Keys.new(), Keys.new()
     key_file = tmp_path / "trial.key"
-    key_file.write_text(base64.urlsafe_b64encode(from_file).decode() + "\n", "ascii")
-    key_file.chmod(0o600)
-    encoded = base64.urlsafe_b64encode(from_env).decode()
-    assert load_key(key_file, {KEY_ENV: encoded}) == from_env
-    assert load_key(None, {KEY_ENV: encoded}) == from_env
-    assert load_key(key_file, {}) == from_file
-    assert load_key(key_file, {KEY_ENV: ""}) == from_file  # set but empty: not set
-    with pytest.raises(StoreError, match="no vault key"):
-        load_key(None, {})
-    with pytest.raises(StoreError, match="cannot read the vault key file"):
-        load_key(tmp_path / "missing.key", {})
+    create_key_file(key_file, from_file)
+    encoded = from_env.text()
+    assert load_keys(key_file, {KEY_ENV: encoded}) == from_env
+    assert load_keys(None, {KEY_ENV: encoded}) == from_env
+    one_line = " ".join(line for line in encoded.splitlines() if not line.startswith("#"))
+    assert load_keys(None, {KEY_ENV: one_line}) == from_env
+    assert load_keys(key_file, {}) == from_file
+    assert load_keys(key_file, {KEY_ENV: ""}) == from_file  # set but empty: not set
+    with pytest.raises(StoreError, match="no keys"):
+        load_keys(None, {})
+    with pytest.raises(StoreError, match="cannot read the key file"):
+        load_keys(tmp_path / "missing.key", {})
+
+
+@unit
+def test_a_key_file_may_hold_some_of_the_keys(tmp_path: Path) -> None:
+    """A statistician's copy without the identity key: the others still load."""
+    keys = Keys.new()
+    partial = Keys(randomization=keys.randomization, audit=keys.audit)
+    assert load_keys(None, {KEY_ENV: partial.text()}) == partial
+    assert partial.vault("identity") is None
+    vault = partial.vault("audit")
+    assert vault is not None
+    assert vault.name == "audit"
 
 
 @unit
 def test_a_malformed_key_is_refused(tmp_path: Path) -> None:
     malformed = [
-        "%%% not base64 %%%",
-        base64.urlsafe_b64encode(bytes(16)).decode(),
-        base64.urlsafe_b64encode(bytes(33)).decode(),
-        base64.urlsafe_b64encode(bytes(32)).decode()[:-4],
+        "identity: %%%notbase64%%%",
+        _keys_text(identity=bytes(16)),
+        _keys_text(identity=bytes(33)),
+        "audit: " + base64.urlsafe_b64encode(bytes(32)).decode()[:-4],
     ]
     key_file = tmp_path / "trial.key"
-    for text in [*malformed, "ключ"]:
-        with pytest.raises(StoreError, match="must be URL-safe base64 of 32 random bytes"):
-            load_key(None, {KEY_ENV: text})
     for text in malformed:
+        with pytest.raises(StoreError, match="must be URL-safe base64 of 32 random bytes"):
+            load_keys(None, {KEY_ENV: text})
         key_file.write_text(text, "ascii")
         key_file.chmod(0o600)
         with pytest.raises(StoreError, match="must be URL-safe base64 of 32 random bytes"):
-            load_key(key_file, {})
+            load_keys(key_file, {})
+    not_keys = {
+        base64.urlsafe_b64encode(bytes(32)).decode(): "must hold lines",
+        "ключ": "must hold lines",
+        "": "must hold lines",
+        _keys_text(vault=bytes(32)): "unknown key 'vault'",
+        _keys_text(audit=bytes(32)) + " " + _keys_text(audit=bytes(32)): "the audit key twice",
+    }
+    for text, words in not_keys.items():
+        with pytest.raises(StoreError, match=words):
+            load_keys(None, {KEY_ENV: text or " x "})
 
 
 @unit
@@ -376,19 +404,19 @@ def test_a_key_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
     key_file = tmp_path / "trial.key"
     key_file.write_bytes("ключ".encode() + b"\xff\n")
     key_file.chmod(0o600)
-    with pytest.raises(StoreError, match="the vault key"):
-        load_key(key_file, {})
+    with pytest.raises(StoreError, match="the key file"):
+        load_keys(key_file, {})
 
 
 @unit
 def test_a_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
     key_file = tmp_path / "trial.key"
-    key = create_key_file(key_file)
+    keys = create_key_file(key_file)
     assert key_file.stat().st_mode & 0o777 == 0o600
-    assert load_key(key_file, {}) == key
+    assert load_keys(key_file, {}) == keys
     with pytest.raises(StoreError, match="is never overwritten"):
         create_key_file(key_file)
-    assert load_key(key_file, {}) == key
+    assert load_keys(key_file, {}) == keys
     os.chmod(key_file, 0o640)
     with pytest.raises(StoreError, match="readable by others"):
-        load_key(key_file, {})
+        load_keys(key_file, {})

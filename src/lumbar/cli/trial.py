@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lumbar.cli._common import app, echo_table, parse_answers, parse_date
-from lumbar.errors import AccessError, Problem
+from lumbar.errors import MAX_SHOWN_PROBLEMS, AccessError, Problem
 from lumbar.operations import (
     EXPORT_FORMATS,
 )
@@ -65,7 +65,7 @@ KeyFile = Annotated[
     typer.Option(
         "--key-file",
         envvar="LUMBAR_KEY_FILE",
-        help="The vault key file (default: beside a SQLite file, else ./lumbar.key; "
+        help="The trial's key file (default: beside a SQLite file, else ./lumbar.key; "
         "or set LUMBAR_KEY).",
     ),
 ]
@@ -143,7 +143,7 @@ def init(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Create a trial database from a protocol, with its concealed allocation list and vault key."""
+    """Create a trial database from a protocol, with its concealed allocation list and its keys."""
     from lumbar.operations import create_trial
     from lumbar.protocol import resolve_protocol
 
@@ -161,8 +161,10 @@ def init(
     typer.echo(f"allocation list: {created.slots} slots, {created.allocation_source}, sealed")
     if created.key_file is not None:
         typer.echo(
-            f"vault key: {created.key_file} (owner-only). Back it up apart from the database: "
-            "without it identifiers and unused allocations cannot be read."
+            f"keys: {created.key_file} (owner-only: identity, randomization and audit keys). "
+            "Back it up apart from the database: without the identity key identifiers cannot "
+            "be read, without the randomization key no one can be randomized or unblinded, "
+            "without the audit key nothing can be written."
         )
     typer.echo(f"first user: {admin} (admin). Next: lumbar site add CODE NAME --as {admin}")
 
@@ -464,14 +466,26 @@ def audit_verify(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Recompute the hash chain; name any record changed, deleted or inserted (exit 1 if so)."""
+    """Check the keyed audit chain and every data table against it (exit 1 on any finding).
+
+    Names each record changed, deleted, inserted or forged, a head reset or a rollback to
+    an older copy, and each data row added, deleted or changed outside lumbar. Needs
+    only the audit key. Keep the head it prints somewhere outside the database.
+    """
     report = open_trial(db, actor, key_file).verify_audit()
     typer.echo(f"{report.records} records; head {report.head_seq} {report.head_hash}")
     if report.intact:
-        typer.echo("intact: every record matches its hash and follows the one before it")
+        typer.echo(
+            "intact: every record carries its keyed link and follows the one before it; "
+            f"all {report.rows_checked} data rows are as the trail recorded them"
+        )
         return
-    for finding in report.findings:
-        typer.echo(f"  record {finding.seq}: {finding.kind}: {finding.detail}")
+    shown = report.findings[:MAX_SHOWN_PROBLEMS]
+    for finding in shown:
+        where = f"record {finding.seq}" if finding.seq else "data"
+        typer.echo(f"  {where}: {finding.kind}: {finding.detail}")
+    if len(report.findings) > len(shown):
+        typer.echo(f"  ... and {len(report.findings) - len(shown)} more findings")
     raise typer.Exit(1)
 
 
@@ -486,7 +500,7 @@ def backup_command(
     from lumbar.operations import backup
 
     backup(db, target, actor=_actor(actor), key_file=key_file)
-    typer.echo(f"backup written to {target} (the vault key is not in it: keep the key file safe)")
+    typer.echo(f"backup written to {target} (the keys are not in it: keep the key file safe)")
 
 
 @app.command("restore")
@@ -502,7 +516,7 @@ def restore_command(
     SQLite: a new file, or --replace an existing one. PostgreSQL: a database that does
     not exist yet (created) or an empty one. You must be an admin of the trial being
     replaced, or else of the trial in the backup. The copy is checked (integrity, the
-    vault key, your role) before it takes the database's place; a restore that fails
+    keys, your role) before it takes the database's place; a restore that fails
     leaves nothing behind.
     """
     from lumbar.operations import restore
@@ -510,7 +524,7 @@ def restore_command(
     restored = restore(source, db, actor=_actor(actor), key_file=key_file, replace=replace)
     typer.echo(
         f"restored trial {restored.trial_id} from {source} into {restored.database}; "
-        "the vault key opens it"
+        "the keys open it"
     )
     state = "intact" if restored.audit_intact else "NOT intact: run 'lumbar audit verify'"
     typer.echo(f"audit trail: {restored.audit_records} records, {state}")

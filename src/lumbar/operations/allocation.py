@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lumbar.errors import OperationError, Problem
 from lumbar.protocol import Protocol, all_strata, stratum_key
+from lumbar.store.vault import Vault
 
 __all__ = [
     "Slot",
@@ -99,13 +100,14 @@ def generate_allocation_list(
     return tuple(slots)
 
 
-def allocation_digest(slots: Iterable[Slot]) -> str:
-    """SHA-256 of the list in a canonical text form: the fingerprint kept with the trial."""
+def allocation_digest(slots: Iterable[Slot], key: Vault) -> str:
+    """HMAC of the list in a canonical text form, under the randomization key: the
+    fingerprint kept with the trial (keyed, so it cannot be used to test guessed lists)."""
     text = "".join(
         f"{slot.stratum}\t{slot.position}\t{slot.block}\t{slot.block_size}\t{slot.arm}\n"
         for slot in sorted(slots, key=lambda slot: (slot.stratum, slot.position))
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return key.mac(text.encode("utf-8"))
 
 
 def check_allocation_list(protocol: Protocol, slots: Sequence[Slot]) -> list[Problem]:

@@ -10,7 +10,7 @@ Both need an admin (the ``backup`` and ``restore`` permissions). A restore is
 checked before it counts, and leaves nothing behind when it fails:
 
 - **SQLite**: the backup is copied beside the target as ``<name>.restoring``,
-  checked (integrity, the trial, the vault key, the acting user), and only then
+  checked (integrity, the trial, the keys, the acting user), and only then
   renamed over the target, in one step. On failure the copy is deleted and the
   target is untouched.
 - **PostgreSQL**: a database that does not exist is created, restored in one
@@ -41,12 +41,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from lumbar.errors import Problem, StoreError
-from lumbar.operations.context import Clock, Context, Principal, utc_now
+from lumbar.operations.context import Clock, Context, Principal, Transaction, utc_now
 from lumbar.operations.scope import load_scope
-from lumbar.store.audit import append_audit, verify_chain
+from lumbar.store.audit import verify_trail, write_anchor
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.schema import TrialRecord
-from lumbar.store.vault import load_key
+from lumbar.store.schema import AuditHead, TrialRecord
+from lumbar.store.vault import Keys, load_keys
 
 __all__ = ["Restored", "backup", "restore"]
 
@@ -73,7 +73,7 @@ def backup(
     *,
     actor: str | Principal,
     key_file: Path | None = None,
-    key: bytes | None = None,
+    keys: Keys | None = None,
 ) -> Path:
     """Copy the trial database to ``target`` (a new file) and check the copy (admins only)."""
     if target.exists():
@@ -81,7 +81,7 @@ def backup(
             "the backup file exists",
             [Problem("target", "is never overwritten", str(target), "choose a new file name")],
         )
-    _authorize(url, _principal(actor), "backup", key_file=key_file, key=key)
+    _authorize(url, _principal(actor), "backup", key_file=key_file, keys=keys)
     database = Database(url)
     try:
         if database.backend == "sqlite":
@@ -119,7 +119,7 @@ def restore(
     *,
     actor: str | Principal,
     key_file: Path | None = None,
-    key: bytes | None = None,
+    keys: Keys | None = None,
     replace: bool = False,
     clock: Clock = utc_now,
 ) -> Restored:
@@ -127,7 +127,7 @@ def restore(
 
     A SQLite database that exists is replaced only with ``replace=True``; a
     PostgreSQL database is created when it does not exist, and must be empty when
-    it does. The vault key (``key``, else ``key_file``, else the default beside a
+    it does. The keys (``keys``, else ``key_file``, else the default beside a
     SQLite file or ``LUMBAR_KEY``) must open the restored trial.
     """
     if not backup_file.is_file():
@@ -138,19 +138,21 @@ def restore(
     principal = _principal(actor)
     database = Database(url)
     database.dispose()
-    if key is None:
-        key = load_key(key_file or default_key_file(database.url))
-    job = _Restore(backup_file, principal, key, clock)
+    if keys is None:
+        keys = load_keys(key_file or default_key_file(database.url))
+    job = _Restore(backup_file, principal, keys, clock)
     if database.backend == "sqlite":
         return job.into_sqlite(database, replace=replace)
-    return job.into_postgresql(database)
+    restored = job.into_postgresql(database)
+    _move_anchor(database.url, keys)
+    return restored
 
 
 @dataclass(frozen=True)
 class _Restore:
     backup_file: Path
     principal: Principal
-    key: bytes
+    keys: Keys
     clock: Clock
 
     # ------------------------------------------------------------------ SQLite
@@ -186,7 +188,7 @@ class _Restore:
         replacing_trial = existed and database.is_initialised()
         database.dispose()
         if replacing_trial:
-            _authorize(database.url, self.principal, "restore", key=self.key)
+            _authorize(database.url, self.principal, "restore", keys=self.keys)
         _check_sqlite(self.backup_file)
         partial = target.with_name(target.name + ".restoring")
         _remove_sqlite(partial)  # a copy a killed restore left behind
@@ -204,6 +206,10 @@ class _Restore:
         except BaseException:
             _remove_sqlite(partial)
             raise
+        finally:
+            Path(f"{partial}.head").unlink(missing_ok=True)
+            Path(f"{partial}.head.lock").unlink(missing_ok=True)
+        _move_anchor(database.url, self.keys)
         return Restored(
             restored.trial_id,
             database.display_url,
@@ -291,28 +297,29 @@ class _Restore:
                 )
         finally:
             database.dispose()
-        context = Context.open(url, key=self.key, clock=self.clock)
+        context = Context.open(url, keys=self.keys, clock=self.clock)
         try:
+            audit = context.key("audit")
             with context.db.write() as session:
                 if authorize:
                     load_scope(session, self.principal.username).require("restore")
                 trial_id = str(session.execute(select(TrialRecord.id)).scalar_one())
-                append_audit(
-                    session,
-                    at=context.now(),
-                    actor=self.principal.username,
-                    origin=self.principal.origin,
-                    action="trial.restore",
-                    entity="trial",
-                    entity_id=trial_id,
+                work = Transaction(
+                    session, self.principal.username, self.principal.origin, context.now(), audit
+                )
+                work.audit(
+                    "trial.restore",
+                    "trial",
+                    trial_id,
                     new={
                         "backup": self.backup_file.name,
                         "sha256": _sha256(self.backup_file),
                         "replaced": replaced,
                     },
                 )
+                work.finish()
             with context.db.read() as session:
-                report = verify_chain(session)
+                report = verify_trail(session, audit)
             return Restored(
                 trial_id, context.db.display_url, replaced, report.records, report.intact
             )
@@ -321,6 +328,20 @@ class _Restore:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _move_anchor(url: str, keys: Keys) -> None:
+    """Point the restored trial's anchor at its chain's head: the restore is a deliberate
+    rollback, not one to report (the restore itself is the chain's last record)."""
+    context = Context.open(url, keys=keys)
+    try:
+        if context.anchor is None:
+            return
+        with context.db.read() as session:
+            head = session.execute(select(AuditHead.seq, AuditHead.hash)).one()
+        write_anchor(context.anchor, context.key("audit"), (head.seq, head.hash), replace=True)
+    finally:
+        context.close()
 
 
 def _principal(actor: str | Principal) -> Principal:
@@ -333,10 +354,10 @@ def _authorize(
     permission: str,
     *,
     key_file: Path | None = None,
-    key: bytes | None = None,
+    keys: Keys | None = None,
 ) -> None:
     """Refuse unless ``principal`` holds ``permission`` in the trial at ``url``."""
-    context = Context.open(url, key_file=key_file, key=key)
+    context = Context.open(url, key_file=key_file, keys=keys)
     try:
         with context.unit(principal, permission, write=False):
             pass

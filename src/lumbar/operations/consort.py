@@ -155,9 +155,10 @@ class ConsortService(Service):
                 **{f"visit_{visit}": None for visit in visits},
             }
             if allocation is not None:
-                row["arm"] = unit.scope.arm(allocation.arm)
+                row["arm"] = self._shown_arm(unit, allocation)
                 if unblinded:
-                    row["arm_has_sessions"] = protocol.arm(allocation.arm).sessions.planned > 0
+                    arm = self._arm(allocation)
+                    row["arm_has_sessions"] = protocol.arm(arm).sessions.planned > 0
                     row["sessions"] = attended.get(participant.id, 0)
                 if shown is not None:
                     row["withdrawal_day"] = (shown.effective_date - allocation.randomized_on).days

@@ -5,7 +5,7 @@
     context = Context.open("trial.db")              # once: engine, key, protocol parsed
     trial = Trial(context, Principal.operator("carol"))   # per command or per request: cheap
 
-A :class:`Context` is the open trial (database engine, vault key, parsed
+A :class:`Context` is the open trial (database engine, the keys at hand, parsed
 protocol, clock), made once and shared; the web app keeps one for its whole
 life. A :class:`Principal` is who acts: a member of staff whose identity the
 command line takes on the operator's word (``Principal.operator``), or one
@@ -23,29 +23,31 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, event, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem, StoreError
 from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
-from lumbar.store.audit import append_audit, move_audit_head
+from lumbar.store.audit import AuditRows, append_audit, move_audit_head, write_anchor
 from lumbar.store.database import Database, default_key_file
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
-from lumbar.store.vault import Vault, load_key
+from lumbar.store.vault import KEY_ENV, KEY_USES, Keys, Vault, load_keys
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 __all__ = [
+    "ANCHOR_ENV",
     "EARLIEST_DATE",
     "SYSTEM_ACTOR",
     "Clock",
@@ -54,10 +56,12 @@ __all__ = [
     "Service",
     "Transaction",
     "Unit",
+    "arm_context",
     "no_trial",
     "not_after",
     "not_before",
     "not_before_consent",
+    "open_arm",
     "read_protocol",
     "require_text",
     "utc_now",
@@ -101,22 +105,41 @@ class Principal:
         return cls(username, f"cli {os_user}@{socket.gethostname()}"[:255])
 
 
+ANCHOR_ENV = "LUMBAR_ANCHOR"
+"""Where the anchor file is (the newest audit head written from this machine); by default
+``<database file>.head`` beside a SQLite file, and none for a server database."""
+
+
+def default_anchor(database: Database) -> Path | None:
+    """The anchor file of ``database``: ``LUMBAR_ANCHOR``, else beside a SQLite file."""
+    if os.environ.get(ANCHOR_ENV):
+        return Path(os.environ[ANCHOR_ENV])
+    path = database.sqlite_path
+    if path is None or str(path) == ":memory:":
+        return None
+    return Path(f"{path}.head")
+
+
 class Context:
     """An open trial database, shared by every :class:`~lumbar.operations.Trial` made on it."""
 
     def __init__(
         self,
         database: Database,
-        vault: Vault,
+        keys: Keys,
         protocol: Protocol,
         clock: Clock,
         *,
         password_hasher: PasswordHasher | None = None,
+        anchor: Path | None = None,
     ):
         self.db = database
-        self.vault = vault
+        self.keys = keys
+        self._vaults = {name: keys.vault(name) for name in KEY_USES}
         self.protocol = protocol
         self.clock = clock
+        self.anchor = anchor
+        """The anchor file the newest audit head is recorded in after each write (or None)."""
         self.password_hasher = password_hasher
         """How passwords are hashed; None: argon2id with lumbar's parameters
         (:data:`lumbar.operations.authentication.PASSWORD_PARAMETERS`)."""
@@ -127,26 +150,68 @@ class Context:
         url: str | None,
         *,
         key_file: Path | None = None,
-        key: bytes | None = None,
+        keys: Keys | None = None,
         clock: Clock = utc_now,
         password_hasher: PasswordHasher | None = None,
     ) -> Self:
-        """Open an existing trial; the vault key must be the trial's own."""
+        """Open an existing trial; each key at hand must be the trial's own.
+
+        Keys missing from the key file are allowed: what they guard is refused when asked
+        for (no identity key: identifiers; no randomization key: arms; no audit key: writes).
+        """
         database = Database(url)
         try:
             if not database.is_initialised():
                 raise no_trial(database, given=bool(url))
-            vault = Vault(
-                key if key is not None else load_key(key_file or default_key_file(database.url))
-            )
+            if keys is None:
+                keys = load_keys(key_file or default_key_file(database.url))
             with database.read() as session:
                 record = session.execute(select(TrialRecord)).scalar_one()
-                vault.confirm(record.key_check)
+                checks = {
+                    "identity": record.key_check,
+                    "randomization": record.randomization_key_check,
+                    "audit": record.audit_key_check,
+                }
+                for name, check in checks.items():
+                    vault = keys.vault(name)
+                    if vault is not None:
+                        vault.confirm(check)
                 protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
         except BaseException:
             database.dispose()
             raise
-        return cls(database, vault, protocol, clock, password_hasher=password_hasher)
+        return cls(
+            database,
+            keys,
+            protocol,
+            clock,
+            password_hasher=password_hasher,
+            anchor=default_anchor(database),
+        )
+
+    def key(self, name: str) -> Vault:
+        """The vault of key ``name`` (identity, randomization, audit); StoreError when missing."""
+        vault = self._vaults[name]
+        if vault is None:
+            raise StoreError(
+                f"the {name} key is not at hand",
+                [
+                    Problem(
+                        f"key {name}",
+                        f"is needed here: it guards {KEY_USES[name]}",
+                        hint=f"use a key file that holds the '{name}:' line, or set {KEY_ENV}",
+                    )
+                ],
+            )
+        return vault
+
+    @property
+    def vault(self) -> Vault:
+        """The identity key's vault (identifiers and second-factor secrets)."""
+        return self.key("identity")
+
+    def has_key(self, name: str) -> bool:
+        return self._vaults[name] is not None
 
     def close(self) -> None:
         self.db.dispose()
@@ -160,13 +225,14 @@ class Context:
     @contextmanager
     def unit(self, principal: Principal, permission: str, *, write: bool = True) -> Iterator[Unit]:
         """A unit of work for ``principal``, who must hold ``permission``."""
+        audit = self.key("audit") if write else None
         with self._session(write) as session:
             scope = load_scope(session, principal.username, principal.permissions)
             scope.require(permission)
-            unit = Unit(session, scope, principal.origin, self.now())
+            unit = Unit(session, scope, principal.origin, self.now(), audit)
             yield unit
-            if unit.head is not None:
-                move_audit_head(session, unit.head)
+            head = unit.finish()
+        self._anchor(head)
 
     @contextmanager
     def transaction(self, actor: str, origin: str, *, write: bool = True) -> Iterator[Transaction]:
@@ -175,11 +241,18 @@ class Context:
         For lumbar recording a sign-in attempt, or a participant answering through a
         survey link; the caller alone decides what the work may touch.
         """
+        audit = self.key("audit") if write else None
         with self._session(write) as session:
-            work = Transaction(session, actor, origin, self.now())
+            work = Transaction(session, actor, origin, self.now(), audit)
             yield work
-            if work.head is not None:
-                move_audit_head(session, work.head)
+            head = work.finish()
+        self._anchor(head)
+
+    def _anchor(self, head: tuple[int, str] | None) -> None:
+        if head is not None and self.anchor is not None:
+            # The write is committed; an anchor not written only weakens rollback detection.
+            with suppress(OSError):
+                write_anchor(self.anchor, self.key("audit"), head)
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
@@ -193,18 +266,32 @@ class Context:
 
 
 class Transaction:
-    """One database transaction whose audit records name one actor and origin."""
+    """One database transaction whose audit records name one actor and origin.
 
-    def __init__(self, session: Session, actor: str, origin: str, now: dt.datetime):
+    Records are appended when the work ends (:meth:`finish`), the last one carrying the
+    images of every data row the work wrote, so the trail covers the data.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        actor: str,
+        origin: str,
+        now: dt.datetime,
+        audit_key: Vault | None = None,
+    ):
         self.session = session
         self.actor = actor
         """Who the audit records name; work that proves who someone is (a sign-in) sets it
         to them once proven."""
         self.origin = origin
         self.now = now
-        self.head: tuple[int, str] | None = None
-        """The audit chain's head after this transaction's last append (the head row is
-        locked; it is moved to this head once, when the work ends)."""
+        self.rows = AuditRows()
+        """The data rows this work wrote (gathered from each flush; plain SQL writes add
+        theirs with :meth:`AuditRows.add_where`)."""
+        self._audit_key = audit_key
+        self._records: list[dict[str, Any]] = []
+        session.info["lumbar_work"] = self
 
     def audit(
         self,
@@ -216,20 +303,60 @@ class Transaction:
         new: Mapping[str, Any] | None = None,
         reason: str | None = None,
     ) -> None:
-        self.head = append_audit(
-            self.session,
-            head=self.head,
-            at=self.now,
-            actor=self.actor,
-            origin=self.origin,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            old=old,
-            new=new,
-            reason=reason,
-            move_head=False,
+        """Add an audit record; it is appended to the chain when the work ends."""
+        if self._audit_key is None:
+            raise RuntimeError("a read-only unit of work cannot write audit records")
+        self._records.append(
+            {
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "old": old,
+                "new": new,
+                "reason": reason,
+                "actor": self.actor,
+            }
         )
+
+    def finish(self) -> tuple[int, str] | None:
+        """Append the records (the last with the row images) and move the head; the new head."""
+        if self._audit_key is None:
+            self.session.info.pop("lumbar_work", None)
+            return None
+        self.session.flush()  # the last rows reach the database (and self.rows)
+        self.session.info.pop("lumbar_work", None)
+        images = self.rows.images(self.session, self._audit_key)
+        if images is not None and not self._records:
+            self.audit("data.write", "data", "rows")
+        head: tuple[int, str] | None = None
+        for number, record in enumerate(self._records, start=1):
+            head = append_audit(
+                self.session,
+                self._audit_key,
+                head=head,
+                at=self.now,
+                origin=self.origin,
+                rows=images if number == len(self._records) else None,
+                move_head=False,
+                **record,
+            )
+        if head is not None:
+            move_audit_head(self.session, self._audit_key, head)
+        return head
+
+
+@event.listens_for(Session, "after_flush")
+def _gather_rows(session: Session, _context: object) -> None:
+    """Note every row a unit of work's flush inserted, changed or deleted."""
+    work = session.info.get("lumbar_work")
+    if not isinstance(work, Transaction):
+        return
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        state = inspect(instance)
+        mapper = state.mapper
+        if instance in session.dirty and not session.is_modified(instance):
+            continue
+        work.rows.add(mapper.local_table, mapper.primary_key_from_instance(instance))
 
 
 class Unit(Transaction):
@@ -238,8 +365,15 @@ class Unit(Transaction):
     The lookups every area needs live here, each restricted to the user's sites in SQL.
     """
 
-    def __init__(self, session: Session, scope: Scope, origin: str, now: dt.datetime):
-        super().__init__(session, scope.username, origin, now)
+    def __init__(
+        self,
+        session: Session,
+        scope: Scope,
+        origin: str,
+        now: dt.datetime,
+        audit_key: Vault | None = None,
+    ):
+        super().__init__(session, scope.username, origin, now, audit_key)
         self.scope = scope
 
     # ------------------------------------------------------------------ lookups
@@ -351,6 +485,28 @@ class Service:
     def _unit(self, permission: str, *, write: bool = True) -> AbstractContextManager[Unit]:
         return self.context.unit(self.principal, permission, write=write)
 
+    def _arm(self, allocation: Allocation) -> str:
+        """The arm a participant was assigned, opened with the randomization key."""
+        return open_arm(self.context.key("randomization"), allocation)
+
+    def _shown_arm(self, unit: Unit, allocation: Allocation) -> str | None:
+        """The arm for an unblinded user; None for a blinded one (who needs no randomization
+        key: nothing is opened for them)."""
+        return self._arm(allocation) if unit.scope.unblinded else None
+
+
+def arm_context(participant_id: int, slot_id: int) -> str:
+    """Where an assigned arm is sealed: bound to the participant and the slot taken, so an
+    arm copied to another participant's row, or a slot swapped, does not open."""
+    return f"allocation:{participant_id}:{slot_id}"
+
+
+def open_arm(vault: Vault, allocation: Allocation) -> str:
+    """The assigned arm of ``allocation`` (StoreError when altered or moved)."""
+    return vault.open(
+        allocation.arm_sealed, arm_context(allocation.participant_id, allocation.slot_id)
+    )
+
 
 _TEXT = re.compile(r"\S")
 
@@ -391,7 +547,7 @@ def no_trial(database: Database, *, given: bool = True) -> StoreError:
 
 
 def read_protocol(url: str | None) -> Protocol:
-    """The protocol of the trial at ``url``, read without a user or the vault key.
+    """The protocol of the trial at ``url``, read without a user or the keys.
 
     A protocol is not secret (it holds no participant and no allocation), so help
     texts and answer templates may show it to anyone who can reach the database.

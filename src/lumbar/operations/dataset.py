@@ -119,7 +119,7 @@ class DatasetService(Service):
             common: dict[str, Any] = {
                 "participant": participant.study_id,
                 "site": codes[participant.site_id],
-                "arm": unit.scope.arm(allocation.arm),
+                "arm": self._shown_arm(unit, allocation),
                 "stratum": allocation.stratum,
             }
             levels = dict(

@@ -4,19 +4,24 @@ Assignment takes the next free slot of the participant's stratum in one
 transaction: it advances the stratum's counter (a row every assignment locks),
 opens that slot's sealed arm, and records the allocation, so a slot is never
 taken twice or skipped, whatever the number of coordinators at once. Nobody
-can read a slot before it is taken: arms are sealed in the vault and no
-operation returns an unused slot. The audit record of an assignment carries a
-keyed code of the arm, not the arm, so the audit trail unblinds no one.
+can read a slot before it is taken: arms are sealed with the randomization key
+(kept outside the database) and no operation returns an unused slot. The assigned
+arm is sealed too, bound to the participant and the slot, so the database holds no
+arm anyone can read without that key. The audit record of an assignment carries
+the slot's position and a keyed code of the arm, not the arm, so the audit trail
+unblinds no one, and :meth:`RandomizationService.verify_randomization` can prove
+every assignment is the one the trail recorded, in order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from lumbar.errors import OperationError, Problem
+from lumbar.errors import OperationError, Problem, StoreError
 from lumbar.instruments import Scores, ScoreValue
 from lumbar.operations.allocation import (
     Slot,
@@ -24,11 +29,12 @@ from lumbar.operations.allocation import (
     check_allocation_list,
     generate_allocation_list,
 )
-from lumbar.operations.context import Service, Unit, require_text
+from lumbar.operations.context import Service, Unit, arm_context, open_arm, require_text
 from lumbar.protocol import assign_stratum, stratum_key
 from lumbar.store.schema import (
     Allocation,
     AllocationSlot,
+    AuditRecord,
     Participant,
     Questionnaire,
     QuestionnaireScore,
@@ -124,15 +130,15 @@ class RandomizationService(Service):
                         )
                     ],
                 )
-            vault = self.context.vault
-            arm = vault.open(slot.arm_sealed, _slot_context(slot.stratum, slot.position))
+            vault = self.context.key("randomization")
+            arm = vault.open(slot.arm_sealed, slot_context(slot.stratum, slot.position))
             today = unit.now.date()
             unit.session.add(
                 Allocation(
                     participant_id=participant.id,
                     slot_id=slot.id,
                     stratum=stratum,
-                    arm=arm,
+                    arm_sealed=vault.seal(arm, arm_context(participant.id, slot.id)),
                     randomized_on=today,
                     randomized_at=unit.now,
                     randomized_by=unit.scope.id,
@@ -181,7 +187,7 @@ class RandomizationService(Service):
             unit.audit(
                 "participant.unblind", "participant", str(participant.study_id), reason=reason
             )
-            return allocation.arm
+            return self._arm(allocation)
 
     def assignment(self, reference: str) -> Assignment:
         """A participant's randomization as the acting user may see it."""
@@ -191,13 +197,14 @@ class RandomizationService(Service):
             return Assignment(
                 str(participant.study_id),
                 allocation.stratum,
-                unit.scope.arm(allocation.arm),
+                self._shown_arm(unit, allocation),
                 allocation.randomized_on,
             )
 
     def verify_randomization(self) -> RandomizationReport:
         """Check the concealed list and every assignment; report problems, never arms."""
         with self._unit("verify_randomization", write=False) as unit:
+            vault = self.context.key("randomization")
             record = unit.session.execute(select(TrialRecord)).scalar_one()
             rows = list(unit.session.execute(select(AllocationSlot)).scalars())
             slots = [
@@ -206,14 +213,12 @@ class RandomizationService(Service):
                     row.position,
                     row.block,
                     row.block_size,
-                    self.context.vault.open(
-                        row.arm_sealed, _slot_context(row.stratum, row.position)
-                    ),
+                    vault.open(row.arm_sealed, slot_context(row.stratum, row.position)),
                 )
                 for row in rows
             ]
             problems = list(check_allocation_list(self.protocol, slots))
-            if allocation_digest(slots) != record.allocation_digest:
+            if allocation_digest(slots, vault) != record.allocation_digest:
                 problems.append(
                     Problem(
                         "allocation list",
@@ -222,13 +227,11 @@ class RandomizationService(Service):
                     )
                 )
             if record.allocation_source == "generated" and record.allocation_seed_sealed:
-                seed = int(
-                    self.context.vault.open(record.allocation_seed_sealed, "allocation-seed")
-                )
+                seed = int(vault.open(record.allocation_seed_sealed, "allocation-seed"))
                 regenerated = generate_allocation_list(
                     self.protocol, seed, record.allocation_length
                 )
-                if allocation_digest(regenerated) != allocation_digest(slots):
+                if allocation_digest(regenerated, vault) != allocation_digest(slots, vault):
                     problems.append(
                         Problem(
                             "allocation list",
@@ -251,21 +254,68 @@ class RandomizationService(Service):
     def _check_assignments(
         self, unit: Unit, rows: list[AllocationSlot], slots: list[Slot]
     ) -> list[Problem]:
-        problems = []
+        """Every assignment is its slot's arm, the one the audit trail recorded, in order."""
+        vault = self.context.key("randomization")
         arm_of = {row.id: slot.arm for row, slot in zip(rows, slots, strict=True)}
         position_of = {row.id: (row.stratum, row.position) for row in rows}
+        study_ids = dict(unit.session.execute(select(Participant.id, Participant.study_id)).all())
+        recorded, problems = _recorded_assignments(unit)
         used: dict[str, list[int]] = {}
         for allocation in unit.session.execute(select(Allocation)).scalars():
+            study_id = str(study_ids.get(allocation.participant_id) or allocation.participant_id)
+            where = f"allocation of {study_id}"
             stratum, position = position_of[allocation.slot_id]
             used.setdefault(stratum, []).append(position)
-            if allocation.arm != arm_of[allocation.slot_id] or allocation.stratum != stratum:
+            try:
+                arm: str | None = open_arm(vault, allocation)
+            except StoreError:
+                arm = None
                 problems.append(
                     Problem(
-                        f"allocation of participant #{allocation.participant_id}",
+                        where,
+                        "its sealed arm does not open for this participant and slot: it was "
+                        "copied from another row or altered",
+                        hint="investigate: restore the database from a backup",
+                    )
+                )
+            if (arm is not None and arm != arm_of[allocation.slot_id]) or (
+                allocation.stratum != stratum
+            ):
+                problems.append(
+                    Problem(
+                        where,
                         "does not match the slot it took",
                         hint="investigate: the record was altered",
                     )
                 )
+            trail = recorded.pop(study_id, None)
+            if trail is None:
+                problems.append(
+                    Problem(
+                        where,
+                        "has no randomization in the audit trail",
+                        hint="investigate: the allocation was written outside lumbar",
+                    )
+                )
+            elif trail[:2] != (stratum, position) or (
+                arm is not None and trail[2] != vault.code(arm)
+            ):
+                problems.append(
+                    Problem(
+                        where,
+                        f"is slot {position} of {stratum}, but the audit trail recorded slot "
+                        f"{trail[1]} of {trail[0]}: assignments were swapped or changed",
+                        hint="investigate: restore the database from a backup",
+                    )
+                )
+        for study_id in recorded:
+            problems.append(
+                Problem(
+                    f"allocation of {study_id}",
+                    "is in the audit trail but not in the allocation table (deleted)",
+                    hint="investigate: restore the database from a backup",
+                )
+            )
         counters = {
             counter.stratum: counter.next_position
             for counter in unit.session.execute(select(StratumCounter)).scalars()
@@ -368,5 +418,36 @@ class RandomizationService(Service):
             )
 
 
-def _slot_context(stratum: str, position: int) -> str:
+def slot_context(stratum: str, position: int) -> str:
+    """Where a slot's arm is sealed: bound to its stratum and position."""
     return f"slot:{stratum}:{position}"
+
+
+def _recorded_assignments(
+    unit: Unit,
+) -> tuple[dict[str, tuple[str, int, str]], list[Problem]]:
+    """Study id → (stratum, position, arm code) as the audit trail recorded each
+    randomization, and a problem wherever positions do not rise by one within a stratum
+    in the trail's order."""
+    recorded: dict[str, tuple[str, int, str]] = {}
+    problems: list[Problem] = []
+    last: dict[str, int] = {}
+    for seq, study_id, new in unit.session.execute(
+        select(AuditRecord.seq, AuditRecord.entity_id, AuditRecord.new)
+        .where(AuditRecord.action == "participant.randomize")
+        .order_by(AuditRecord.seq)
+    ):
+        payload = json.loads(new or "{}")
+        stratum, position = str(payload.get("stratum")), int(payload.get("position", 0))
+        recorded[study_id] = (stratum, position, str(payload.get("arm_code")))
+        if position != last.get(stratum, 0) + 1:
+            problems.append(
+                Problem(
+                    f"audit record {seq}",
+                    f"randomized {study_id} to slot {position} of {stratum} after slot "
+                    f"{last.get(stratum, 0)}: slots were not assigned in order",
+                    hint="investigate: the trail or the list was altered",
+                )
+            )
+        last[stratum] = position
+    return recorded, problems

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem
 from lumbar.instruments import INSTRUMENTS, Scores, check_answers, score_answers
@@ -158,7 +157,7 @@ class ResponseService(Service):
                 ).scalars():
                     unit.session.delete(old_row)
             unit.session.flush()
-            _store(unit.session, [(questionnaire, checked, scores)])
+            _store(unit, [(questionnaire, checked, scores)])
             questionnaire.edited_at = unit.now
             unit.audit(
                 "questionnaire.edit",
@@ -297,7 +296,7 @@ def store_visit(
     work.session.add_all(rows.values())
     work.session.flush()
     _store(
-        work.session,
+        work,
         [
             (rows[instrument], checked, scores)
             for instrument, (scores, checked) in checked_all.items()
@@ -411,10 +410,15 @@ def _may_record(
 
 
 def _store(
-    session: Session,
+    work: Transaction,
     entries: Sequence[tuple[Questionnaire, Mapping[str, Any], Scores]],
 ) -> None:
-    """Every answer and score of the questionnaires: one multi-row INSERT each."""
+    """Every answer and score of the questionnaires: one multi-row INSERT each (their rows
+    imaged into the work's audit record like any other)."""
+    session = work.session
+    ids = [questionnaire.id for questionnaire, _, _ in entries]
+    work.rows.add_where(QuestionnaireAnswer, QuestionnaireAnswer.questionnaire_id.in_(ids))
+    work.rows.add_where(QuestionnaireScore, QuestionnaireScore.questionnaire_id.in_(ids))
     session.execute(
         insert(QuestionnaireAnswer),
         [

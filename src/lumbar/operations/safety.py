@@ -169,7 +169,7 @@ class SafetyService(Service):
                 rows.append(
                     {
                         "participant": participant.study_id,
-                        "arm": None if allocation is None else allocation.arm,
+                        "arm": None if allocation is None else self._arm(allocation),
                         "onset_day": None
                         if allocation is None
                         else (event.onset_date - allocation.randomized_on).days,

@@ -73,7 +73,7 @@ class TreatmentService(Service):
             unit.scope.require_unblinded("logging sessions")
             participant = unit.enrolled(reference)
             allocation = unit.allocation(participant)
-            arm = self.protocol.arm(allocation.arm)
+            arm = self.protocol.arm(self._arm(allocation))
             problems = []
             if arm.sessions.planned == 0:
                 problems.append(
@@ -155,7 +155,7 @@ class TreatmentService(Service):
                 .where(TreatmentSession.participant_id == participant.id)
             ).scalar_one()
             # Techniques and home care differ by arm: the audit keeps a keyed code of the
-            # session's content (verifiable with the vault key), not the content, so the
+            # session's content (verifiable with the audit key), not the content, so the
             # audit trail unblinds no one.
             content = {
                 "techniques": list(techniques),
@@ -171,7 +171,9 @@ class TreatmentService(Service):
                     "participant": participant.study_id,
                     "date": session_date.isoformat(),
                     "minutes": minutes,
-                    "content_code": self.context.vault.code(json.dumps(content, sort_keys=True)),
+                    "content_code": self.context.key("audit").code(
+                        json.dumps(content, sort_keys=True)
+                    ),
                 },
             )
             return int(number)
@@ -181,7 +183,7 @@ class TreatmentService(Service):
         with self._unit("treatment_records", write=False) as unit:
             unit.scope.require_unblinded("a participant's treatment plan")
             participant = unit.enrolled(reference)
-            arm = self.protocol.arm(unit.allocation(participant).arm)
+            arm = self.protocol.arm(self._arm(unit.allocation(participant)))
             attended = unit.session.execute(
                 select(func.count())
                 .select_from(TreatmentSession)
@@ -221,11 +223,11 @@ class TreatmentService(Service):
                     .order_by(Participant.study_id)
                 )
             ).all():
-                planned = self.protocol.arm(allocation.arm).sessions.planned
+                planned = self.protocol.arm(self._arm(allocation)).sessions.planned
                 rows.append(
                     Adherence(
                         str(participant.study_id),
-                        allocation.arm,
+                        self._arm(allocation),
                         counts.get(participant.id, 0),
                         planned,
                     )
@@ -251,7 +253,7 @@ class TreatmentService(Service):
                 rows.append(
                     {
                         "participant": participant.study_id,
-                        "arm": allocation.arm,
+                        "arm": self._arm(allocation),
                         "day": (session.session_date - allocation.randomized_on).days,
                         "minutes": session.minutes,
                         "techniques": list(session.techniques),

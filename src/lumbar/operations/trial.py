@@ -43,21 +43,29 @@ from lumbar.operations.allocation import (
     read_allocation_csv,
 )
 from lumbar.operations.consort import ConsortService
-from lumbar.operations.context import SYSTEM_ACTOR, Clock, Context, Principal, utc_now
+from lumbar.operations.context import (
+    SYSTEM_ACTOR,
+    Clock,
+    Context,
+    Principal,
+    Transaction,
+    default_anchor,
+    utc_now,
+)
 from lumbar.operations.credentials import CredentialService
 from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
 )
 from lumbar.operations.people import PeopleService
-from lumbar.operations.randomization import RandomizationService
+from lumbar.operations.randomization import RandomizationService, slot_context
 from lumbar.operations.responses import ResponseService
 from lumbar.operations.safety import SafetyService
 from lumbar.operations.schedule import ScheduleService
 from lumbar.operations.survey import SurveyLinkService
 from lumbar.operations.treatment import TreatmentService
 from lumbar.protocol import Protocol, all_strata, stratum_key
-from lumbar.store.audit import AuditReport, append_audit, verify_chain
+from lumbar.store.audit import AuditReport, verify_trail, write_anchor
 from lumbar.store.database import Database, default_key_file
 from lumbar.store.schema import (
     AllocationSlot,
@@ -66,7 +74,7 @@ from lumbar.store.schema import (
     StratumCounter,
     TrialRecord,
 )
-from lumbar.store.vault import KEY_ENV, Vault, create_key_file, load_key
+from lumbar.store.vault import KEY_ENV, KEY_NAMES, Keys, Vault, create_key_file, load_keys
 
 S = TypeVar("S")
 P = ParamSpec("P")
@@ -160,11 +168,11 @@ class Trial:
         actor: str | Principal,
         *,
         key_file: Path | None = None,
-        key: bytes | None = None,
+        keys: Keys | None = None,
         clock: Clock = utc_now,
     ) -> Trial:
         """Open the trial at ``url`` for one principal (a user name: the operator's word)."""
-        context = Context.open(url, key_file=key_file, key=key, clock=clock)
+        context = Context.open(url, key_file=key_file, keys=keys, clock=clock)
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         return cls(context, principal, owns_context=True)
 
@@ -216,9 +224,15 @@ class Trial:
             )
 
     def verify_audit(self) -> AuditReport:
-        """Recompute the audit chain: report any record changed, deleted or inserted."""
+        """Check the audit trail and the data against it.
+
+        Recomputes every keyed link and the head (a record changed, deleted, inserted or
+        forged; the tail cut off), compares the chain with the anchor file (an older copy
+        of the database put back), and replays the row images against every data table
+        (a row added, deleted or changed outside lumbar). Needs the audit key only.
+        """
         with self.context.unit(self.principal, "audit", write=False) as unit:
-            return verify_chain(unit.session)
+            return verify_trail(unit.session, self.context.key("audit"), self.context.anchor)
 
     # ------------------------------------------------------------------ the areas' operations
     # Each is the area service's own method, bound to this trial's service: one signature,
@@ -292,8 +306,9 @@ def create_trial(
 ) -> TrialCreated:
     """Create a trial database from ``protocol``: schema, concealed allocation list, first admin.
 
-    The vault key comes from ``LUMBAR_KEY`` when set; otherwise a new key file is
-    written (beside a SQLite database by default) with owner-only permissions.
+    The keys (identity, randomization, audit) come from ``LUMBAR_KEY`` when set;
+    otherwise a new key file is written (beside a SQLite database by default) with
+    owner-only permissions. A new SQLite file is owner-only too.
     The allocation list is generated from ``seed`` (a random 128-bit seed when not
     given) or read from ``allocation_csv``; either way it is sealed, and its
     fingerprint is kept to verify it later.
@@ -327,16 +342,28 @@ def create_trial(
         source, sealed_seed_text = "generated", str(seed)
     created_key_file: Path | None = None
     if os.environ.get(KEY_ENV):
-        key = load_key(None)
+        keys = load_keys(None)
+        missing = [name for name in KEY_NAMES if getattr(keys, name) is None]
+        if missing:
+            raise StoreError(
+                "a key is missing",
+                [
+                    Problem(
+                        KEY_ENV,
+                        "must hold every key to create a trial; missing: " + ", ".join(missing),
+                        hint=f"unset {KEY_ENV} and let 'lumbar init' write a new key file",
+                    )
+                ],
+            )
     else:
         created_key_file = key_file or default_key_file(database.url)
-        key = create_key_file(created_key_file)
-    vault = Vault(key)
+        keys = create_key_file(created_key_file)
     try:
+        database.create_owner_only()
         database.migrate()
-        _write_trial(
+        head = _write_trial(
             database,
-            vault=vault,
+            keys=keys,
             protocol=protocol,
             slots=slots,
             source=source,
@@ -346,6 +373,9 @@ def create_trial(
             synthetic=synthetic,
             now=clock(),
         )
+        anchor = default_anchor(database)
+        if anchor is not None:
+            write_anchor(anchor, Vault(keys.audit or b"", "audit"), head, replace=True)
     except BaseException:
         if created_key_file is not None:
             with contextlib.suppress(OSError):
@@ -359,7 +389,7 @@ def create_trial(
 def _write_trial(
     database: Database,
     *,
-    vault: Vault,
+    keys: Keys,
     protocol: Protocol,
     slots: tuple[Slot, ...],
     source: str,
@@ -368,10 +398,14 @@ def _write_trial(
     admin: str,
     synthetic: bool,
     now: dt.datetime,
-) -> None:
+) -> tuple[int, str]:
+    identity, randomization, audit = (
+        Vault(getattr(keys, name) or b"", name) for name in ("identity", "randomization", "audit")
+    )
     yaml_text = _protocol_yaml(protocol)
-    digest = allocation_digest(slots)
+    digest = allocation_digest(slots, randomization)
     with database.write() as session:
+        work = Transaction(session, SYSTEM_ACTOR, SYSTEM_ACTOR, now, audit)
         session.add(
             TrialRecord(
                 id=protocol.id,
@@ -384,11 +418,13 @@ def _write_trial(
                 allocation_source=source,
                 allocation_seed_sealed=None
                 if seed_text is None
-                else vault.seal(seed_text, "allocation-seed"),
+                else randomization.seal(seed_text, "allocation-seed"),
                 allocation_digest=digest,
                 allocation_length=length,
                 synthetic=synthetic,
-                key_check=vault.key_check(),
+                key_check=identity.key_check(),
+                randomization_key_check=randomization.key_check(),
+                audit_key_check=audit.key_check(),
             )
         )
         session.execute(
@@ -399,7 +435,9 @@ def _write_trial(
                     "position": slot.position,
                     "block": slot.block,
                     "block_size": slot.block_size,
-                    "arm_sealed": vault.seal(slot.arm, f"slot:{slot.stratum}:{slot.position}"),
+                    "arm_sealed": randomization.seal(
+                        slot.arm, slot_context(slot.stratum, slot.position)
+                    ),
                 }
                 for slot in slots
             ],
@@ -417,14 +455,10 @@ def _write_trial(
                 created_at=now,
             )
         )
-        session.flush()
-        append_audit(
-            session,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            action="trial.create",
-            entity="trial",
-            entity_id=protocol.id,
+        work.audit(
+            "trial.create",
+            "trial",
+            protocol.id,
             new={
                 "protocol_hash": protocol.content_hash,
                 "protocol_version": protocol.version,
@@ -434,15 +468,15 @@ def _write_trial(
                 "synthetic": synthetic,
             },
         )
-        append_audit(
-            session,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            action="staff.add",
-            entity="staff",
-            entity_id=admin,
+        work.audit(
+            "staff.add",
+            "staff",
+            admin,
             new={"role": "admin", "unblinded": False, "sites": ["*"]},
         )
+        head = work.finish()
+    assert head is not None
+    return head
 
 
 def _protocol_yaml(protocol: Protocol) -> str:

@@ -5,7 +5,7 @@ Only :mod:`lumbar.operations` uses this package to write.
 
 from lumbar.store.audit import AuditFinding, AuditReport, verify_chain
 from lumbar.store.database import DEFAULT_URL, Database, default_key_file, resolve_url
-from lumbar.store.vault import KEY_ENV, Vault, create_key_file, load_key
+from lumbar.store.vault import KEY_ENV, Keys, Vault, create_key_file, load_keys
 
 __all__ = [
     "DEFAULT_URL",
@@ -13,10 +13,11 @@ __all__ = [
     "AuditFinding",
     "AuditReport",
     "Database",
+    "Keys",
     "Vault",
     "create_key_file",
     "default_key_file",
-    "load_key",
+    "load_keys",
     "resolve_url",
     "verify_chain",
 ]

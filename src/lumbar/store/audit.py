@@ -1,48 +1,84 @@
-"""The audit trail: append-only, hash-chained records of every write.
+"""The audit trail: append-only records of every write, chained under a key, tied to the data.
 
-Each record holds who, when, what (action, entity, id), the old and new values
-and the reason, plus the hash of the record before it and its own hash::
+Each record holds who, when, what (action, entity, id), the old and new values and
+the reason, the keyed images of the data rows its unit of work wrote, the link of the
+record before it, and its own link::
 
-    hash = SHA-256(prev_hash + canonical JSON of [seq, at, actor, action, entity,
-                                                  entity_id, old, new, reason(, origin)])
+    link = HMAC-SHA256(audit key, prev_link + canonical JSON of
+                       [seq, at, actor, action, entity, entity_id, old, new, reason
+                        (, origin) (, rows)])
 
-``origin`` (how the actor's identity was established: the operator's command line
-with its OS user and host, a web sign-in, a token) is hashed when a record has one.
+The audit key is kept outside the database (:mod:`lumbar.store.vault`), so whoever
+holds only the database cannot rewrite a record, forge one, or re-link the chain: each
+breaks a link they cannot recompute. ``audit_head`` holds the last sequence number and
+link and their own HMAC: a head reset to an earlier record (the tail deleted) does not
+carry a head HMAC the holder can make. Every write locks the head row, which also
+serializes writers; database triggers refuse UPDATE and DELETE on ``audit``.
 
-``audit_head`` holds the last sequence number and hash; every write locks it,
-which also serializes writers. Database triggers refuse UPDATE and DELETE on
-``audit``. :func:`verify_chain` recomputes the chain and says which record was
-changed, deleted or inserted. Anyone able to rewrite the whole tail and the
-head could hide it: keep the head hash that ``lumbar audit verify`` prints
-somewhere outside the database (a monitoring report) to anchor it.
+**Row images** tie the data to the trail. When a unit of work ends, the images of the
+rows it inserted, changed or deleted go into its last record: for each row, its table,
+its primary key and an HMAC of each column's value (a deleted row has no image).
+Replaying the trail gives the image every row of every covered table must have now;
+:func:`verify_data` compares it with the tables and names each row added, deleted or
+changed outside lumbar, and which columns. Tables not covered: the allocation list and
+its counters (the randomization check covers them, under the randomization key), the
+failed sign-in counter (housekeeping of the rate limit, whose events the trail holds),
+and the audit tables themselves.
+
+What the key does not stop: someone holding the database *and* the audit key (an
+operator with every key) can write a consistent history; an older copy of the whole
+database put back (a rollback) is consistent too, unless the head was kept elsewhere.
+``lumbar audit verify`` prints the head; an anchor file (:func:`check_anchor`) kept
+beside the keys holds the newest head this machine wrote, so a rollback to an older
+copy is caught there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Table, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from lumbar.store.schema import AuditHead, AuditRecord
+from lumbar.store.schema import AuditHead, AuditRecord, Base
+from lumbar.store.vault import Vault
 
 __all__ = [
     "GENESIS",
+    "NOT_COVERED",
     "AuditFinding",
     "AuditReport",
+    "AuditRows",
     "append_audit",
     "canonical",
+    "check_anchor",
     "move_audit_head",
     "verify_chain",
+    "verify_data",
+    "verify_trail",
+    "write_anchor",
 ]
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first record."""
+
+NOT_COVERED = frozenset(
+    {"audit", "audit_head", "allocation_slot", "stratum_counter", "login_failure"}
+)
+"""Tables whose rows carry no image in the trail (see the module's text for why)."""
+
+VOLATILE = {"api_token": frozenset({"last_used_at"})}
+"""Columns written without an audit record, left out of row images: a token's last use."""
+
+_DIGEST_CHARS = 16
+"""Hex characters of each column's HMAC kept in an image (64 bits)."""
 
 
 def canonical(payload: Mapping[str, Any] | None) -> str | None:
@@ -58,28 +94,29 @@ def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def record_hash(record: AuditRecord) -> str:
-    """The hash a record must carry, from its fields and its ``prev_hash``."""
-    return _hash(
-        record.prev_hash,
-        [
-            record.seq,
-            _time(record.at),
-            record.actor,
-            record.action,
-            record.entity,
-            record.entity_id,
-            record.old,
-            record.new,
-            record.reason,
-            *(() if record.origin is None else (record.origin,)),
-        ],
-    )
+def _fields(record: Mapping[Any, Any]) -> list[object]:
+    return [
+        record["seq"],
+        _time(record["at"]),
+        record["actor"],
+        record["action"],
+        record["entity"],
+        record["entity_id"],
+        record["old"],
+        record["new"],
+        record["reason"],
+        *(() if record["origin"] is None else (record["origin"],)),
+        *(() if record["rows"] is None else (record["rows"],)),
+    ]
 
 
-def _hash(prev_hash: str, fields: list[object]) -> str:
+def _link(key: Vault, prev_hash: str, fields: list[object]) -> str:
     body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    return key.mac((prev_hash + body).encode("utf-8"))
+
+
+def _head_mac(key: Vault, seq: int, link: str) -> str:
+    return key.mac(f"head:{seq}:{link}".encode())
 
 
 # Built once: these run on every write.
@@ -90,6 +127,7 @@ _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
 
 def append_audit(
     session: Session,
+    key: Vault,
     *,
     at: dt.datetime,
     actor: str,
@@ -100,26 +138,26 @@ def append_audit(
     new: Mapping[str, Any] | None = None,
     reason: str | None = None,
     origin: str | None = None,
+    rows: str | None = None,
     head: tuple[int, str] | None = None,
     move_head: bool = True,
 ) -> tuple[int, str]:
     """Append one record to the chain, inside the caller's transaction; return the new head.
 
-    ``head`` is the (seq, hash) this transaction's previous append returned: the head
-    row is locked already, so it need not be read again. With ``move_head=False`` the
-    head row is left for the caller to move once, with :func:`move_audit_head`, before
-    the transaction commits (a unit of work appending several records does). Plain SQL
-    statements rather than ORM objects: every write appends at least one record.
+    ``key`` is the audit key's vault. ``head`` is the (seq, link) this transaction's
+    previous append returned: the head row is locked already, so it need not be read
+    again. With ``move_head=False`` the head row is left for the caller to move once, with
+    :func:`move_audit_head`, before the transaction commits. Plain SQL statements rather
+    than ORM objects: every write appends at least one record.
     """
     connection = session.connection()
     if head is None:
         row = connection.execute(_LOCK_HEAD).one()
         head = (int(row.seq), str(row.hash))
     seq, prev_hash = head
-    at = at.astimezone(dt.UTC)
     values: dict[str, Any] = {
         "seq": seq + 1,
-        "at": at,
+        "at": at.astimezone(dt.UTC),
         "actor": actor,
         "origin": origin,
         "action": action,
@@ -128,89 +166,189 @@ def append_audit(
         "old": canonical(old),
         "new": canonical(new),
         "reason": reason,
+        "rows": rows,
         "prev_hash": prev_hash,
     }
-    values["hash"] = _hash(
-        prev_hash,
-        [
-            values["seq"],
-            _time(at),
-            actor,
-            action,
-            entity,
-            values["entity_id"],
-            values["old"],
-            values["new"],
-            reason,
-            *(() if origin is None else (origin,)),
-        ],
-    )
+    values["hash"] = _link(key, prev_hash, _fields(values))
     connection.execute(_INSERT_RECORD, values)
+    new_head = (int(values["seq"]), str(values["hash"]))
     if move_head:
-        move_audit_head(session, (values["seq"], values["hash"]))
-    return int(values["seq"]), str(values["hash"])
+        move_audit_head(session, key, new_head)
+    return new_head
 
 
-def move_audit_head(session: Session, head: tuple[int, str]) -> None:
+def move_audit_head(session: Session, key: Vault, head: tuple[int, str]) -> None:
     """Point the head row at ``head`` (the last record appended in this transaction)."""
-    session.connection().execute(_MOVE_HEAD, {"seq": head[0], "hash": head[1]})
+    session.connection().execute(
+        _MOVE_HEAD, {"seq": head[0], "hash": head[1], "mac": _head_mac(key, *head)}
+    )
 
 
-Kind = Literal["changed", "deleted", "inserted", "head"]
+# ---------------------------------------------------------------------- row images
+
+
+def covered_tables() -> list[Table]:
+    """Every table whose rows the trail's images cover."""
+    return [table for table in Base.metadata.sorted_tables if table.name not in NOT_COVERED]
+
+
+_TABLES = {table.name: table for table in Base.metadata.sorted_tables}
+
+
+def _value(value: object) -> str:
+    """A column value as text, the same whether just written or read back from either database."""
+    if value is None:
+        return "\u2205"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return _time(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def _key_text(table: Table, row: Mapping[Any, Any]) -> str:
+    return "/".join(_value(row[column.name]) for column in table.primary_key.columns)
+
+
+def _image(key: Vault, table: Table, row: Mapping[Any, Any]) -> dict[str, str]:
+    where = f"{table.name}\x1f{_key_text(table, row)}\x1f"
+    volatile = VOLATILE.get(table.name, frozenset())
+    return {
+        column.name: key.mac(f"{where}{column.name}\x1f{_value(row[column.name])}".encode())[
+            :_DIGEST_CHARS
+        ]
+        for column in table.columns
+        if column.name not in volatile and not column.primary_key
+    }
+
+
+class AuditRows:
+    """The rows one unit of work wrote, gathered until it ends, then imaged into its record."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, set[tuple[Any, ...]]] = {}
+        self._where: list[tuple[Table, ColumnElement[bool]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._keys or self._where)
+
+    def add(self, table: Table, primary_key: Sequence[Any]) -> None:
+        """A row inserted, changed or deleted (by primary key, in the table's key order)."""
+        if table.name not in NOT_COVERED:
+            self._keys.setdefault(table.name, set()).add(tuple(primary_key))
+
+    def add_where(self, model: type[Base], where: ColumnElement[bool]) -> None:
+        """Rows of ``model``'s table written by a plain SQL statement: those matching
+        ``where`` once the work ends."""
+        table = _TABLES[model.__tablename__]
+        if table.name not in NOT_COVERED:
+            self._where.append((table, where))
+
+    def images(self, session: Session, key: Vault) -> str | None:
+        """The images of every row gathered, read back as stored (None: no rows)."""
+        if not self:
+            return None
+        out: dict[str, dict[str, dict[str, str] | None]] = {}
+        for name, keys in self._keys.items():
+            table = _TABLES[name]
+            columns = list(table.primary_key.columns)
+            found: dict[str, dict[str, str] | None] = {}
+            wanted = sorted(keys, key=repr)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                where: ColumnElement[bool] = (
+                    columns[0].in_([k[0] for k in chunk])
+                    if len(columns) == 1
+                    else tuple_(*columns).in_(chunk)
+                )
+                for row in session.execute(select(table).where(where)).mappings():
+                    found[_key_text(table, row)] = _image(key, table, row)
+            for primary_key in wanted:
+                text = "/".join(_value(part) for part in primary_key)
+                found.setdefault(text, None)  # gone by the end of the work: deleted
+            out.setdefault(name, {}).update(found)
+        for table, where in self._where:
+            for row in session.execute(select(table).where(where)).mappings():
+                out.setdefault(table.name, {})[_key_text(table, row)] = _image(key, table, row)
+        return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------- verification
+
+Kind = Literal["changed", "deleted", "inserted", "head", "added", "anchor"]
 
 
 @dataclass(frozen=True)
 class AuditFinding:
-    """One break in the chain."""
+    """One break in the chain, or one row that differs from what the trail implies."""
 
     seq: int
     kind: Kind
     detail: str
+    table: str | None = None
+    """The data table of a row that differs (None: a finding about the chain itself)."""
 
 
 @dataclass(frozen=True)
 class AuditReport:
-    """The result of checking the whole chain."""
+    """The result of checking the whole chain and the data against it."""
 
     records: int
     head_seq: int
     head_hash: str
     findings: tuple[AuditFinding, ...]
+    rows_checked: int = 0
 
     @property
     def intact(self) -> bool:
         return not self.findings
 
 
-def verify_chain(session: Session) -> AuditReport:
-    """Recompute every hash and link; report each record changed, deleted or inserted."""
+def verify_chain(session: Session, key: Vault) -> AuditReport:
+    """Recompute every link and the head's HMAC; report each record changed, deleted or
+    inserted, and a head that was reset or moved."""
     findings: list[AuditFinding] = []
     expected_prev, expected_seq, count = GENESIS, 1, 0
-    for record in session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars():
+    table = AuditRecord.__table__
+    for record in session.execute(select(table).order_by(table.c.seq)).mappings():
         count += 1
-        if record.seq > expected_seq:
+        seq = int(record["seq"])
+        if seq > expected_seq:
             missing = (
                 f"record {expected_seq}"
-                if record.seq == expected_seq + 1
-                else f"records {expected_seq} to {record.seq - 1}"
+                if seq == expected_seq + 1
+                else f"records {expected_seq} to {seq - 1}"
             )
             findings.append(AuditFinding(expected_seq, "deleted", f"{missing} missing"))
-        content_ok = record_hash(record) == record.hash
-        link_ok = record.prev_hash == expected_prev
+        content_ok = _link(key, record["prev_hash"], _fields(record)) == record["hash"]
+        link_ok = record["prev_hash"] == expected_prev
         if not content_ok:
             findings.append(
-                AuditFinding(record.seq, "changed", f"record {record.seq} does not match its hash")
+                AuditFinding(
+                    seq,
+                    "changed",
+                    f"record {seq} does not match its keyed link "
+                    "(changed, forged, or written with another audit key)",
+                )
             )
-        elif not link_ok and record.seq == expected_seq:
+        elif not link_ok and seq == expected_seq:
             findings.append(
                 AuditFinding(
-                    record.seq,
+                    seq,
                     "inserted",
-                    f"record {record.seq} does not follow the record before it "
+                    f"record {seq} does not follow the record before it "
                     "(inserted, or the one before it was replaced)",
                 )
             )
-        expected_prev, expected_seq = record.hash, record.seq + 1
+        expected_prev, expected_seq = str(record["hash"]), seq + 1
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     if head.seq != expected_seq - 1 or head.hash != expected_prev:
         if head.seq > expected_seq - 1:
@@ -223,4 +361,168 @@ def verify_chain(session: Session) -> AuditReport:
             findings.append(
                 AuditFinding(head.seq, "head", "the last record is not the one the head names")
             )
+    elif head.seq > 0 and head.mac != _head_mac(key, head.seq, head.hash):
+        findings.append(
+            AuditFinding(
+                head.seq,
+                "head",
+                f"the head (record {head.seq}) does not carry its keyed mark: the head was "
+                "reset, and the records after it deleted, by someone without the audit key",
+            )
+        )
     return AuditReport(count, head.seq, head.hash, tuple(findings))
+
+
+def verify_data(session: Session, key: Vault) -> tuple[int, list[AuditFinding]]:
+    """Replay the trail's row images and compare them with every covered table.
+
+    Returns the number of rows checked and one finding per row added, deleted or changed
+    outside lumbar (naming the table, the row's key and the columns that differ). Run it
+    on a chain :func:`verify_chain` found intact: images in a broken chain prove nothing.
+    """
+    expected: dict[str, dict[str, tuple[int, dict[str, str] | None]]] = {}
+    for seq, rows in session.execute(
+        select(AuditRecord.seq, AuditRecord.rows)
+        .where(AuditRecord.rows.is_not(None))
+        .order_by(AuditRecord.seq)
+    ):
+        for table, images in json.loads(rows or "{}").items():
+            bucket = expected.setdefault(table, {})
+            for primary_key, image in images.items():
+                bucket[primary_key] = (seq, image)
+    findings: list[AuditFinding] = []
+    checked = 0
+    for table in covered_tables():
+        wanted = expected.get(table.name, {})
+        seen: set[str] = set()
+        for row in session.execute(select(table)).mappings():
+            checked += 1
+            primary_key = _key_text(table, row)
+            seen.add(primary_key)
+            where = f"{table.name} {_describe(table, primary_key)}"
+            seq, image = wanted.get(primary_key, (0, None))
+            if image is None:
+                detail = (
+                    f"{where} is in the table but not in the audit trail "
+                    f"(added outside lumbar{'' if seq == 0 else f'; deleted at record {seq}'})"
+                )
+                findings.append(AuditFinding(seq, "added", detail, table.name))
+                continue
+            actual = _image(key, table, row)
+            differ = sorted(
+                name for name in set(image) | set(actual) if image.get(name) != actual.get(name)
+            )
+            if differ:
+                findings.append(
+                    AuditFinding(
+                        seq,
+                        "changed",
+                        f"{where}: {', '.join(differ)} changed outside lumbar "
+                        f"(last written at record {seq})",
+                        table.name,
+                    )
+                )
+        for primary_key, (seq, image) in wanted.items():
+            if image is not None and primary_key not in seen:
+                findings.append(
+                    AuditFinding(
+                        seq,
+                        "deleted",
+                        f"{table.name} {_describe(table, primary_key)} was deleted outside "
+                        f"lumbar (written at record {seq})",
+                        table.name,
+                    )
+                )
+    return checked, findings
+
+
+def _describe(table: Table, primary_key: str) -> str:
+    names = [column.name for column in table.primary_key.columns]
+    parts = primary_key.split("/", len(names) - 1)
+    return ", ".join(f"{name} {part}" for name, part in zip(names, parts, strict=False))
+
+
+# ---------------------------------------------------------------------- anchor
+
+
+def write_anchor(path: Path, key: Vault, head: tuple[int, str], *, replace: bool = False) -> None:
+    """Record ``head`` in the anchor file unless it holds a later one (owner-only, atomic).
+
+    Writers on one machine keep the newest head they committed there: an older copy of
+    the database put back later is then caught by :func:`check_anchor`. ``replace``: a
+    new trial or a restore, whose head is the right one even if earlier.
+    """
+    seq, link = head
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = None if replace else _read_anchor(path)
+        if current is not None and current[0] >= seq:
+            return
+        temporary = f"{path}.{os.getpid()}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(f"{seq} {link} {key.mac(f'anchor:{seq}:{link}'.encode())}\n")
+        os.replace(temporary, path)
+    finally:
+        os.close(lock)
+
+
+def _read_anchor(path: Path) -> tuple[int, str, str] | None:
+    try:
+        parts = path.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(parts) != 3 or not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1], parts[2]
+
+
+def check_anchor(session: Session, key: Vault, path: Path) -> list[AuditFinding]:
+    """Compare the chain with the newest head the anchor file at ``path`` recorded.
+
+    A chain shorter than the anchor, or whose record at the anchor's sequence number is
+    not the one anchored, was rolled back or replaced. No anchor file: nothing to say.
+    """
+    if not path.exists():
+        return []
+    anchored = _read_anchor(path)
+    if anchored is None or key.mac(f"anchor:{anchored[0]}:{anchored[1]}".encode()) != anchored[2]:
+        return [
+            AuditFinding(
+                0, "anchor", f"the anchor file {path} is damaged or was not written with this key"
+            )
+        ]
+    seq, link, _ = anchored
+    found = session.execute(select(AuditRecord.hash).where(AuditRecord.seq == seq)).scalar()
+    if found is None:
+        return [
+            AuditFinding(
+                seq,
+                "anchor",
+                f"the chain ends before record {seq}, which the anchor file {path} saw written: "
+                "the database was rolled back to an older copy, or its tail was deleted",
+            )
+        ]
+    if found != link:
+        return [
+            AuditFinding(
+                seq,
+                "anchor",
+                f"record {seq} is not the one the anchor file {path} saw written: the chain "
+                "was replaced",
+            )
+        ]
+    return []
+
+
+def verify_trail(session: Session, key: Vault, anchor: Path | None = None) -> AuditReport:
+    """The whole check: the chain's links and head, the anchor, and every data table
+    against the rows the trail implies."""
+    chain = verify_chain(session, key)
+    findings = list(chain.findings)
+    if anchor is not None:
+        findings.extend(check_anchor(session, key, anchor))
+    checked, differences = verify_data(session, key)
+    findings.extend(differences)
+    return AuditReport(chain.records, chain.head_seq, chain.head_hash, tuple(findings), checked)

@@ -53,7 +53,7 @@ def resolve_url(url: str | None) -> str:
 
 
 def default_key_file(url: str) -> Path:
-    """Where ``lumbar init`` puts the vault key: beside a SQLite file, else ./lumbar.key."""
+    """Where ``lumbar init`` puts the key file: beside a SQLite file, else ./lumbar.key."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return Path(f"{parsed.database}.key")
@@ -160,6 +160,23 @@ class Database:
                     connection.info.pop("lumbar_write", None)
         except DBAPIError as error:
             raise _unreachable(self.url, error) from None
+
+    def create_owner_only(self) -> None:
+        """Create a new SQLite file readable and writable by its owner only (0600, whatever
+        the umask); SQLite gives its -wal and -shm files the same mode. No-op otherwise."""
+        path = self.sqlite_path
+        if path is None or str(path) == ":memory:" or path.exists():
+            return
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.chmod(path, 0o600)
+        except FileExistsError:
+            return
+        except OSError as error:
+            raise StoreError(
+                "cannot create the database file",
+                [Problem("db", error.strerror or str(error), str(path), "check the folder")],
+            ) from None
 
     def migrate(self) -> None:
         """Bring the schema up to the newest migration."""

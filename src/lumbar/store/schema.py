@@ -131,6 +131,9 @@ class TrialRecord(Base):
     allocation_length: Mapped[int] = mapped_column(Integer)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     key_check: Mapped[bytes] = mapped_column(LargeBinary)
+    """A constant sealed with the identity key: tells the right key from a wrong one."""
+    randomization_key_check: Mapped[bytes] = mapped_column(LargeBinary)
+    audit_key_check: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Site(Base):
@@ -319,14 +322,15 @@ class StratumCounter(Base):
 
 
 class Allocation(Base):
-    """A participant's randomization: the slot taken and the arm it held."""
+    """A participant's randomization: the slot taken and the arm it held (sealed with the
+    randomization key, bound to the participant and the slot)."""
 
     __tablename__ = "allocation"
 
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("allocation_slot.id"), unique=True)
     stratum: Mapped[str] = mapped_column(String(255))
-    arm: Mapped[str] = mapped_column(String(64))
+    arm_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     randomized_on: Mapped[dt.date]
     randomized_at: Mapped[dt.datetime]
     randomized_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
@@ -462,6 +466,8 @@ class AuditRecord(Base):
     old: Mapped[str | None] = mapped_column(Text)
     new: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[str | None] = mapped_column(Text)
+    """Keyed images of every data row the unit of work wrote (see lumbar.store.audit)."""
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -474,3 +480,5 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC of the head under the audit key: a head reset to an earlier record does not match."""
