@@ -78,7 +78,7 @@ def test_many_randomize_commands_at_once_succeed_or_say_busy_and_lose_no_slot(
         while all(process.poll() is None for process in processes.values()):
             assert time.monotonic() < deadline, "no command gave up while the lock was held"
             time.sleep(0.05)
-        holder.rollback()  # the first has given up: everyone waiting rushes for the lock
+        holder.execute("ROLLBACK")  # the first has given up: everyone waiting rushes for the lock
         outputs = {
             study_id: (process.wait(timeout=WAIT), *process.communicate(timeout=WAIT))
             for study_id, process in processes.items()
