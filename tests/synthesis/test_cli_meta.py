@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 from matplotlib.lines import Line2D
 from scipy import stats
 
+import lumbar
 from lumbar.cli import app
 from lumbar.demo import SyntheticTrial, synthetic_trial
 from lumbar.formatting import SYNTHETIC_NOTE
@@ -236,6 +240,91 @@ def test_a_file_without_study_labels_says_how_to_map_them() -> None:
 def test_studies_come_from_a_file_or_the_shipped_dataset_not_both() -> None:
     assert "not both or neither" in _meta(code=2)
     assert "not both or neither" in _meta(str(CLBP), "--shipped", code=2)
+
+
+# A header and five studies; each case below changes some cells (study, column, text).
+HEADER = "study,n1,mean1,sd1,n2,mean2,sd2"
+FIVE = ["A,50,10,5,50,12,5", "B,50,11,5,50,12,5", "C,45,9,6,50,12,6", "D,40,8,5,50,12,5"]
+FIVE.append("E,60,9.5,4,60,12,4.5")
+EQUAL_SE = [
+    f"{name},50,{mean},5,50,12,5" for name, mean in zip("ABCDE", (10, 11, 9, 13, 8), strict=True)
+]
+REAL_COMMAND_CASES = {
+    "equal standard errors": (
+        EQUAL_SE,
+        0,
+        [
+            "note: Egger's test is not estimable: all 5 standard errors are equal (1), so the "
+            "effects cannot be regressed on them."
+        ],
+    ),
+    "text in a mean": (
+        [FIVE[0], "B,50,12.x,5,50,12,5", *FIVE[2:]],
+        2,
+        ["study 'B': mean1: must be a number (received '12.x')"],
+    ),
+    "a mean and an SD of 1e300": (
+        [FIVE[0], "B,50,1e300,5,50,12,5", "C,45,9,1e300,50,12,6", *FIVE[3:]],
+        2,
+        [
+            "study 'B': mean1: must be between -1e+12 and 1e+12: beyond is not a plausible "
+            "summary: check the value and its units (received 1e+300)",
+            "study 'C': sd1: must be between 1e-12 and 1e+12",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("rows", "code", "messages"), REAL_COMMAND_CASES.values(), ids=REAL_COMMAND_CASES.keys()
+)
+def test_the_real_command_names_study_and_column_and_never_prints_a_traceback(
+    tmp_path: Path, rows: list[str], code: int, messages: list[str]
+) -> None:
+    """Issue 10: equal SEs broke Egger's test with a LinAlgError, and text or 1e300 in a
+    column of numbers ended in a ValueError or an overflow; the installed command (not
+    the in-process runner) now pools, or refuses naming the study and the column."""
+    path = tmp_path / "studies.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    source = Path(lumbar.__file__).parents[1]
+    environment = {**os.environ, "PYTHONPATH": str(source), "COLUMNS": "200"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "lumbar", "meta", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=120,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == code, output
+    assert "Traceback" not in output
+    assert "Warning" not in output  # no numpy overflow on the way
+    flat = " ".join(output.split())
+    for message in messages:
+        assert message in flat, output
+    if code == 0:
+        notes = _results(tmp_path / "out")["notes"]
+        if "Egger" in messages[0]:
+            assert _results(tmp_path / "out")["egger"] is None
+            assert any(note in messages[0] for note in notes), notes
+
+
+def test_a_mean_written_n_a_is_not_published_and_the_study_set_aside(tmp_path: Path) -> None:
+    """``n/a`` (like ``NA`` or an empty cell) is what pandas reads as missing: the number
+    was not published, and the study is set aside naming the column, not refused."""
+    path = tmp_path / "studies.csv"
+    path.write_text("\n".join([HEADER, *FIVE[:3], "D,40,n/a,5,50,12,5", FIVE[4]]) + "\n")
+    output = _meta(str(path), "--out", str(tmp_path / "out"))
+    assert "set aside: D \N{EM DASH} not published: mean1" in output
+    assert _results(tmp_path / "out")["model"]["k"] == 4
+
+
+def test_more_events_than_participants_names_that_rule(tmp_path: Path) -> None:
+    path = tmp_path / "studies.csv"
+    path.write_text("study,events1,n1,events2,n2\nA,10,50,12,50\nB,60,50,12,50\nC,5,40,9,40\n")
+    output = _meta(str(path), "--measure", "RR", "--out", str(tmp_path / "out"), code=2)
+    assert "study 'B': events1: cannot exceed the group's n (50) (received 60.0)" in output
 
 
 # ---------------------------------------------------------------------- this trial

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -287,3 +288,165 @@ def test_one_usable_study_lists_the_studies_set_aside() -> None:
     assert "Kept 2001" in message
     assert "study 'No SDs 2005': set aside: not published: sd1, sd2" in message
     assert "study 'No n 2010': set aside: not published: n1" in message
+
+
+# ---------------------------------------------------------------------- refused, not a traceback
+
+
+EQUAL_SE: dict[str, list[float]] = {
+    **CONTINUOUS,
+    "n1": [40] * 5,
+    "n2": [40] * 5,
+    "sd1": [5.0] * 5,
+    "sd2": [5.0] * 5,
+}
+"""Five studies of the same size and SDs: every standard error is the same."""
+
+
+def _equal_se_effects() -> EffectSizes:
+    return effect_sizes("MD", STUDIES, EQUAL_SE)
+
+
+@pytest.mark.parametrize("model", ["lm", "rma"])
+def test_egger_with_equal_standard_errors_is_not_estimable_and_says_why(model: str) -> None:
+    effects = _equal_se_effects()
+    assert len(set(effects.sei.tolist())) == 1
+    with pytest.raises(SynthesisError) as error:
+        egger_test(effects, model)  # type: ignore[arg-type]
+    message = str(error.value)
+    assert "Egger's test is not estimable" in message
+    assert "standard errors: are all equal" in message
+
+
+def test_egger_with_standard_errors_equal_but_for_rounding_is_not_estimable() -> None:
+    """Intervals of one width around different effects give SEs equal to the last bits
+    only: the regression is as singular as with exactly equal ones."""
+    frame = pd.DataFrame(
+        {
+            "study": STUDIES,
+            "effect": [0.2, 0.1, 1.2, 0.8, -0.2],
+            "lower": [0.1, 0.0, 1.1, 0.7, -0.3],
+            "upper": [0.3, 0.2, 1.3, 0.9, -0.1],
+        }
+    )
+    effects = read_studies(frame, "MD").effects
+    assert len(set(effects.sei.tolist())) > 1  # not exactly equal
+    with pytest.raises(SynthesisError, match="Egger's test is not estimable"):
+        egger_test(effects)
+
+
+def test_a_review_with_equal_standard_errors_pools_and_notes_egger_not_estimable() -> None:
+    effects = _equal_se_effects()
+    frame = pd.DataFrame({"study": STUDIES, **EQUAL_SE})
+    run = review(frame, measure="MD", method="REML", hksj=False, level=0.95, columns={})
+    pooled = meta_analysis(effects, "REML")
+    assert run.model.estimate == pooled.estimate
+    assert run.egger is None
+    assert any(
+        note.startswith("Egger's test is not estimable: all 5 standard errors are equal")
+        for note in run.notes
+    ), run.notes
+
+
+def test_text_in_a_numeric_column_names_the_study_and_the_column() -> None:
+    frame = pd.DataFrame({"study": STUDIES, **CONTINUOUS}).astype({"mean1": object})
+    frame.loc[1, "mean1"] = "12.x"
+    frame.loc[3, "mean1"] = "n/a"
+    with pytest.raises(SynthesisError) as error:
+        read_studies(frame, "MD")
+    message = str(error.value)
+    assert "study 'B': mean1: must be a number (received '12.x')" in message
+    assert "study 'D': mean1: must be a number (received 'n/a')" in message
+
+
+@pytest.mark.parametrize(
+    ("measure", "columns", "where"),
+    [
+        (
+            "RR",
+            {"events1": [3, "five"], "n1": [20, 20], "events2": [4, 6], "n2": [20, 20]},
+            "events1",
+        ),
+        ("MD", {"effect": [-1.0, "big"], "se": [0.5, 0.4]}, "effect"),
+        ("MD", {"effect": [-1.0, -2.0], "lower": [-2.0, "?"], "upper": [0.0, -1.0]}, "lower"),
+        ("OR", {"effect": [0.8, 0.7], "se": [0.2, "0,3"]}, "se"),
+    ],
+)
+def test_text_in_any_column_the_measure_reads_names_the_study_and_the_column(
+    measure: str, columns: dict[str, list[object]], where: str
+) -> None:
+    frame = pd.DataFrame({"study": ["A", "B"], **columns})
+    with pytest.raises(SynthesisError) as error:
+        read_studies(frame, measure)  # type: ignore[arg-type]
+    assert f"study 'B': {where}: must be a number" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("mean1", 1e300, "must be between -1e+12 and 1e+12"),
+        ("mean2", -math.inf, "must be between -1e+12 and 1e+12"),
+        ("sd1", 1e300, "must be between 1e-12 and 1e+12"),
+        ("sd2", 1e-160, "must be between 1e-12 and 1e+12"),
+        ("n1", 1e300, "must be at most 1e+10"),
+    ],
+)
+def test_extreme_values_are_refused_naming_study_and_column_before_any_overflow(
+    column: str, value: float, rule: str
+) -> None:
+    values = {name: list(numbers) for name, numbers in CONTINUOUS.items()}
+    values[column][1] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning would fail the test
+        for measure in ("MD", "SMD"):
+            with pytest.raises(SynthesisError) as error:
+                effect_sizes(measure, STUDIES, values)
+            assert f"study 'B': {column}: {rule}" in str(error.value)
+            frame = pd.DataFrame({"study": STUDIES, **values})
+            with pytest.raises(SynthesisError) as error:
+                read_studies(frame, measure)
+            assert f"study 'B': {column}: {rule}" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("columns", "where"),
+    [
+        ({"effect": [-1.0, 1e300], "se": [0.5, 0.4]}, "effect"),
+        ({"effect": [-1.0, -2.0], "se": [0.5, 1e300]}, "se"),
+        ({"effect": [-1.0, -2.0], "se": [0.5, 1e-200]}, "se"),
+        ({"effect": [-1.0, 1.0], "lower": [-2.0, -1e308], "upper": [0.0, 1e308]}, "lower"),
+        ({"events1": [3, 4], "n1": [20, 1e300], "events2": [4, 6], "n2": [20, 20]}, "n1"),
+    ],
+)
+def test_extreme_summaries_are_refused_naming_study_and_column(
+    columns: dict[str, list[float]], where: str
+) -> None:
+    frame = pd.DataFrame({"study": ["A", "B"], **columns})
+    measure = "RD" if "events1" in columns else "MD"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SynthesisError) as error:
+            read_studies(frame, measure)  # type: ignore[arg-type]
+    assert f"study 'B': {where}: must be " in str(error.value)
+
+
+def test_values_at_the_plausible_limits_pool_without_overflow() -> None:
+    """The limits are where they are so that nothing the models compute leaves
+    floating-point range: the most extreme plausible studies still pool to numbers."""
+    values: dict[str, list[float]] = {
+        "n1": [2, 1e10, 2, 1e10],
+        "mean1": [1e12, -1e12, 0.0, 1e12],
+        "sd1": [1e12, 1e-12, 1e-12, 1e12],
+        "n2": [1e10, 2, 1e10, 2],
+        "mean2": [-1e12, 1e12, 1e12, 0.0],
+        "sd2": [1e-12, 1e12, 1e-12, 1e-12],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for measure in ("MD", "SMD"):
+            effects = effect_sizes(measure, ["A", "B", "C", "D"], values)
+            for method in ("FE", "DL", "REML", "PM", "ML"):
+                result = meta_analysis(effects, method)
+                assert math.isfinite(result.estimate)
+                assert math.isfinite(result.se)
+                assert math.isfinite(result.tau2)

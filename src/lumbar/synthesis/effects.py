@@ -25,6 +25,11 @@ For the binary measures a study with a zero cell gets 1/2 added to each of its
 four cells (the usual continuity correction, and metafor's default); a study
 with no events or only events in both groups has no log ratio, and is refused
 with the reason rather than given an arbitrary value.
+
+Every number is checked before it is used (:func:`plausible`): a mean, SD, effect,
+standard error or interval limit beyond :data:`PLAUSIBLE_LIMIT` in magnitude (an SD or
+SE below its inverse), or a group larger than :data:`PLAUSIBLE_N`, is refused naming the
+study and the column, so no effect, variance or weight computed from it overflows.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "double_zeros",
     "effect_sizes",
     "hedges_correction",
+    "plausible",
     "sd_from_ci",
     "sd_from_se",
 ]
@@ -57,6 +63,23 @@ Measure = Literal["MD", "SMD", "RR", "OR", "RD"]
 CONTINUOUS: tuple[Measure, ...] = ("MD", "SMD")
 BINARY: tuple[Measure, ...] = ("RR", "OR", "RD")
 MEASURES: tuple[Measure, ...] = (*CONTINUOUS, *BINARY)
+
+PLAUSIBLE_LIMIT = 1e12
+"""The largest magnitude of a mean, SD, effect, standard error or interval limit, and the
+inverse of the smallest SD or SE. No trial summary is beyond a trillion in its units (a
+cost in cents of a currency included), and within these limits, with groups of at most
+:data:`PLAUSIBLE_N`, every effect, variance, weight and likelihood the models compute stays
+far inside floating-point range: variances from 1e-34 to 1e24, weighted squared effects
+below 1e59, while doubles reach 1.8e308 (tests/synthesis: the extreme plausible studies
+pool to numbers)."""
+PLAUSIBLE_N = 1e10
+"""The largest number of participants (or events) in one group: more than the world's
+population."""
+
+_LOCATIONS = frozenset({"mean1", "mean2", "effect", "lower", "upper"})
+_SPREADS = frozenset({"sd1", "sd2", "se"})
+_COUNTS = frozenset({"n1", "n2", "events1", "events2"})
+_IMPLAUSIBLE = "is not a plausible summary: check the value and its units"
 
 DESCRIPTIONS: dict[str, str] = {
     "MD": "mean difference",
@@ -132,6 +155,23 @@ class EffectSizes:
         if self.corrected:
             frame["continuity_correction"] = self.corrected
         return frame
+
+
+def plausible(name: str, value: float) -> str:
+    """The plausibility rule ``value`` of column ``name`` breaks, or "" (see
+    :data:`PLAUSIBLE_LIMIT`). A negative SD or n is left to the column's own rule."""
+    if name in _LOCATIONS and not -PLAUSIBLE_LIMIT <= value <= PLAUSIBLE_LIMIT:
+        return (
+            f"must be between {-PLAUSIBLE_LIMIT:g} and {PLAUSIBLE_LIMIT:g}: beyond " + _IMPLAUSIBLE
+        )
+    if name in _SPREADS and value > 0 and not 1 / PLAUSIBLE_LIMIT <= value <= PLAUSIBLE_LIMIT:
+        return (
+            f"must be between {1 / PLAUSIBLE_LIMIT:g} and {PLAUSIBLE_LIMIT:g}: beyond "
+            + _IMPLAUSIBLE
+        )
+    if name in _COUNTS and value > PLAUSIBLE_N:
+        return f"must be at most {PLAUSIBLE_N:g} (more than the world's population)"
+    return ""
 
 
 def hedges_correction(df: np.ndarray) -> np.ndarray:
@@ -295,8 +335,12 @@ def _column(
         return np.full(len(studies), np.nan)
     for index, value in enumerate(array.tolist()):  # Python floats: plain in messages
         where = f"study {studies[index]!r}: {name}"
-        if not math.isfinite(value):
+        if math.isnan(value):
             problems.append(Problem(where, "must be a number", list(values)[index]))
+            continue
+        implausible = plausible(name, value)
+        if implausible:  # before anything is computed from it
+            problems.append(Problem(where, implausible, value))
             continue
         # Every rule the value breaks, not only the first.
         if positive and value <= 0:

@@ -17,7 +17,10 @@ and small-study effects.
     is the classical weighted regression with a multiplicative error term;
     ``model="rma"`` the meta-regression on the standard error with the chosen
     tau^2 method (metafor's ``regtest`` default). Fewer than 10 studies give
-    little power (Sterne et al., BMJ 2011;343:d4002), and the result says so.
+    little power (Sterne et al., BMJ 2011;343:d4002), and the result says so. When
+    every study has the same standard error the slope has no estimate (the design is
+    singular): :func:`egger_not_estimable` says so, and the test is refused with that
+    reason rather than given numbers.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "EggerTest",
     "SubgroupAnalysis",
     "cumulative",
+    "egger_not_estimable",
     "egger_test",
     "leave_one_out",
     "subgroups",
@@ -248,6 +252,28 @@ class EggerTest:
         return dict(vars(self))
 
 
+EQUAL_SE_TOLERANCE = 1e-7
+"""Standard errors count as all equal when, in Egger's weighted regression (columns 1/SE
+and 1 once weighted), the part of the second column the first does not explain is below
+this share of its length: the rule (and tolerance) by which R's ``lm.fit`` drops a
+collinear column (``tol = 1e-07``). It also catches SEs equal but for rounding, as from
+intervals of one width, which would give a slope of pure rounding noise."""
+
+
+def egger_not_estimable(effects: EffectSizes) -> str:
+    """Why Egger's test cannot be estimated on ``effects`` (all standard errors equal),
+    or "" when it can."""
+    precision = 1 / effects.sei
+    ones = np.ones(effects.k)
+    unexplained = ones - precision * float(precision @ ones) / float(precision @ precision)
+    if float(np.linalg.norm(unexplained)) >= EQUAL_SE_TOLERANCE * math.sqrt(effects.k):
+        return ""
+    return (
+        f"all {effects.k} standard errors are equal ({float(np.median(effects.sei)):.4g}), "
+        "so the effects cannot be regressed on them"
+    )
+
+
 def egger_test(
     effects: EffectSizes,
     model: Literal["lm", "rma"] = "lm",
@@ -260,6 +286,19 @@ def egger_test(
         raise SynthesisError(
             "cannot test for small-study effects",
             [Problem("studies", "at least 3 are needed", effects.k)],
+        )
+    reason = egger_not_estimable(effects)
+    if reason:
+        raise SynthesisError(
+            "Egger's test is not estimable",
+            [
+                Problem(
+                    "standard errors",
+                    "are all equal, so the effects cannot be regressed on them",
+                    float(np.median(effects.sei)),
+                    "the test needs studies of different precision",
+                )
+            ],
         )
     note = (
         "fewer than 10 studies: the test has little power to detect asymmetry"

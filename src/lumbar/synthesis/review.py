@@ -25,6 +25,7 @@ from lumbar.synthesis.heterogeneity import (
     EggerTest,
     SubgroupAnalysis,
     cumulative,
+    egger_not_estimable,
     egger_test,
     leave_one_out,
     subgroups,
@@ -192,6 +193,10 @@ def _probes(run: Review, order_values: pd.Series | None) -> None:
             run.cumulative = cumulative(effects, order, method, hksj=run.hksj, alpha=run.alpha)
         except SynthesisError as error:
             run.notes.append(f"Cumulative pooling was not done: {_reason(error)}.")
+    reason = egger_not_estimable(effects) if effects.k >= 3 else ""
+    if reason:
+        run.notes.append(f"Egger's test is not estimable: {reason}.")
+        return
     try:
         run.egger = egger_test(effects, "lm", method)
         if run.egger.note:

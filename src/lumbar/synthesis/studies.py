@@ -13,9 +13,11 @@ comparison, as in Cochrane reviews). :func:`read_studies` turns it into
 - a difference with its standard error: ``effect, se``.
 
 Rows that lack what the measure needs are not guessed at: they are set aside,
-each with the reason, and reported next to the result. Impossible values (a
-negative SD, n < 2, more events than participants) are errors naming the study
-and the column.
+each with the reason, and reported next to the result. Impossible values (text in a
+column of numbers, a negative SD, n < 2, more events than participants, a value beyond
+:func:`~lumbar.synthesis.effects.plausible`) are errors naming the study and the column.
+An empty cell (or a marker pandas reads as missing, such as ``NA`` or ``n/a``) is a
+number not published.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from lumbar.synthesis.effects import (
     Measure,
     double_zeros,
     effect_sizes,
+    plausible,
 )
 from lumbar.synthesis.models import MetaResult, Method, meta_analysis
 
@@ -128,6 +131,7 @@ def read_studies(
                 )
             ],
         )
+    renamed = _numbers(renamed, (*needed, *SUMMARY_COLUMNS))
     usable: list[int] = []
     from_arms: list[bool] = []
     excluded: list[tuple[str, str]] = []
@@ -260,6 +264,49 @@ def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
             ],
         )
     return renamed
+
+
+def _numbers(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with the columns ``names`` it has as floats; text in them, or a number
+    beyond plausibility, is refused naming the study and the column, before any row is
+    used (or set aside)."""
+    frame = frame.copy()
+    problems: list[Problem] = []
+    for name in dict.fromkeys(names):
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce").astype(float).to_numpy(copy=True)
+        for index in np.flatnonzero(column.notna().to_numpy() & np.isnan(numbers)):
+            value = column.iloc[index]
+            where = f"study {str(frame['study'].iloc[index])!r}: {name}"
+            number = _as_number(value)
+            if number is None:
+                problems.append(Problem(where, "must be a number", value))
+            else:  # text pandas would not convert, such as 1e400
+                numbers[index] = number
+        for index in np.flatnonzero(~np.isnan(numbers)):
+            rule = plausible(name, float(numbers[index]))
+            if rule:
+                where = f"study {str(frame['study'].iloc[index])!r}: {name}"
+                value = column.iloc[index]
+                shown = value.item() if isinstance(value, np.generic) else value
+                problems.append(Problem(where, rule, shown))
+        if not pd.api.types.is_numeric_dtype(column):  # numbers stay as given (50, not 50.0)
+            frame[name] = numbers
+    if problems:
+        raise SynthesisError("cannot read the studies", problems)
+    return frame
+
+
+def _as_number(value: Any) -> float | None:
+    """A number written as text (" 12 ", "1e400"), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | np.number):
+        return None
+    try:
+        return float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _present(value: Any) -> bool:
