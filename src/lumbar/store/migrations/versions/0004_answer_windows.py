@@ -37,9 +37,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("questionnaire", schema=None) as batch_op:
-        batch_op.drop_column("days_from_target")
-        batch_op.drop_column("window_status")
+    # Not a batch (a copy of the table): answers and scores refer to the questionnaire rows.
+    op.drop_column("questionnaire", "days_from_target")
+    op.drop_column("questionnaire", "window_status")
 
 
 def _fill(connection: sa.Connection) -> None:
