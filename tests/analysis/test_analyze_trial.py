@@ -183,7 +183,8 @@ def test_out_of_window_values_are_treated_by_the_protocols_rule_never_silently(
     on_time = tidy.assign(out_of_window=False, window="in_window")
     flagged = on_time.index[(on_time["visit"] == "week_26") & on_time["rdq_total"].notna()][:5]
     five = on_time.copy()
-    five.loc[flagged, ["out_of_window", "window"]] = [True, "late"]
+    five.loc[flagged, "out_of_window"] = True
+    five.loc[flagged, "window"] = "late"
     excluding = world.protocol.model_validate(
         {
             **world.protocol.model_dump(by_alias=True, exclude_defaults=True),

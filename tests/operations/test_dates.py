@@ -264,13 +264,12 @@ def test_a_treatment_session_dated_before_consent_is_refused(world: World) -> No
         session.execute(update(Consent).values(consent_date=randomized_on + dt.timedelta(days=5)))
     therapist = world.as_("ther")
     plan = therapist.treatment_plan(study_id)
-    log = lambda day: therapist.log_session(  # noqa: E731
-        study_id,
-        day,
-        60,
-        [plan.techniques[0]],
-        [world.protocol.vocabulary.body_regions[0].id],
-    )
+
+    def log(day: dt.date) -> int:
+        return therapist.log_session(
+            study_id, day, 60, [plan.techniques[0]], [world.protocol.vocabulary.body_regions[0].id]
+        )
+
     error = _refused(lambda: log(randomized_on + dt.timedelta(days=3)))
     (problem,) = error.problems
     assert problem.where == "session_date"
