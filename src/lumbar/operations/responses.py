@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ from lumbar.operations.context import (
     require_text,
 )
 from lumbar.operations.vocabulary import SOURCES
-from lumbar.protocol import Protocol, VisitTiming
+from lumbar.protocol import Protocol, VisitTiming, WindowStatus
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -166,8 +166,8 @@ class ResponseService(Service):
             checked = check_answers(definition, merged)
             old_scores = self._scores_of(unit, questionnaire.id)
             changed_items = sorted(item for item in checked if checked[item] != current.get(item))
-            new_date = completed_on not in (None, questionnaire.completed_on)
-            if not changed_items and not new_date:
+            new_date = completed_on if completed_on != questionnaire.completed_on else None
+            if not changed_items and new_date is None:
                 raise OperationError(
                     "nothing changed",
                     [
@@ -192,12 +192,11 @@ class ResponseService(Service):
                 old["scores"] = old_scores
                 new["answers"] = {item: checked[item] for item in changed_items}
                 new["scores"] = scores.as_dict()
-            if new_date:
-                assert completed_on is not None
-                allocation = _dated_fits(unit, self.protocol, participant, visit, completed_on)
-                timing = _timing(self.protocol, visit, allocation, completed_on)
+            if new_date is not None:
+                allocation = _dated_fits(unit, self.protocol, participant, visit, new_date)
+                timing = _timing(self.protocol, visit, allocation, new_date)
                 old.update(_date_fields(questionnaire))
-                questionnaire.completed_on = completed_on
+                questionnaire.completed_on = new_date
                 questionnaire.window_status = None if timing is None else timing.window
                 questionnaire.days_from_target = None if timing is None else timing.days_from_target
                 new.update(_date_fields(questionnaire))
@@ -386,11 +385,9 @@ def window_flag(protocol: Protocol, visit: str, timing: VisitTiming | None) -> s
 def _view(
     protocol: Protocol, study_id: str, row: Questionnaire, scores: dict[str, float | None]
 ) -> QuestionnaireView:
-    timing = (
-        None
-        if row.window_status is None or row.days_from_target is None
-        else VisitTiming(row.window_status, row.days_from_target)  # type: ignore[arg-type]
-    )
+    timing = None
+    if row.window_status is not None and row.days_from_target is not None:
+        timing = VisitTiming(cast(WindowStatus, row.window_status), row.days_from_target)
     return QuestionnaireView(
         study_id,
         row.visit,
