@@ -213,8 +213,11 @@ def questionnaire_edit(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Correct answers or the completion date of a recorded questionnaire; the old values
-    stay in the audit trail."""
+    """Correct a questionnaire's answers or date; the old values stay in the audit trail.
+
+    A corrected date (--completed) is checked like a new one, and the questionnaire's
+    window status follows it.
+    """
     trial = open_trial(db, actor, key_file)
     view = trial.edit_questionnaire(
         reference,
