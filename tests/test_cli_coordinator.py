@@ -226,3 +226,31 @@ def test_screening_template_without_a_trial_says_so(
     code, output = invoke("screening", "template", "--protocol", "massage-clbp")
     assert code == 0
     assert yaml.safe_load(output)["sex"] is None
+
+
+def test_a_questionnaire_outside_its_window_is_flagged_at_once(cli: Cli, tmp_path: Path) -> None:
+    """Issue 10: a week-26 questionnaire entered on randomization day was accepted silently.
+    It is stored, and the command says it is outside the window, by how much, and what the
+    protocol's rule does with it; an edit says it again, and a corrected date is checked."""
+    study_id = randomized(cli, answers_file(tmp_path / "a.yaml"))
+    added = cli(
+        "questionnaire", "add", study_id, "week_26", "bothersomeness",
+        "--answer=bothersomeness=3", user="carol",
+    )  # fmt: skip
+    assert f"{study_id} week_26 bothersomeness: score 3" in added
+    assert "warning: outside the window of week_26: completed on day 0" in added
+    assert "161 days before its window opens" in added
+    assert "analysis.out_of_window: include" in added
+    later = (dt.date.today() + dt.timedelta(days=182)).isoformat()
+    # Dates are checked against today: a date 182 days ahead is refused until then.
+    refused = cli(
+        "questionnaire", "edit", study_id, "week_26", "bothersomeness",
+        "--completed", later, "--reason", "wrong date", user="carol", code=2,
+    )  # fmt: skip
+    assert "completed_on" in refused
+    corrected = cli(
+        "questionnaire", "edit", study_id, "week_26", "bothersomeness",
+        "--answer=bothersomeness=4", "--reason", "misread", user="carol",
+    )  # fmt: skip
+    assert "score 4" in corrected
+    assert "warning: outside the window of week_26" in corrected  # still early

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,13 @@ def test_the_trial_is_analysed_with_its_pre_specified_settings(
     assert (tmp_path / "baseline_table.csv").exists()
     assert (tmp_path / "consort.csv").exists()
     assert (tmp_path / "rdq_total_mmrm.csv").exists()
+    # Weeks 10 and 26 were recorded late (day 400): included, said, and a sensitivity
+    # analysis without them (week 52 only) written beside the primary one.
+    window = rdq["window"]
+    assert (window["rule"], window["out_of_window"]) == ("include", 60)
+    assert window["sensitivity"]["ancova"]["method"] == "ancova"
+    assert any("60 values of rdq_total" in note for note in rdq["notes"])
+    assert (tmp_path / "rdq_total_window_sensitivity_ancova.csv").exists()
 
 
 def test_a_blinded_statistician_gets_pooled_results_only(
@@ -155,4 +163,89 @@ def test_a_covariate_without_variation_is_left_out_and_said(trial_with_follow_up
     )  # fmt: skip
     np.testing.assert_allclose(
         reduced.ancova.to_frame()["estimate"], by_hand.to_frame()["estimate"], rtol=1e-12
+    )
+
+
+def test_out_of_window_values_are_treated_by_the_protocols_rule_never_silently(
+    trial_with_follow_up: World,
+) -> None:
+    """``analysis.out_of_window``: ``include`` keeps the values and adds a sensitivity analysis
+    without them; ``exclude`` leaves them out of the analysis; each says how many. Data with
+    no such value are analysed exactly as before the rule existed."""
+    world = trial_with_follow_up
+    statistician = world.as_("stat_open")
+    tidy, records = statistician.dataset(), statistician.consort_records()
+    quick = Settings(include_gee=False, include_imputation=False)
+    # The fixture recorded every visit on day 400: week 10 and week 26 are late.
+    assert set(tidy.loc[tidy["out_of_window"], "window"]) == {"late"}
+    assert set(tidy.loc[tidy["out_of_window"], "visit"]) == {"week_10", "week_26"}
+    # Keep the week_26 flags of five participants with a value, as a trial would have.
+    on_time = tidy.assign(out_of_window=False, window="in_window")
+    flagged = on_time.index[(on_time["visit"] == "week_26") & on_time["rdq_total"].notna()][:5]
+    five = on_time.copy()
+    five.loc[flagged, "out_of_window"] = True
+    five.loc[flagged, "window"] = "late"
+    excluding = world.protocol.model_validate(
+        {
+            **world.protocol.model_dump(by_alias=True, exclude_defaults=True),
+            "analysis": {
+                **world.protocol.analysis.model_dump(by_alias=True, exclude_defaults=True),
+                "out_of_window": "exclude",
+            },
+        }
+    )
+    assert world.protocol.analysis.out_of_window == "include"  # the reference protocol's rule
+
+    def rdq(protocol: Any, frame: pd.DataFrame) -> Any:
+        return analyze_trial(protocol, frame, records, quick).outcome("rdq_total")
+
+    def estimates(result: Any) -> Any:
+        return result.to_frame()["estimate"].to_numpy()
+
+    by_hand = ancova(
+        TrialData.from_tidy(
+            five.assign(rdq_total=five["rdq_total"].mask(five["out_of_window"])),
+            "rdq_total",
+            reference="usual_care",
+            covariates=list(world.protocol.analysis.covariates),
+            visits=["week_10", "week_26", "week_52"],
+        )
+    )
+    # No value out of window: the same numbers as data that do not say (and no sensitivity).
+    plain = rdq(world.protocol, on_time.drop(columns=["out_of_window", "window"]))
+    none_out = rdq(world.protocol, on_time)
+    np.testing.assert_array_equal(estimates(none_out.ancova), estimates(plain.ancova))
+    np.testing.assert_array_equal(estimates(none_out.mmrm), estimates(plain.mmrm))
+    assert none_out.window is not None
+    assert (none_out.window.out_of_window, none_out.window.sensitivity) == (0, None)
+    assert not any("window" in note for note in none_out.notes)
+    assert plain.window is None
+    # include: the primary analysis is unchanged, the sensitivity analysis leaves them out.
+    included = rdq(world.protocol, five)
+    np.testing.assert_array_equal(estimates(included.ancova), estimates(plain.ancova))
+    assert included.window is not None
+    assert (included.window.rule, included.window.out_of_window) == ("include", 5)
+    assert included.window.sensitivity is not None
+    np.testing.assert_allclose(
+        estimates(included.window.sensitivity.ancova), estimates(by_hand), rtol=1e-12
+    )
+    assert any(
+        "5 values of rdq_total completed outside their visit's window were included" in note
+        and "sensitivity analysis" in note
+        for note in included.notes
+    )
+    tables = included.tables()
+    assert "rdq_total_window_sensitivity_ancova" in tables
+    assert included.to_dict()["window"]["out_of_window"] == 5
+    # exclude: the primary analysis leaves them out, and says so.
+    excluded = rdq(excluding, five)
+    np.testing.assert_allclose(estimates(excluded.ancova), estimates(by_hand), rtol=1e-12)
+    assert not np.allclose(estimates(excluded.ancova), estimates(plain.ancova))
+    assert excluded.window is not None
+    assert (excluded.window.rule, excluded.window.out_of_window) == ("exclude", 5)
+    assert excluded.window.sensitivity is None
+    assert any(
+        "5 values of rdq_total completed outside their visit's window were excluded" in note
+        and "analysis.out_of_window: exclude" in note
+        for note in excluded.notes
     )

@@ -511,6 +511,23 @@ def test_a_survey_link_opens_its_participants_due_visit_once(
     assert "was used already" in str(refused(survey.submit, visit_answers(world, "week_10")))
 
 
+def test_a_survey_answered_before_its_window_opens_is_stored_flagged_early(
+    world: World, context: Context
+) -> None:
+    """A link answered too soon (week 26 on the day of randomization) is stored, flagged
+    ``early`` at once, and the participant's answers say so: not silently in window."""
+    study_id = world.randomized()
+    link = operator(context, "coord").issue_survey_token(study_id, "week_26", 14)
+    survey = Survey(context, authenticate_survey(context, link.token))
+    views = survey.submit(visit_answers(world, "week_26"))
+    week_26 = world.protocol.visit("week_26")
+    assert {(view.window, view.days_from_target) for view in views} == {("early", -week_26.day)}
+    assert all(view.flag and "before its window opens" in view.flag for view in views)
+    with context.db.read() as session:
+        rows = session.execute(select(Questionnaire).where(Questionnaire.visit == "week_26"))
+        assert {q.window_status for q in rows.scalars()} == {"early"}
+
+
 def survey_status(trial: Trial, study_id: str, visit: str) -> str:
     return next(s.status for s in trial.schedule(study_id) if s.visit == visit)
 

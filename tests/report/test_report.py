@@ -191,3 +191,38 @@ def test_missing_pdf_extra_is_a_clear_error(
 
 def demo_trial(demo: DemoResult, user: str) -> Trial:
     return Trial.open(f"sqlite:///{demo.database}", user, key_file=demo.folder / "trial.db.key")
+
+
+def test_answers_outside_their_window_are_said_and_shown_in_the_sensitivity_table(
+    demo: DemoResult, tmp_path: Path
+) -> None:
+    """The reference protocol's rule (include): the report says how many values were out of
+    window and shows the primary models without them beside the other methods."""
+    from dataclasses import replace
+
+    from lumbar.analysis.plan import Settings
+    from lumbar.application import read_trial, report_content
+
+    trial = Trial.open(
+        f"sqlite:///{demo.database}", "statistician", key_file=demo.folder / "trial.db.key"
+    )
+    try:
+        records = read_trial(trial)
+    finally:
+        trial.close()
+    assert not records.tidy["out_of_window"].any()  # the simulator keeps to the windows
+    tidy = records.tidy.copy()
+    late = tidy.index[(tidy["visit"] == "week_26") & tidy["rdq_total"].notna()][:4]
+    tidy.loc[late, "out_of_window"] = True
+    tidy.loc[late, "window"] = "late"
+    content = report_content(
+        replace(records, tidy=tidy), settings=Settings(imputations=2, include_gee=False)
+    )
+    files = write_report(content, tmp_path)
+    html = files.html.read_text("utf-8")
+    assert "4 values of rdq_total completed outside their visit&#39;s window were included" in html
+    assert "ANCOVA, without out-of-window values" in html
+    side_by_side = pd.read_csv(
+        tmp_path / "tables" / "rdq_total_methods_side_by_side.csv", comment="#"
+    )
+    assert "MMRM, without out-of-window values" in side_by_side.columns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -162,4 +163,56 @@ def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_the_trial_is_busy(
         holder.close()
     with database.write() as session:  # and once the other writer is done, writing works
         session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
+    database.dispose()
+
+
+def test_migration_0005_fills_the_window_status_of_questionnaires_stored_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Questionnaires stored before 0005 get their window status from the frozen protocol and
+    the randomization date, as lumbar computes it when it stores one."""
+    from alembic import command
+
+    from lumbar.store.database import _alembic_config
+    from tests.operations.world import build_world, rdq_answers
+
+    world = build_world(database_url, tmp_path)
+    coord = world.as_("coord")
+    study_id = world.randomized()
+    world.clock.advance(72)
+    coord.record_questionnaire(  # day 0 at week 26: early
+        study_id,
+        "week_26",
+        "rdq",
+        rdq_answers(2),
+        completed_on=world.clock.today - dt.timedelta(72),
+    )
+    coord.record_questionnaire(  # day 72 at week 10 (target 70): inside
+        study_id, "week_10", "rdq", rdq_answers(2), completed_on=world.clock.today
+    )
+    coord.close()
+    query = text("SELECT visit, window_status, days_from_target FROM questionnaire ORDER BY visit")
+    database = Database(database_url)
+    with database.read() as session:
+        stored = session.execute(query).all()
+    assert {tuple(row) for row in stored if row[0] != "baseline"} == {
+        ("week_10", "in_window", 2),
+        ("week_26", "early", -182),
+    }
+
+    def to(revision: str, step: str) -> None:
+        with database.engine.connect() as connection:
+            connection.info["lumbar_write"] = True
+            with connection.begin():
+                config = _alembic_config()
+                config.attributes["connection"] = connection
+                getattr(command, step)(config, revision)
+
+    to("0004", "downgrade")
+    with database.read() as session:
+        columns = session.execute(text("SELECT * FROM questionnaire")).keys()
+        assert "window_status" not in columns
+    to("head", "upgrade")
+    with database.read() as session:
+        assert session.execute(query).all() == stored
     database.dispose()

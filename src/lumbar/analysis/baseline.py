@@ -59,7 +59,15 @@ ALL = "all"
 
 Kind = Literal["numeric", "categorical"]
 
-TIDY_PER_VISIT = ("visit", "visit_day", "day", "status", "out_of_window")
+TIDY_PER_VISIT = (
+    "visit",
+    "visit_day",
+    "day",
+    "status",
+    "window",
+    "days_from_target",
+    "out_of_window",
+)
 """Columns of the tidy dataset that change from visit to visit (docs/dataset.md)."""
 
 _NOT_AVAILABLE = "NA"

@@ -13,7 +13,7 @@ results are written to results.json and CSVs by :mod:`lumbar.application`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
@@ -50,10 +50,14 @@ __all__ = [
     "OutcomeAnalysis",
     "Settings",
     "TrialAnalysis",
+    "WindowHandling",
+    "WindowSensitivity",
     "analyze",
     "analyze_trial",
     "arms_hidden",
+    "outside_window",
     "primary_outcome_columns",
+    "without_values",
 ]
 
 _T = TypeVar("_T")
@@ -81,6 +85,42 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class WindowSensitivity:
+    """The primary models (ANCOVA and MMRM) again, without the outcome values completed
+    outside their visit's window."""
+
+    ancova: AncovaResult
+    mmrm: MmrmResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ancova": self.ancova.to_dict(), "mmrm": self.mmrm.to_dict()}
+
+
+@dataclass(frozen=True)
+class WindowHandling:
+    """How the protocol's rule (``analysis.out_of_window``) treated an outcome's values
+    completed outside their visit's window.
+
+    ``exclude``: left out of every model of the analysis (they stay in the database and the
+    dataset, flagged). ``include``: kept in the primary analysis, and ``sensitivity`` holds
+    the primary models without them (None when there were none, or the models could not be
+    fitted without them: the notes say why).
+    """
+
+    rule: str
+    out_of_window: int
+    """Follow-up values of the outcome completed outside their visit's window."""
+    sensitivity: WindowSensitivity | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "out_of_window": self.out_of_window,
+            "sensitivity": None if self.sensitivity is None else self.sensitivity.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class OutcomeAnalysis:
     """Every result for one outcome, with where it came from."""
 
@@ -96,6 +136,9 @@ class OutcomeAnalysis:
     arms: tuple[str, ...]
     visits: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    window: WindowHandling | None = None
+    """What was done with outcome values completed outside their visit's window, when the
+    data say (the tidy dataset's ``out_of_window`` column); None otherwise."""
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table, by the name of its CSV file (without .csv)."""
@@ -116,6 +159,9 @@ class OutcomeAnalysis:
             tables["responders"] = self.responders.to_frame()
             tables["responder_comparisons"] = self.responders.comparisons_frame()
             tables["responder_curve"] = self.responders.curve
+        if self.window is not None and self.window.sensitivity is not None:
+            tables["window_sensitivity_ancova"] = self.window.sensitivity.ancova.to_frame()
+            tables["window_sensitivity_mmrm"] = self.window.sensitivity.mmrm.to_frame()
         return {f"{self.outcome}_{name}": table for name, table in tables.items()}
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +175,7 @@ class OutcomeAnalysis:
             "mmrm": self.mmrm.to_dict(),
             "notes": list(self.notes),
         }
-        for name in ("gee", "imputation", "tipping_point", "responders"):
+        for name in ("gee", "imputation", "tipping_point", "responders", "window"):
             result = getattr(self, name)
             parts[name] = None if result is None else result.to_dict()
         return parts
@@ -461,16 +507,136 @@ def _compare(
                 "definitions": definitions_from(protocol.thresholds_for(instrument)),
             }
         )
-        data = TrialData.from_tidy(
-            tidy,
-            column,
-            reference=reference,
-            covariates=covariates,
-            baseline_visit=protocol.baseline.id,
-            visits=visits,
+
+        def data_of(
+            frame: pd.DataFrame, kept_visits: Sequence[str], column: str = column
+        ) -> TrialData:
+            return TrialData.from_tidy(
+                frame,
+                column,
+                reference=reference,
+                covariates=covariates,
+                baseline_visit=protocol.baseline.id,
+                visits=kept_visits,
+            )
+
+        analyses.append(
+            _by_window_rule(
+                protocol, tidy, column, chosen, visits=visits, notes=dropped, data_of=data_of
+            )
         )
-        analyses.append(analyze(data, chosen, protocol_hash=protocol.content_hash, notes=dropped))
     return analyses
+
+
+def _by_window_rule(
+    protocol: Protocol,
+    tidy: pd.DataFrame,
+    column: str,
+    settings: Settings,
+    *,
+    visits: Sequence[str],
+    notes: Sequence[str],
+    data_of: Callable[[pd.DataFrame, Sequence[str]], TrialData],
+) -> OutcomeAnalysis:
+    """:func:`analyze` of one outcome, its values completed outside their visit's window
+    treated by the protocol's rule (``analysis.out_of_window``), never silently.
+
+    ``exclude``: they are excluded from every model, and a note says how many and why.
+    ``include``: the analysis keeps them, a note says how many, and the primary models are
+    fitted again without them (:class:`WindowSensitivity`). Data with no such value are
+    analysed exactly as they would be without the rule.
+    """
+    rule = protocol.analysis.out_of_window
+    outside = outside_window(tidy, column, visits)
+    count = int(outside.sum())
+    if not count:
+        result = analyze(
+            data_of(tidy, visits), settings, protocol_hash=protocol.content_hash, notes=notes
+        )
+        if "out_of_window" not in tidy.columns:
+            return result  # data from elsewhere that do not say
+        return replace(result, window=WindowHandling(rule, 0))
+    kept = without_values(tidy, column, outside)
+    emptied = [
+        visit
+        for visit in visits
+        if tidy.loc[tidy["visit"] == visit, column].notna().any()
+        and not kept.loc[kept["visit"] == visit, column].notna().any()
+    ]
+    kept_visits = [visit for visit in visits if visit not in emptied]
+    said = f"{_values(count)} of {column} completed outside their visit's window"
+    gone = ""
+    if emptied:
+        gone = (
+            f"; without them {', '.join(emptied)} {'has' if len(emptied) == 1 else 'have'} "
+            f"no value and {'is' if len(emptied) == 1 else 'are'} not analysed"
+        )
+    if rule == "exclude":
+        note = (
+            f"{said} {_were(count)} excluded from the analysis (the protocol's rule, "
+            "analysis.out_of_window: exclude); they stay in the database and the dataset, "
+            f"flagged{gone}."
+        )
+        result = analyze(
+            data_of(kept, kept_visits),
+            settings,
+            protocol_hash=protocol.content_hash,
+            notes=[*notes, note],
+        )
+        return replace(result, window=WindowHandling(rule, count))
+    result = analyze(
+        data_of(tidy, visits), settings, protocol_hash=protocol.content_hash, notes=notes
+    )
+    extra = [
+        f"{said} {_were(count)} included in the primary analysis (the protocol's rule, "
+        "analysis.out_of_window: include); a sensitivity analysis fits the ANCOVA and the "
+        f"MMRM again without them{gone}."
+    ]
+    sensitivity = _secondary(
+        "The sensitivity analysis without out-of-window values",
+        extra,
+        lambda: _window_sensitivity(data_of(kept, kept_visits), settings),
+    )
+    return replace(
+        result,
+        notes=(*result.notes, *extra),
+        window=WindowHandling(rule, count, sensitivity),
+    )
+
+
+def outside_window(tidy: pd.DataFrame, column: str, visits: Sequence[str]) -> pd.Series:
+    """Rows of ``tidy`` holding a value of ``column`` at one of ``visits`` (the follow-up
+    visits) completed outside the visit's window; none when the data have no
+    ``out_of_window`` column."""
+    if "out_of_window" not in tidy.columns or column not in tidy.columns:
+        return pd.Series(False, index=tidy.index)
+    flagged = tidy["out_of_window"].astype("boolean").fillna(False).astype(bool)
+    return flagged & tidy["visit"].isin(list(visits)) & tidy[column].notna()
+
+
+def without_values(tidy: pd.DataFrame, column: str, rows: pd.Series) -> pd.DataFrame:
+    """``tidy`` with ``column`` emptied on ``rows`` (the models then treat them as missing)."""
+    if not rows.any():
+        return tidy
+    kept = tidy.copy()
+    kept.loc[rows, column] = pd.NA
+    return kept
+
+
+def _window_sensitivity(data: TrialData, settings: Settings) -> WindowSensitivity:
+    """The primary models on data without the out-of-window values."""
+    return WindowSensitivity(
+        ancova=ancova(data, robust=settings.robust, alpha=settings.alpha),
+        mmrm=_mmrm_with_fallback(data, settings, []),
+    )
+
+
+def _values(count: int) -> str:
+    return f"{count} value" if count == 1 else f"{count} values"
+
+
+def _were(count: int) -> str:
+    return "was" if count == 1 else "were"
 
 
 def _table_one(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # typer ships click as a private module; only its types are n
     from typer._click import HelpFormatter
 
     from lumbar.instruments import Instrument
+    from lumbar.operations import QuestionnaireView
     from lumbar.protocol import Protocol
 
 __all__ = ["ae_app", "questionnaire_app", "session_app"]
@@ -82,8 +83,7 @@ def questionnaire_add(
         completed_on=parse_date(completed, "--completed", today_of(trial)),
         source=source,
     )
-    scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
-    typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+    _echo_questionnaire(view)
 
 
 @questionnaire_app.command("template")
@@ -192,8 +192,7 @@ def questionnaire_visit(
         source=source,
     )
     for view in views:
-        scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
-        typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+        _echo_questionnaire(view)
 
 
 @questionnaire_app.command("edit")
@@ -201,19 +200,42 @@ def questionnaire_edit(
     reference: Reference,
     visit: Annotated[str, typer.Argument(help="The visit id.")],
     instrument: Annotated[str, typer.Argument(help="The instrument.")],
-    reason: Annotated[str, typer.Option(help="Why the answers change.")],
+    reason: Annotated[str, typer.Option(help="Why the answers or the date change.")],
     answers: AnswersFile = None,
     answer: AnswerPairs = None,
+    completed: Annotated[
+        str | None,
+        typer.Option(
+            help="The corrected completion date, YYYY-MM-DD; the window status follows it."
+        ),
+    ] = None,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Correct answers of a recorded questionnaire; the old values stay in the audit trail."""
-    view = open_trial(db, actor, key_file).edit_questionnaire(
-        reference, visit, instrument, parse_answers(answers, answer or []), reason
+    """Correct a questionnaire's answers or date; the old values stay in the audit trail.
+
+    A corrected date (--completed) is checked like a new one, and the questionnaire's
+    window status follows it.
+    """
+    trial = open_trial(db, actor, key_file)
+    view = trial.edit_questionnaire(
+        reference,
+        visit,
+        instrument,
+        parse_answers(answers, answer or []),
+        reason,
+        completed_on=None if completed is None else parse_date(completed, "--completed", None),
     )
+    _echo_questionnaire(view)
+
+
+def _echo_questionnaire(view: QuestionnaireView) -> None:
+    """A stored questionnaire's scores, and a warning when it is outside its visit's window."""
     scores = ", ".join(f"{name} {value}" for name, value in view.scores.items())
     typer.echo(f"{view.study_id} {view.visit} {view.instrument}: {scores}")
+    if view.flag is not None:
+        typer.echo(f"  warning: {view.flag}")
 
 
 # ---------------------------------------------------------------- treatment and safety

@@ -10,6 +10,7 @@ the trial as a whole, never compare its arms.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +102,7 @@ class DatasetService(Service):
             completed = all_completed.get(participant.id, {})
             ended = endings.get(participant.id)
             recorded = {
-                visit: [(instrument, day) for instrument, day in pairs.items()]
+                visit: [(instrument, day) for instrument, (day, _, _) in pairs.items()]
                 for visit, pairs in completed.items()
             }
             statuses = {
@@ -135,18 +136,17 @@ class DatasetService(Service):
             for visit in protocol.visits:
                 row = dict(common)
                 done = completed.get(visit.id, {})
-                last = max(done.values()) if done else None
+                last = max(day for day, _, _ in done.values()) if done else None
                 row["visit"] = visit.id
                 row["visit_day"] = visit.day
                 row["day"] = (last - allocation.randomized_on).days if last else None
                 if visit.id == protocol.baseline.id:
                     complete = all(name in done for name in visit.instruments)
                     row["status"] = "complete" if complete else "incomplete"
-                    row["out_of_window"] = False
                 else:
-                    status = statuses[visit.id]
-                    row["status"] = status.status
-                    row["out_of_window"] = status.out_of_window
+                    row["status"] = statuses[visit.id].status
+                row["window"], row["days_from_target"] = _row_window(done.values())
+                row["out_of_window"] = row["window"] in ("early", "late")
                 visit_scores = scores.get(visit.id, {})
                 for column in columns:
                     row[column] = visit_scores.get(column)
@@ -163,6 +163,8 @@ class DatasetService(Service):
             "visit_day",
             "day",
             "status",
+            "window",
+            "days_from_target",
             "out_of_window",
             *(f"{column}_baseline" for column in baseline_columns),
             *columns,
@@ -171,7 +173,7 @@ class DatasetService(Service):
         import pandas as pd  # noqa: PLC0415 - only the analysis side loads pandas
 
         frame = pd.DataFrame(rows, columns=ordered)
-        for column in ("visit_day", "day"):
+        for column in ("visit_day", "day", "days_from_target"):
             frame[column] = frame[column].astype("Int64")
         for column in (*columns, *(f"{c}_baseline" for c in baseline_columns)):
             frame[column] = frame[column].astype("Float64")
@@ -181,21 +183,26 @@ class DatasetService(Service):
     def _scores(
         unit: Unit,
     ) -> tuple[
-        dict[int, dict[str, dict[str, float | None]]], dict[int, dict[str, dict[str, dt.date]]]
+        dict[int, dict[str, dict[str, float | None]]], dict[int, dict[str, dict[str, Dated]]]
     ]:
-        """Every score and completion date, by participant id then visit (two queries)."""
+        """Every score, and every completion date with its window status, by participant id
+        then visit (two queries)."""
         scores: dict[int, dict[str, dict[str, float | None]]] = {}
-        completed: dict[int, dict[str, dict[str, dt.date]]] = {}
-        for participant_id, visit, instrument, completed_on in unit.session.execute(
+        completed: dict[int, dict[str, dict[str, Dated]]] = {}
+        for participant_id, visit, instrument, completed_on, window, offset in unit.session.execute(
             select(
                 Questionnaire.participant_id,
                 Questionnaire.visit,
                 Questionnaire.instrument,
                 Questionnaire.completed_on,
+                Questionnaire.window_status,
+                Questionnaire.days_from_target,
             )
         ).all():
             completed.setdefault(participant_id, {}).setdefault(visit, {})[instrument] = (
-                completed_on
+                completed_on,
+                window,
+                offset,
             )
         for participant_id, visit, instrument, score, value in unit.session.execute(
             select(
@@ -210,3 +217,25 @@ class DatasetService(Service):
                 value
             )
         return scores, completed
+
+
+Dated = tuple[dt.date, str | None, int | None]
+"""A recorded questionnaire's completion date, window status and days from target."""
+
+
+def _row_window(recorded: Iterable[Dated]) -> tuple[str | None, int | None]:
+    """A visit row's window status and days from target, from its questionnaires' own.
+
+    The row is ``early`` (or ``late``) when any of its questionnaires is, with the days
+    of the one furthest from the target day; ``in_window`` when every one is inside; empty
+    when none is recorded, or for the baseline (completed before randomization, which its
+    window counts from).
+    """
+    judged = [(window, offset) for _, window, offset in recorded if window is not None]
+    if not judged:
+        return None, None
+    for status in ("early", "late"):
+        outside = [offset for window, offset in judged if window == status]
+        if outside:
+            return status, max(outside, key=lambda days: abs(days or 0))
+    return "in_window", max((offset for _, offset in judged), key=lambda days: abs(days or 0))

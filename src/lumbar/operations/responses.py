@@ -5,6 +5,15 @@ is stored; a questionnaire is accepted whole or not at all. Each records its
 source (the participant's own link, staff entry, or a paper form), the date it
 was completed and who entered it. An edit needs a reason; the old answers and
 scores stay in the audit trail beside the new ones.
+
+A follow-up questionnaire also records, when it is stored (and again when an edit
+changes its date), where its completion date falls against its visit's window:
+``in_window``, ``early`` or ``late``, and the days from the target day. One outside
+the window is stored, flagged, not refused (it happened; refusing it would lose
+data, and REDCap and edc-visit-schedule store such forms flagged too): the result
+says so at once, by how many days, and what the protocol's rule
+(``analysis.out_of_window``) does with it in the analysis. The baseline is completed
+before randomization, which its window counts from, so it has no window status.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import insert, select
 
@@ -27,7 +36,7 @@ from lumbar.operations.context import (
     require_text,
 )
 from lumbar.operations.vocabulary import SOURCES
-from lumbar.protocol import Protocol
+from lumbar.protocol import Protocol, VisitTiming, WindowStatus
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -42,6 +51,7 @@ __all__ = [
     "ResponseService",
     "checked_visit",
     "store_visit",
+    "window_flag",
 ]
 
 Source = Literal["participant_link", "staff_entry", "paper"]
@@ -55,6 +65,16 @@ class QuestionnaireView:
     completed_on: dt.date
     source: str
     scores: dict[str, float | None]
+    window: str | None = None
+    """``in_window``, ``early`` or ``late``; None for the baseline."""
+    days_from_target: int | None = None
+    flag: str | None = None
+    """For an answer outside its visit's window: by how many days, and what the protocol's
+    rule does with it (:func:`window_flag`); None otherwise."""
+
+    @property
+    def outside_window(self) -> bool:
+        return self.window in ("early", "late")
 
 
 class ResponseService(Service):
@@ -111,8 +131,11 @@ class ResponseService(Service):
         instrument: str,
         answers: Mapping[str, Any],
         reason: str,
+        *,
+        completed_on: dt.date | None = None,
     ) -> QuestionnaireView:
-        """Change some answers of a recorded questionnaire; the reason is required."""
+        """Change some answers of a recorded questionnaire, or its completion date (its
+        window status follows the date); the reason is required."""
         reason = require_text(reason, "reason", "reason for the edit")
         definition = _collected(self.protocol, visit, instrument)
         with self._unit("questionnaire") as unit:
@@ -142,45 +165,50 @@ class ResponseService(Service):
             checked = check_answers(definition, merged)
             old_scores = self._scores_of(unit, questionnaire.id)
             changed_items = sorted(item for item in checked if checked[item] != current.get(item))
-            if not changed_items:
+            new_date = completed_on if completed_on != questionnaire.completed_on else None
+            if not changed_items and new_date is None:
                 raise OperationError(
                     "nothing changed",
                     [
                         Problem(
-                            "answers", "are the same as those recorded", hint="give the new answers"
+                            "answers",
+                            "are the same as those recorded, and so is the date",
+                            hint="give the new answers or the new completion date",
                         )
                     ],
                 )
-            for stale in (QuestionnaireAnswer, QuestionnaireScore):
-                for old_row in unit.session.execute(
-                    select(stale).where(stale.questionnaire_id == questionnaire.id)
-                ).scalars():
-                    unit.session.delete(old_row)
-            unit.session.flush()
-            _store(unit, [(questionnaire, checked, scores)])
+            old: dict[str, Any] = {}
+            new: dict[str, Any] = {}
+            if changed_items:
+                for stale in (QuestionnaireAnswer, QuestionnaireScore):
+                    for old_row in unit.session.execute(
+                        select(stale).where(stale.questionnaire_id == questionnaire.id)
+                    ).scalars():
+                        unit.session.delete(old_row)
+                unit.session.flush()
+                _store(unit, [(questionnaire, checked, scores)])
+                old["answers"] = {item: current.get(item) for item in changed_items}
+                old["scores"] = old_scores
+                new["answers"] = {item: checked[item] for item in changed_items}
+                new["scores"] = scores.as_dict()
+            if new_date is not None:
+                allocation = _dated_fits(unit, self.protocol, participant, visit, new_date)
+                timing = _timing(self.protocol, visit, allocation, new_date)
+                old.update(_date_fields(questionnaire))
+                questionnaire.completed_on = new_date
+                questionnaire.window_status = None if timing is None else timing.window
+                questionnaire.days_from_target = None if timing is None else timing.days_from_target
+                new.update(_date_fields(questionnaire))
             questionnaire.edited_at = unit.now
             unit.audit(
                 "questionnaire.edit",
                 "questionnaire",
                 f"{participant.study_id}/{visit}/{instrument}",
-                old={
-                    "answers": {item: current.get(item) for item in changed_items},
-                    "scores": old_scores,
-                },
-                new={
-                    "answers": {item: checked[item] for item in changed_items},
-                    "scores": scores.as_dict(),
-                },
+                old=old,
+                new=new,
                 reason=reason,
             )
-            return QuestionnaireView(
-                str(participant.study_id),
-                visit,
-                instrument,
-                questionnaire.completed_on,
-                questionnaire.source,
-                scores.as_dict(),
-            )
+            return _view(self.protocol, str(participant.study_id), questionnaire, scores.as_dict())
 
     # ------------------------------------------------------------------ helpers
 
@@ -259,7 +287,8 @@ def store_visit(
     ``entered_by`` is the member of staff who entered them; None when the participant
     answered through their own link.
     """
-    _may_record(work, protocol, participant, visit, completed_on)
+    allocation = _may_record(work, protocol, participant, visit, completed_on)
+    timing = _timing(protocol, visit, allocation, completed_on)
     recorded = set(
         work.session.execute(
             select(Questionnaire.instrument).where(
@@ -288,6 +317,8 @@ def store_visit(
             instrument=instrument,
             source=source,
             completed_on=completed_on,
+            window_status=None if timing is None else timing.window,
+            days_from_target=None if timing is None else timing.days_from_target,
             entered_by=entered_by,
             recorded_at=work.now,
         )
@@ -311,21 +342,80 @@ def store_visit(
             new={
                 "answers": checked,
                 "scores": scores.as_dict(),
-                "completed_on": completed_on.isoformat(),
                 "source": source,
+                **_date_fields(rows[instrument]),
             },
         )
-        views.append(
-            QuestionnaireView(
-                str(participant.study_id),
-                visit,
-                instrument,
-                completed_on,
-                source,
-                scores.as_dict(),
-            )
-        )
+        views.append(_view(protocol, str(participant.study_id), rows[instrument], scores.as_dict()))
     return tuple(views)
+
+
+def window_flag(protocol: Protocol, visit: str, timing: VisitTiming | None) -> str | None:
+    """What to tell whoever stores an answer outside its visit's window: by how many days,
+    and what the protocol's rule does with it in the analysis; None inside the window."""
+    if timing is None or not timing.outside:
+        return None
+    scheduled = protocol.visit(visit)
+    day = scheduled.day + timing.days_from_target
+    if timing.window == "early":
+        days = scheduled.earliest_day - day
+        where = f"{days} day{'s' * (days != 1)} before its window opens"
+    else:
+        days = day - scheduled.latest_day
+        where = f"{days} day{'s' * (days != 1)} after its window closed"
+    rule = protocol.analysis.out_of_window
+    if rule == "exclude":
+        treatment = (
+            "it is kept, flagged, and left out of the primary analysis "
+            "(protocol rule analysis.out_of_window: exclude)"
+        )
+    else:
+        treatment = (
+            "it is kept, flagged, and included in the primary analysis, with a sensitivity "
+            "analysis that leaves out such answers (protocol rule analysis.out_of_window: include)"
+        )
+    return (
+        f"outside the window of {visit}: completed on day {day} after randomization, "
+        f"{where} (days {scheduled.earliest_day} to {scheduled.latest_day}, target day "
+        f"{scheduled.day}); {treatment}"
+    )
+
+
+def _view(
+    protocol: Protocol, study_id: str, row: Questionnaire, scores: dict[str, float | None]
+) -> QuestionnaireView:
+    timing = None
+    if row.window_status is not None and row.days_from_target is not None:
+        timing = VisitTiming(cast(WindowStatus, row.window_status), row.days_from_target)
+    return QuestionnaireView(
+        study_id,
+        row.visit,
+        row.instrument,
+        row.completed_on,
+        row.source,
+        scores,
+        window=row.window_status,
+        days_from_target=row.days_from_target,
+        flag=window_flag(protocol, row.visit, timing),
+    )
+
+
+def _date_fields(row: Questionnaire) -> dict[str, Any]:
+    """The completion date and window status, as the audit record keeps them."""
+    return {
+        "completed_on": row.completed_on.isoformat(),
+        "window": row.window_status,
+        "days_from_target": row.days_from_target,
+    }
+
+
+def _timing(
+    protocol: Protocol, visit: str, allocation: Allocation | None, completed_on: dt.date
+) -> VisitTiming | None:
+    """A follow-up's completion date against its window; None for the baseline."""
+    if allocation is None or visit == protocol.baseline.id:
+        return None
+    return protocol.visit(visit).timing((completed_on - allocation.randomized_on).days)
 
 
 def _collected(protocol: Protocol, visit: str, instrument: str) -> Any:
@@ -364,9 +454,9 @@ def _may_record(
     participant: Participant,
     visit: str,
     completed_on: dt.date,
-) -> None:
-    not_after(completed_on, work.now.date(), "completed_on")
-    not_before_consent(work.session, participant.id, completed_on, "completed_on")
+) -> Allocation | None:
+    """Refuse a questionnaire the participant's stage or the date rules out; return the
+    participant's allocation (None before randomization)."""
     allocation = work.session.get(Allocation, participant.id)
     if visit == protocol.baseline.id:
         if allocation is not None:
@@ -381,8 +471,7 @@ def _may_record(
                     )
                 ],
             )
-        return
-    if allocation is None:
+    elif allocation is None:
         raise OperationError(
             "not randomized",
             [
@@ -394,7 +483,38 @@ def _may_record(
                 )
             ],
         )
-    if completed_on < allocation.randomized_on:
+    return _dated_fits(work, protocol, participant, visit, completed_on)
+
+
+def _dated_fits(
+    work: Transaction,
+    protocol: Protocol,
+    participant: Participant,
+    visit: str,
+    completed_on: dt.date,
+) -> Allocation | None:
+    """Refuse a completion date in the future, before consent, before randomization for a
+    follow-up or after it for the baseline; return the participant's allocation."""
+    not_after(completed_on, work.now.date(), "completed_on")
+    not_before_consent(work.session, participant.id, completed_on, "completed_on")
+    allocation = work.session.get(Allocation, participant.id)
+    if allocation is None:
+        return None
+    if visit == protocol.baseline.id:
+        if completed_on > allocation.randomized_on:
+            raise OperationError(
+                "baseline after randomization",
+                [
+                    Problem(
+                        "completed_on",
+                        "the baseline is completed before randomization "
+                        f"({allocation.randomized_on})",
+                        completed_on.isoformat(),
+                        "check the date",
+                    )
+                ],
+            )
+    elif completed_on < allocation.randomized_on:
         raise OperationError(
             "before randomization",
             [
@@ -407,6 +527,7 @@ def _may_record(
                 )
             ],
         )
+    return allocation
 
 
 def _store(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Service, Unit
+from lumbar.operations.context import Service, Unit, not_before_consent
 from lumbar.store.schema import Allocation, Participant, TreatmentSession, Withdrawal
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ class TreatmentService(Service):
         with self._unit("session") as unit:
             unit.scope.require_unblinded("logging sessions")
             participant = unit.enrolled(reference)
+            not_before_consent(unit.session, participant.id, session_date, "session_date")
             allocation = unit.allocation(participant)
             arm = self.protocol.arm(self._arm(allocation))
             problems = []

@@ -31,6 +31,7 @@ from lumbar.protocol.model import (
     Condition,
     Eligibility,
     Outcome,
+    OutOfWindowRule,
     Protocol,
     Question,
     Randomization,
@@ -43,8 +44,10 @@ from lumbar.protocol.model import (
     Term,
     TrialInfo,
     Visit,
+    VisitTiming,
     Vocabulary,
     Window,
+    WindowStatus,
 )
 from lumbar.protocol.strata import all_strata, assign_stratum, stratum_key
 
@@ -55,6 +58,7 @@ __all__ = [
     "Condition",
     "Eligibility",
     "EligibilityResult",
+    "OutOfWindowRule",
     "Outcome",
     "Protocol",
     "Question",
@@ -69,8 +73,10 @@ __all__ = [
     "Term",
     "TrialInfo",
     "Visit",
+    "VisitTiming",
     "Vocabulary",
     "Window",
+    "WindowStatus",
     "all_strata",
     "assign_stratum",
     "check_screening_answers",

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
 from numbers import Real
 from typing import Annotated, Literal
 
@@ -47,6 +48,7 @@ __all__ = [
     "Arm",
     "Condition",
     "Eligibility",
+    "OutOfWindowRule",
     "Outcome",
     "Protocol",
     "Question",
@@ -61,8 +63,10 @@ __all__ = [
     "Term",
     "TrialInfo",
     "Visit",
+    "VisitTiming",
     "Vocabulary",
     "Window",
+    "WindowStatus",
 ]
 
 
@@ -464,6 +468,33 @@ class Visit(Frozen):
     def latest_day(self) -> int:
         return self.day + self.window.after
 
+    def timing(self, day: int) -> VisitTiming:
+        """Where ``day`` (days from randomization) falls against this visit's window."""
+        window: WindowStatus = "in_window"
+        if day < self.earliest_day:
+            window = "early"
+        elif day > self.latest_day:
+            window = "late"
+        return VisitTiming(window, day - self.day)
+
+
+WindowStatus = Literal["in_window", "early", "late"]
+"""Where a completion date falls against its visit's window: inside it, before it opens,
+or after it closes."""
+
+
+@dataclass(frozen=True)
+class VisitTiming:
+    """A questionnaire's completion day against its visit: the window status and the days
+    from the target day (negative: before it)."""
+
+    window: WindowStatus
+    days_from_target: int
+
+    @property
+    def outside(self) -> bool:
+        return self.window != "in_window"
+
 
 class StratumLevel(Frozen):
     """One level of a stratification factor.
@@ -559,6 +590,10 @@ class Outcome(Frozen):
     visit: Identifier
 
 
+OutOfWindowRule = Literal["include", "exclude"]
+"""What the analysis does with follow-up answers completed outside their visit's window."""
+
+
 class AnalysisPlan(Frozen):
     """Pre-specified analysis settings."""
 
@@ -570,6 +605,12 @@ class AnalysisPlan(Frozen):
     thresholds: dict[Identifier, MeasurementProperties] = Field(
         default_factory=dict,
         description="meaningful-change thresholds by instrument; override instrument defaults",
+    )
+    out_of_window: OutOfWindowRule = Field(
+        default="include",
+        description="follow-up answers completed outside their visit's window: 'include' "
+        "them in the primary analysis and add a sensitivity analysis without them, or "
+        "'exclude' them from the primary analysis (kept in the database and the dataset)",
     )
 
 

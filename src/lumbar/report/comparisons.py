@@ -388,6 +388,14 @@ def sensitivity_section(page: Page) -> Section:
                     )
                 if outcome.gee is not None:
                     row["GEE (protocol)"] = ci_text(outcome.gee.contrast(visit, arm))
+                window = outcome.window.sensitivity if outcome.window is not None else None
+                if window is not None:
+                    for method, result in (("ANCOVA", window.ancova), ("MMRM", window.mmrm)):
+                        try:
+                            shown = ci_text(result.contrast(visit, arm))
+                        except KeyError:  # no value at this visit once they are left out
+                            shown = "not estimable"
+                        row[f"{method}, without out-of-window values"] = shown
                 rows.append(row)
         notes = [outcome.mmrm.method_text]
         if outcome.imputation is not None:

@@ -377,6 +377,11 @@ class Questionnaire(Base):
     instrument: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     completed_on: Mapped[dt.date]
+    window_status: Mapped[str | None] = mapped_column(String(16))
+    """``in_window``, ``early`` or ``late`` against the visit's window, set when stored;
+    None for the baseline (completed before randomization, which its window counts from)."""
+    days_from_target: Mapped[int | None]
+    """Days from the visit's target day to ``completed_on`` (negative: before it)."""
     entered_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     recorded_at: Mapped[dt.datetime]
     edited_at: Mapped[dt.datetime | None]
