@@ -1,57 +1,120 @@
-"""Backups: a consistent copy while the trial is in use, and restoring one.
+"""Backups: a consistent, checked copy while the trial is in use, and restoring one safely.
 
 SQLite uses its online backup API: the copy is a consistent snapshot even while
 coordinators keep writing. PostgreSQL uses ``pg_dump`` (custom format) and
-``pg_restore`` when they are installed; the same two commands are how a
-server's administrator backs it up by hand. A backup never includes the vault
-key: keep the key file safe, apart from the backups.
+``pg_restore`` when they are installed. A backup never includes the vault key:
+keep the key file safe, apart from the backups. Both need an admin (the ``backup``
+and ``restore`` permissions).
 
-Both need an admin (the ``backup`` and ``restore`` permissions). A restore is
-checked before it counts, and leaves nothing behind when it fails:
+**Every copy is checked** by one function, :func:`_check_backup`: it is a lumbar
+trial of the newest schema this lumbar knows (an older known one is migrated on
+the restored copy first), the key opens it, its protocol reads, and its audit trail
+verifies. ``lumbar backup`` checks the copy it made (PostgreSQL: the very snapshot
+``pg_dump`` wrote, and that the archive reads back) and, when the check fails, keeps
+the file as ``<name>.failed`` and says so instead of reporting success.
 
-- **SQLite**: the backup is copied beside the target as ``<name>.restoring``,
-  checked (integrity, the trial, the vault key, the acting user), and only then
-  renamed over the target, in one step. On failure the copy is deleted and the
-  target is untouched.
-- **PostgreSQL**: a database that does not exist is created, restored in one
-  transaction and checked; on failure it is dropped. An existing database must
-  be empty: a failed ``pg_restore`` rolls back, and when a later check fails
-  every object the restore made is dropped again.
+**A restore touches nothing before the backup has passed**: the check, the trial
+(replacing a trial with another trial's backup needs ``other_trial=True``; the
+refusal names both), the acting user (an admin of the trial replaced, else of the
+trial restored). Then:
 
-Who may restore is decided by the database being replaced when it holds a trial
-(its admins), and otherwise by the backup itself (an admin of the trial it
-holds). The restored trial's audit trail gets a record of the restore: who, from
-which file (name and SHA-256), and whether a database was replaced.
+- **SQLite**: the backup is copied beside the target as ``<name>.restoring``
+  (owner-only), checked and recorded there, flushed to disk, and renamed over the
+  target in one step (``os.replace``). The replaced database is checkpointed and kept
+  as ``<name>.replaced-<UTC time>`` (owner-only, a hard link to the old file, so its
+  bytes are exactly the old ones), and its ``-wal``/``-shm`` files are folded in
+  first. On failure the copy is deleted and the target is untouched.
+- **PostgreSQL**: a database that does not exist is created and restored in one
+  transaction; an empty one is restored into. A database holding a trial is
+  replaced only with ``replace=True``: the backup is restored into a new database
+  beside it, checked and recorded there, and the two are swapped by renaming them in
+  one transaction; the replaced one is kept as ``<name>_replaced_<UTC time>``. The
+  server refuses the rename while anyone is connected to the database, so nothing
+  can write to the old one unnoticed. (The role needs CREATEDB and must own the
+  database.) On failure what the restore made is dropped.
+
+**Never while the trial is in use**: a restore takes the trial's lease exclusively
+(:mod:`lumbar.store.lease`) before anything else and holds it to the end. Every open
+trial holds it shared, so the restore is refused, naming who has the trial open;
+and while a restore holds it, opening the trial is refused, naming the restore. No
+write acknowledged after a restore starts can be lost.
+
+Backup files, restoring copies and replaced files are created owner-only (0600)
+whatever the umask. PostgreSQL passwords reach ``pg_dump`` and ``pg_restore`` only
+through a temporary password file (``PGPASSFILE``, 0600, deleted afterwards), never
+their command line.
+
+The restored trial's audit trail gets a record of the restore: who, from which
+file (name and SHA-256), and whether a database was replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
+import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from lumbar.errors import Problem, StoreError
+from lumbar.errors import LumbarError, Problem, StoreError
 from lumbar.operations.context import Clock, Context, Principal, utc_now
 from lumbar.operations.scope import load_scope
-from lumbar.store.audit import append_audit, verify_chain
-from lumbar.store.database import Database, default_key_file
+from lumbar.protocol import parse_protocol
+from lumbar.store.audit import AuditReport, append_audit, verify_chain
+from lumbar.store.database import Database, default_key_file, schema_revisions
+from lumbar.store.lease import discard_unused, exclusive_lease
 from lumbar.store.schema import TrialRecord
-from lumbar.store.vault import load_key
+from lumbar.store.vault import Vault, load_key
 
 __all__ = ["Restored", "backup", "restore"]
 
 MAINTENANCE_DATABASES = ("postgres", "template1")
 """Databases on a PostgreSQL server to connect to when creating or dropping another."""
+
+OWNER_ONLY = 0o600
+"""The mode of every file a backup or restore makes: the data is the trial's."""
+
+_POSTGRESQL_NAME_BYTES = 63
+"""PostgreSQL keeps at most this many bytes of a database name (NAMEDATALEN - 1)."""
+
+
+@dataclass(frozen=True)
+class TrialIdentity:
+    """Which trial a database holds: its protocol's id and the moment it was created.
+
+    Two trials of one protocol share the id; the creation time tells them apart.
+    """
+
+    id: str
+    created_at: dt.datetime
+
+    def __str__(self) -> str:
+        created = self.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        return f"{self.id} (created {created.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC)"
+
+
+@dataclass(frozen=True)
+class BackupCheck:
+    """What :func:`_check_backup` found in a copy that passed."""
+
+    trial: TrialIdentity
+    schema: str
+    audit: AuditReport
 
 
 @dataclass(frozen=True)
@@ -62,9 +125,89 @@ class Restored:
     database: str
     """The restored database, without any password."""
     replaced: bool
-    """An existing trial database was replaced."""
+    """An existing database was replaced."""
     audit_records: int
     audit_intact: bool
+    kept: str | None = None
+    """Where the replaced database was kept: a file (SQLite) or a database name
+    (PostgreSQL); None when nothing was replaced."""
+
+
+# ---------------------------------------------------------------------- the one check
+
+
+def _check_backup(session: Session, key: bytes, *, source: str) -> BackupCheck:
+    """Check a copy of a trial completely; StoreError naming ``source`` and the rule.
+
+    The one place backup and restore decide whether a copy counts: a lumbar trial, of
+    this lumbar's newest schema, opened by ``key``, whose protocol reads and whose
+    audit trail verifies (:func:`_verify_audit`). It only reads.
+    """
+    connection = session.connection()
+    tables = inspect(connection)
+    if not (tables.has_table("trial") and tables.has_table("alembic_version")):
+        raise StoreError(
+            "not a usable backup",
+            [Problem("backup", "holds no lumbar trial", source, "use a file 'lumbar backup' made")],
+        )
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    known = schema_revisions()
+    if revision != known[-1]:
+        newer = revision not in known
+        raise StoreError(
+            "not a usable backup",
+            [
+                Problem(
+                    "backup",
+                    f"has schema {revision}; this lumbar "
+                    + (f"knows schemas up to {known[-1]} only" if newer else f"needs {known[-1]}"),
+                    source,
+                    "restore it with the lumbar version that made it"
+                    if newer
+                    else "restore it (an older schema is brought up to date on the copy)",
+                )
+            ],
+        )
+    record = session.execute(select(TrialRecord)).scalar_one()
+    identity = TrialIdentity(record.id, record.created_at)
+    try:
+        Vault(key).confirm(record.key_check)
+        parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
+    except LumbarError as error:
+        raise type(error)(
+            error.summary,
+            [*error.problems, Problem("backup", f"holds trial {identity}", source)],
+            error.source,
+        ) from None
+    report = _verify_audit(session)
+    if not report.intact:
+        shown = report.findings[:20]
+        raise StoreError(
+            "the backup's audit trail does not verify",
+            [
+                *(Problem("audit", finding.detail, f"record {finding.seq}") for finding in shown),
+                *(
+                    [Problem("audit", f"and {len(report.findings) - len(shown)} more findings")]
+                    if len(report.findings) > len(shown)
+                    else []
+                ),
+                Problem(
+                    "backup",
+                    f"holds trial {identity} with a broken audit trail",
+                    source,
+                    "use an earlier backup, and find what changed with 'lumbar audit verify'",
+                ),
+            ],
+        )
+    return BackupCheck(identity, str(revision), report)
+
+
+def _verify_audit(session: Session) -> AuditReport:
+    """The audit verification a backup must pass (the chain; data checks plug in here)."""
+    return verify_chain(session)
+
+
+# ---------------------------------------------------------------------- backup
 
 
 def backup(
@@ -75,42 +218,144 @@ def backup(
     key_file: Path | None = None,
     key: bytes | None = None,
 ) -> Path:
-    """Copy the trial database to ``target`` (a new file) and check the copy (admins only)."""
+    """Copy the trial database to ``target`` (a new, owner-only file) and check the copy.
+
+    Admins only. When the copy fails :func:`_check_backup` it is kept as
+    ``<target>.failed`` and StoreError says why: it is never reported as a backup.
+    """
     if target.exists():
-        raise StoreError(
-            "the backup file exists",
-            [Problem("target", "is never overwritten", str(target), "choose a new file name")],
-        )
+        raise _exists(target)
     _authorize(url, _principal(actor), "backup", key_file=key_file, key=key)
     database = Database(url)
+    database.dispose()
+    if key is None:
+        key = load_key(key_file or default_key_file(database.url))
+    os.close(_create_owner_only(target))
     try:
         if database.backend == "sqlite":
-            source_path = database.sqlite_path
-            assert source_path is not None
-            try:
-                with (
-                    closing(sqlite3.connect(source_path)) as source,
-                    closing(sqlite3.connect(target)) as copy,
-                ):
-                    source.backup(copy)
-                    # One self-contained file: no -wal or -shm beside the backup.
-                    copy.execute("PRAGMA journal_mode=DELETE")
-                _check_sqlite(target)
-            except BaseException:
-                _remove_sqlite(target)
-                raise
+            _backup_sqlite(database, target, key)
         else:
-            try:
-                _run(
-                    ["pg_dump", "--format=custom", f"--file={target}", _libpq(database.url)],
-                    "pg_dump",
-                )
-            except BaseException:
-                target.unlink(missing_ok=True)
-                raise
+            _backup_postgresql(database, target, key)
+    except _CheckFailed as failure:
+        failed = _failed_name(target)
+        os.replace(target, failed)
+        raise StoreError(
+            "the backup failed its check",
+            [
+                *failure.error.problems,
+                Problem(
+                    "backup",
+                    f"was kept for inspection as {failed}, a name that says it failed",
+                    hint="do not restore it; find what changed with 'lumbar audit verify'",
+                ),
+            ],
+        ) from None
+    except BaseException:
+        _remove_sqlite(target)
+        raise
     finally:
         database.dispose()
     return target
+
+
+class _CheckFailed(Exception):
+    """A backup written whole that failed its check (it is kept, named as failing)."""
+
+    def __init__(self, error: LumbarError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _checked(session: Session, key: bytes, target: Path) -> BackupCheck:
+    try:
+        return _check_backup(session, key, source=str(target))
+    except LumbarError as error:
+        raise _CheckFailed(error) from None
+
+
+def _backup_sqlite(database: Database, target: Path, key: bytes) -> BackupCheck:
+    source_path = database.sqlite_path
+    assert source_path is not None
+    with (
+        closing(sqlite3.connect(source_path)) as source,
+        closing(sqlite3.connect(target)) as copy,
+    ):
+        source.backup(copy)
+        # One self-contained file: no -wal or -shm beside the backup.
+        copy.execute("PRAGMA journal_mode=DELETE")
+    _fsync(target)
+    try:
+        _check_sqlite(target)
+    except StoreError as error:
+        raise _CheckFailed(error) from None
+    reader = _read_only(target)
+    try:
+        with Session(reader) as session:
+            return _checked(session, key, target)
+    finally:
+        reader.dispose()
+
+
+def _backup_postgresql(database: Database, target: Path, key: bytes) -> BackupCheck:
+    """``pg_dump`` one snapshot, check that same snapshot, and read the archive back."""
+    with _pg_access(database.url) as (conninfo, env):
+        connection = database.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        with connection, connection.begin():
+            snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            _run(
+                [
+                    "pg_dump",
+                    "--format=custom",
+                    f"--snapshot={snapshot}",
+                    f"--file={target}",
+                    f"--dbname={conninfo}",
+                ],
+                "pg_dump",
+                env,
+            )
+            os.chmod(target, OWNER_ONLY)
+            _fsync(target)
+            check = _checked(Session(bind=connection), key, target)
+        try:
+            _run(["pg_restore", "--list", str(target)], "pg_restore", env)
+        except StoreError as error:
+            raise _CheckFailed(error) from None
+    return check
+
+
+def _failed_name(target: Path) -> Path:
+    failed = target.with_name(target.name + ".failed")
+    number = 1
+    while failed.exists():
+        number += 1
+        failed = target.with_name(f"{target.name}.failed-{number}")
+    return failed
+
+
+def _exists(target: Path) -> StoreError:
+    return StoreError(
+        "the backup file exists",
+        [Problem("target", "is never overwritten", str(target), "choose a new file name")],
+    )
+
+
+def _create_owner_only(path: Path) -> int:
+    """A new file, mode 0600 whatever the umask; StoreError when it exists."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, OWNER_ONLY)
+    except FileExistsError:
+        raise _exists(path) from None
+    os.fchmod(descriptor, OWNER_ONLY)
+    return descriptor
+
+
+def _read_only(path: Path) -> Engine:
+    """An engine that only reads a SQLite file, changing nothing in it (not its journal mode)."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+
+
+# ---------------------------------------------------------------------- restore
 
 
 def restore(
@@ -121,14 +366,16 @@ def restore(
     key_file: Path | None = None,
     key: bytes | None = None,
     replace: bool = False,
+    other_trial: bool = False,
     clock: Clock = utc_now,
 ) -> Restored:
     """Restore ``backup_file`` into the trial database at ``url``, check it, and say what came back.
 
-    A SQLite database that exists is replaced only with ``replace=True``; a
-    PostgreSQL database is created when it does not exist, and must be empty when
-    it does. The vault key (``key``, else ``key_file``, else the default beside a
-    SQLite file or ``LUMBAR_KEY``) must open the restored trial.
+    A database that holds something is replaced only with ``replace=True`` (and kept:
+    see :attr:`Restored.kept`), and only by a backup of the same trial unless
+    ``other_trial=True``. A PostgreSQL database is created when it does not exist. The
+    vault key (``key``, else ``key_file``, else the default beside a SQLite file or
+    ``LUMBAR_KEY``) must open the backup. Refused while the trial is open anywhere.
     """
     if not backup_file.is_file():
         raise StoreError(
@@ -140,10 +387,10 @@ def restore(
     database.dispose()
     if key is None:
         key = load_key(key_file or default_key_file(database.url))
-    job = _Restore(backup_file, principal, key, clock)
+    job = _Restore(backup_file, principal, key, clock, other_trial)
     if database.backend == "sqlite":
         return job.into_sqlite(database, replace=replace)
-    return job.into_postgresql(database)
+    return job.into_postgresql(database, replace=replace)
 
 
 @dataclass(frozen=True)
@@ -152,6 +399,7 @@ class _Restore:
     principal: Principal
     key: bytes
     clock: Clock
+    other_trial: bool
 
     # ------------------------------------------------------------------ SQLite
 
@@ -167,7 +415,7 @@ class _Restore:
                         "db",
                         "restoring would replace it",
                         str(target),
-                        "give --replace to replace it, or restore to a new file",
+                        "give --replace to replace it (it is kept beside), or restore to a new file",
                     )
                 ],
             )
@@ -183,38 +431,47 @@ class _Restore:
                     )
                 ],
             )
-        replacing_trial = existed and database.is_initialised()
-        database.dispose()
-        if replacing_trial:
-            _authorize(database.url, self.principal, "restore", key=self.key)
-        _check_sqlite(self.backup_file)
-        partial = target.with_name(target.name + ".restoring")
-        _remove_sqlite(partial)  # a copy a killed restore left behind
         try:
-            shutil.copyfile(self.backup_file, partial)
-            restored = self.check(
-                f"sqlite:///{partial}", authorize=not replacing_trial, replaced=existed
-            )
-            with closing(sqlite3.connect(partial)) as connection:
-                # Fold the check's write-ahead log into the file: it moves as one file.
-                connection.execute("PRAGMA journal_mode=DELETE")
-            for suffix in ("-wal", "-shm"):
-                Path(f"{target}{suffix}").unlink(missing_ok=True)
-            partial.replace(target)
-        except BaseException:
-            _remove_sqlite(partial)
-            raise
+            return self.swap_sqlite(database, target, existed=existed)
+        finally:
+            if not existed:
+                discard_unused(target)
+
+    def swap_sqlite(self, database: Database, target: Path, *, existed: bool) -> Restored:
+        with exclusive_lease(database, _restore_command(self.backup_file)):
+            current = self.current_trial(database) if existed else None
+            _check_sqlite(self.backup_file)
+            partial = target.with_name(target.name + ".restoring")
+            _remove_sqlite(partial)  # a copy a killed restore left behind
+            try:
+                _copy_owner_only(self.backup_file, partial)
+                copy_url = f"sqlite:///{partial}"
+                check = self.check(copy_url, current)
+                restored = self.record(copy_url, check, authorize=current is None, replaced=existed)
+                with closing(sqlite3.connect(partial)) as connection:
+                    # Fold the check's write-ahead log into the file: it moves as one file.
+                    connection.execute("PRAGMA journal_mode=DELETE")
+                _fsync(partial)
+                kept = _keep_sqlite(target, self.clock) if existed else None
+                for suffix in ("-wal", "-shm", "-journal"):
+                    Path(f"{target}{suffix}").unlink(missing_ok=True)
+                partial.replace(target)
+                _fsync(target.parent)
+            except BaseException:
+                _remove_sqlite(partial)
+                raise
         return Restored(
             restored.trial_id,
             database.display_url,
-            restored.replaced,
+            existed,
             restored.audit_records,
             restored.audit_intact,
+            str(kept) if kept is not None else None,
         )
 
     # ------------------------------------------------------------------ PostgreSQL
 
-    def into_postgresql(self, database: Database) -> Restored:
+    def into_postgresql(self, database: Database, *, replace: bool) -> Restored:
         name = make_url(database.url).database
         if not name:
             raise StoreError(
@@ -229,74 +486,157 @@ class _Restore:
                 ],
             )
         with _server(database) as server:
-            exists = _database_exists(server, name)
-            before: set[tuple[str, str]] = set()
-            if exists:
-                if database.is_initialised():
-                    database.dispose()
-                    raise StoreError(
-                        "the database is not empty",
-                        [
-                            Problem(
-                                "db",
-                                "already holds a trial",
-                                database.display_url,
-                                "restore into a new database (lumbar creates it) or an empty one",
-                            )
-                        ],
-                    )
-                before = _objects(database)
-            else:
+            if not _database_exists(server, name):
                 _create_database(server, name, database.display_url)
-            database.dispose()
-            try:
-                _run(
-                    [
-                        "pg_restore",
-                        "--no-owner",
-                        "--single-transaction",
-                        "--exit-on-error",
-                        f"--dbname={_libpq(database.url)}",
-                        str(self.backup_file),
-                    ],
-                    "pg_restore",
-                )
-                return self.check(database.url, authorize=True, replaced=False)
-            except BaseException:
-                if exists:
-                    _drop_new_objects(database, before)
-                else:
-                    _drop_database(server, name)
-                raise
-            finally:
-                database.dispose()
-
-    # ------------------------------------------------------------------ the check
-
-    def check(self, url: str, *, authorize: bool, replaced: bool) -> Restored:
-        """Open the restored trial with the key; check the user; record the restore."""
-        database = Database(url)
-        try:
+                return self.into_empty(database, server, name, before=None)
             if not database.is_initialised():
+                before = _objects(database)
+                database.dispose()
+                return self.into_empty(database, server, name, before=before)
+            database.dispose()
+            if not replace:
                 raise StoreError(
-                    "not a usable backup",
+                    "the database is not empty",
                     [
                         Problem(
-                            "backup",
-                            "holds no lumbar trial",
-                            str(self.backup_file),
-                            "use a file 'lumbar backup' made",
+                            "db",
+                            "already holds a trial",
+                            database.display_url,
+                            "give --replace to replace it (it is kept, renamed), or restore "
+                            "into a new database (lumbar creates it) or an empty one",
                         )
                     ],
                 )
+            return self.replacing(database, server, name)
+
+    def into_empty(
+        self, database: Database, server: Engine, name: str, *, before: set[tuple[str, str]] | None
+    ) -> Restored:
+        """Restore into a database made for it (``before`` None) or an empty one."""
+        try:
+            with exclusive_lease(database, _restore_command(self.backup_file)):
+                self.pg_restore(database.url)
+                check = self.check(database.url, None)
+                return self.record(database.url, check, authorize=True, replaced=False)
+        except BaseException:
+            database.dispose()
+            if before is None:
+                _drop_database(server, name)
+            else:
+                _drop_new_objects(database, before)
+            raise
         finally:
             database.dispose()
-        context = Context.open(url, key=self.key, clock=self.clock)
+
+    def replacing(self, database: Database, server: Engine, name: str) -> Restored:
+        """Restore beside the trial's database, check there, then swap the two by renaming."""
+        stamp = _stamp(self.clock)
+        fresh = _database_name(name, f"_restoring_{secrets.token_hex(4)}")
+        fresh_url = make_url(database.url).set(database=fresh).render_as_string(False)
+        with exclusive_lease(database, _restore_command(self.backup_file)):
+            current = self.current_trial(database)
+            _create_database(server, fresh, database.display_url)
+            try:
+                self.pg_restore(fresh_url)
+                check = self.check(fresh_url, current)
+                restored = self.record(fresh_url, check, authorize=False, replaced=True)
+            except BaseException:
+                _drop_database(server, fresh)
+                raise
+        database.dispose()
+        kept = _unused_name(server, name, f"_replaced_{stamp}")
+        try:
+            _swap(server, name, fresh, kept)
+        except DBAPIError as error:
+            users = _connected(server, name)
+            _drop_database(server, fresh)
+            raise StoreError(
+                "the trial is in use",
+                [
+                    *(Problem("db", f"is open in {user}", database.display_url) for user in users),
+                    Problem(
+                        "db",
+                        f"cannot be swapped with the restored copy ({_first_line(error)})",
+                        database.display_url,
+                        "close every connection to the database (lumbar commands, the web "
+                        "server, psql), then restore again; nothing was changed",
+                    ),
+                ],
+            ) from None
+        return Restored(
+            restored.trial_id,
+            database.display_url,
+            True,
+            restored.audit_records,
+            restored.audit_intact,
+            kept,
+        )
+
+    def pg_restore(self, url: str) -> None:
+        with _pg_access(url) as (conninfo, env):
+            _run(
+                [
+                    "pg_restore",
+                    "--no-owner",
+                    "--single-transaction",
+                    "--exit-on-error",
+                    f"--dbname={conninfo}",
+                    str(self.backup_file),
+                ],
+                "pg_restore",
+                env,
+            )
+
+    # ------------------------------------------------------------------ the checks
+
+    def current_trial(self, database: Database) -> TrialIdentity | None:
+        """The trial the target holds (None: it holds none), once the user may replace it."""
+        try:
+            if not database.is_initialised():
+                return None
+            with database.read() as session:
+                load_scope(session, self.principal.username, self.principal.permissions).require(
+                    "restore"
+                )
+                record = session.execute(select(TrialRecord)).scalar_one()
+                return TrialIdentity(record.id, record.created_at)
+        finally:
+            database.dispose()
+
+    def check(self, url: str, current: TrialIdentity | None) -> BackupCheck:
+        """The copy at ``url`` (never the target) passes :func:`_check_backup` and is the
+        target's own trial unless ``other_trial``."""
+        _bring_up_to_date(url)
+        copy = Database(url)
+        try:
+            with copy.read() as session:
+                check = _check_backup(session, self.key, source=str(self.backup_file))
+        finally:
+            copy.dispose()
+        if current is not None and check.trial != current and not self.other_trial:
+            raise StoreError(
+                "the backup is of another trial",
+                [
+                    Problem("backup", f"holds trial {check.trial}", str(self.backup_file)),
+                    Problem("db", f"holds trial {current}"),
+                    Problem(
+                        "other_trial",
+                        "is needed to replace a trial with another trial's backup",
+                        hint="check that this is the right backup; if it is, give --other-trial",
+                    ),
+                ],
+            )
+        return check
+
+    def record(self, url: str, check: BackupCheck, *, authorize: bool, replaced: bool) -> Restored:
+        """Check the user (when the backup decides) and record the restore in the copy."""
+        context = Context.open(url, key=self.key, clock=self.clock, lease=False)
         try:
             with context.db.write() as session:
                 if authorize:
-                    load_scope(session, self.principal.username).require("restore")
-                trial_id = str(session.execute(select(TrialRecord.id)).scalar_one())
+                    load_scope(
+                        session, self.principal.username, self.principal.permissions
+                    ).require("restore")
                 append_audit(
                     session,
                     at=context.now(),
@@ -304,17 +644,19 @@ class _Restore:
                     origin=self.principal.origin,
                     action="trial.restore",
                     entity="trial",
-                    entity_id=trial_id,
+                    entity_id=check.trial.id,
                     new={
                         "backup": self.backup_file.name,
                         "sha256": _sha256(self.backup_file),
                         "replaced": replaced,
                     },
                 )
-            with context.db.read() as session:
-                report = verify_chain(session)
             return Restored(
-                trial_id, context.db.display_url, replaced, report.records, report.intact
+                check.trial.id,
+                context.db.display_url,
+                replaced,
+                check.audit.records + 1,
+                check.audit.intact,
             )
         finally:
             context.close()
@@ -344,6 +686,14 @@ def _authorize(
         context.close()
 
 
+def _restore_command(backup_file: Path) -> str:
+    return f"lumbar restore {backup_file.name}"
+
+
+def _stamp(clock: Clock) -> str:
+    return clock().astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -352,14 +702,79 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _copy_owner_only(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new owner-only file ``target`` and flush it to disk."""
+    descriptor = _create_owner_only(target)
+    with os.fdopen(descriptor, "wb") as copy, source.open("rb") as original:
+        shutil.copyfileobj(original, copy, 1 << 20)
+        copy.flush()
+        os.fsync(copy.fileno())
+
+
+def _keep_sqlite(target: Path, clock: Clock) -> Path:
+    """Keep the database about to be replaced as ``<name>.replaced-<UTC time>`` (0600).
+
+    Its write-ahead log is folded in first (nobody has it open: the restore holds the
+    lease), so the kept file is the whole of it; it is a hard link to the old file
+    (a copy where links are not possible), so no byte of it changes.
+    """
+    try:
+        with closing(sqlite3.connect(target)) as connection:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.DatabaseError:
+        busy = 0  # not a database (a damaged file): kept as it is
+    if busy:
+        raise StoreError(
+            "the trial is in use",
+            [
+                Problem(
+                    "db",
+                    "another program is reading or writing the database outside lumbar",
+                    str(target),
+                    "close it (a sqlite3 shell, a backup tool), then restore again; "
+                    "nothing was changed",
+                )
+            ],
+        )
+    stamp = _stamp(clock)
+    number = 1
+    while True:
+        suffix = f".replaced-{stamp}" + (f"-{number}" if number > 1 else "")
+        kept = target.with_name(target.name + suffix)
+        try:
+            os.link(target, kept)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError:
+            if kept.exists():
+                number += 1
+                continue
+            _copy_owner_only(target, kept)
+        break
+    os.chmod(kept, OWNER_ONLY)
+    _fsync(target.parent)
+    return kept
+
+
 def _remove_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _check_sqlite(path: Path) -> None:
+    """A SQLite file that reads whole and holds a trial table (read only: nothing changes)."""
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as connection:
             (result,) = connection.execute("PRAGMA integrity_check").fetchone()
             has_trial = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trial'"
@@ -380,6 +795,21 @@ def _check_sqlite(path: Path) -> None:
                 )
             ],
         )
+
+
+def _bring_up_to_date(url: str) -> None:
+    """Migrate a restored copy made by an older lumbar (its schema known, not the newest)."""
+    copy = Database(url)
+    try:
+        with copy.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        known = schema_revisions()
+        if revision in known[:-1]:
+            copy.migrate()
+    finally:
+        copy.dispose()
 
 
 @contextlib.contextmanager
@@ -501,16 +931,88 @@ def _drop_new_objects(database: Database, before: set[tuple[str, str]]) -> None:
         database.dispose()
 
 
+def _database_name(name: str, suffix: str) -> str:
+    """``name`` with ``suffix``, cut to PostgreSQL's length for names."""
+    room = _POSTGRESQL_NAME_BYTES - len(suffix.encode("utf-8"))
+    return name.encode("utf-8")[:room].decode("utf-8", "ignore") + suffix
+
+
+def _unused_name(server: Engine, name: str, suffix: str) -> str:
+    number = 1
+    while True:
+        candidate = _database_name(name, suffix + (f"_{number}" if number > 1 else ""))
+        if not _database_exists(server, candidate):
+            return candidate
+        number += 1
+
+
+def _swap(server: Engine, name: str, fresh: str, kept: str) -> None:
+    """Rename ``name`` to ``kept`` and ``fresh`` to ``name`` in one transaction.
+
+    The server refuses to rename a database anyone is connected to: nobody can be
+    writing to the trial's database when it is swapped.
+    """
+    quote = server.dialect.identifier_preparer.quote_identifier
+    with server.connect() as autocommit:
+        connection = autocommit.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            connection.execute(text(f"ALTER DATABASE {quote(name)} RENAME TO {quote(kept)}"))
+            connection.execute(text(f"ALTER DATABASE {quote(fresh)} RENAME TO {quote(name)}"))
+
+
+def _connected(server: Engine, name: str) -> list[str]:
+    """Who is connected to database ``name``, to name them."""
+    with server.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid, application_name, usename, client_addr, backend_start "
+                "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid() "
+                "ORDER BY backend_start"
+            ),
+            {"name": name},
+        ).all()
+    return [
+        f"{application or 'a program that did not name itself'} (database role {role}, "
+        f"{'from ' + str(address) if address else 'on the server socket'}, server pid {pid})"
+        for pid, application, role, address, _ in rows
+    ]
+
+
 def _first_line(error: DBAPIError) -> str:
     lines = str(error.orig or error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+@contextlib.contextmanager
+def _pg_access(url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A libpq URL without the password, and the environment that carries the password.
+
+    The password goes into a temporary password file (``PGPASSFILE``, 0600, in a
+    private folder, deleted afterwards): never onto a command line, which every local
+    user can read.
+    """
+    parsed = make_url(url)
+    # URL.set ignores None: a named tuple's _replace takes the password out.
+    without = parsed.set(drivername="postgresql")._replace(password=None)
+    conninfo = without.render_as_string(hide_password=False)
+    env = dict(os.environ)
+    if parsed.password is None:
+        yield conninfo, env
+        return
+    env.pop("PGPASSWORD", None)
+    folder = Path(tempfile.mkdtemp(prefix="lumbar-pgpass-"))
+    try:
+        secret = str(parsed.password).replace("\\", "\\\\").replace(":", "\\:")
+        descriptor = _create_owner_only(folder / "passfile")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as passfile:
+            passfile.write(f"*:*:*:*:{secret}\n")
+        env["PGPASSFILE"] = str(folder / "passfile")
+        yield conninfo, env
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(command: list[str], tool: str) -> None:
+def _run(command: list[str], tool: str, env: dict[str, str]) -> None:
     if shutil.which(tool) is None:
         raise StoreError(
             f"{tool} is not installed",
@@ -522,7 +1024,7 @@ def _run(command: list[str], tool: str) -> None:
                 )
             ],
         )
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if completed.returncode != 0:
         raise StoreError(
             f"{tool} failed",

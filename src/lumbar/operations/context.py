@@ -39,6 +39,7 @@ from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import append_audit, move_audit_head
 from lumbar.store.database import Database, default_key_file
+from lumbar.store.lease import Lease
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
 from lumbar.store.vault import Vault, load_key
 
@@ -130,12 +131,25 @@ class Context:
         key: bytes | None = None,
         clock: Clock = utc_now,
         password_hasher: PasswordHasher | None = None,
+        lease: bool = True,
     ) -> Self:
-        """Open an existing trial; the vault key must be the trial's own."""
+        """Open an existing trial; the vault key must be the trial's own.
+
+        The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`) until
+        :meth:`close`, so a restore cannot replace the database under it; ``lease=False``
+        only for a restore's own look at a copy.
+        """
         database = Database(url)
+        held: Lease | None = None
         try:
             if not database.is_initialised():
                 raise no_trial(database, given=bool(url))
+            if lease:
+                held = Lease.hold(database)
+                if database.backend == "sqlite":
+                    # A connection made before the lease may be to a file a restore has
+                    # since replaced: every connection from now on is made under it.
+                    database.dispose()
             vault = Vault(
                 key if key is not None else load_key(key_file or default_key_file(database.url))
             )
@@ -144,11 +158,20 @@ class Context:
                 vault.confirm(record.key_check)
                 protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
         except BaseException:
+            if held is not None:
+                held.release()
             database.dispose()
             raise
-        return cls(database, vault, protocol, clock, password_hasher=password_hasher)
+        context = cls(database, vault, protocol, clock, password_hasher=password_hasher)
+        context.lease = held
+        return context
+
+    lease: Lease | None = None
+    """The shared lease this open trial holds (None: a restore's own look at a copy)."""
 
     def close(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
         self.db.dispose()
 
     def now(self) -> dt.datetime:

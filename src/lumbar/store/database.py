@@ -32,7 +32,7 @@ from lumbar.errors import Problem, StoreError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url"]
+__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url", "schema_revisions"]
 
 DEFAULT_URL = "sqlite:///lumbar.db"
 """A SQLite file named lumbar.db in the working folder."""
@@ -186,6 +186,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def schema_revisions() -> tuple[str, ...]:
+    """Every schema revision this lumbar knows, oldest first (the last is the newest)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only restore asks
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return tuple(reversed([script.revision for script in scripts.walk_revisions()]))
 
 
 def _alembic_config() -> Config:
