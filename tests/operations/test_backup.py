@@ -208,7 +208,8 @@ from lumbar.operations import Trial
 from tests.operations.world import eligible_answers
 url, key_file, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 trial = Trial.open(url, "coord", key_file=key_file)
-print("open", flush=True)
+trial.screen("SEA", eligible_answers(trial.protocol))
+print("writing", flush=True)
 while not stop.exists():
     trial.screen("SEA", eligible_answers(trial.protocol))
     time.sleep(0.01)
@@ -328,7 +329,7 @@ def test_restore_is_refused_while_a_writer_has_the_trial_open_and_works_once_it_
     )
     try:
         assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "open"
+        assert writer.stdout.readline().strip() == "writing"
         with pytest.raises(StoreError, match="the trial is in use") as refused:
             restore(copy, world.url, actor="admin", key_file=world.key_file, replace=True)
         assert f"pid {writer.pid}" in str(refused.value)
