@@ -401,7 +401,7 @@ def test_a_postgresql_restore_swaps_databases_and_keeps_the_replaced_one(
     restored = restore(copy, world.url, actor="admin", key_file=world.key_file, replace=True)
     assert restored.replaced
     assert restored.kept is not None
-    assert restored.kept.startswith(make_url(world.url).database + "_replaced_")
+    assert restored.kept.startswith(f"{make_url(world.url).database}_replaced_")
     kept_url = make_url(world.url).set(database=restored.kept).render_as_string(False)
     try:
         kept_trial = Trial.open(kept_url, "admin", key_file=world.key_file)

@@ -236,7 +236,7 @@ def backup(
             _backup_sqlite(database, target, key)
         else:
             _backup_postgresql(database, target, key)
-    except _CheckFailed as failure:
+    except _CheckFailedError as failure:
         failed = _failed_name(target)
         os.replace(target, failed)
         raise StoreError(
@@ -258,7 +258,7 @@ def backup(
     return target
 
 
-class _CheckFailed(Exception):
+class _CheckFailedError(Exception):
     """A backup written whole that failed its check (it is kept, named as failing)."""
 
     def __init__(self, error: LumbarError):
@@ -270,7 +270,7 @@ def _checked(session: Session, key: bytes, target: Path) -> BackupCheck:
     try:
         return _check_backup(session, key, source=str(target))
     except LumbarError as error:
-        raise _CheckFailed(error) from None
+        raise _CheckFailedError(error) from None
 
 
 def _backup_sqlite(database: Database, target: Path, key: bytes) -> BackupCheck:
@@ -287,7 +287,7 @@ def _backup_sqlite(database: Database, target: Path, key: bytes) -> BackupCheck:
     try:
         _check_sqlite(target)
     except StoreError as error:
-        raise _CheckFailed(error) from None
+        raise _CheckFailedError(error) from None
     reader = _read_only(target)
     try:
         with Session(reader) as session:
@@ -319,7 +319,7 @@ def _backup_postgresql(database: Database, target: Path, key: bytes) -> BackupCh
         try:
             _run(["pg_restore", "--list", str(target)], "pg_restore", env)
         except StoreError as error:
-            raise _CheckFailed(error) from None
+            raise _CheckFailedError(error) from None
     return check
 
 
@@ -415,7 +415,8 @@ class _Restore:
                         "db",
                         "restoring would replace it",
                         str(target),
-                        "give --replace to replace it (it is kept beside), or restore to a new file",
+                        "give --replace to replace it (it is kept beside), "
+                        "or restore to a new file",
                     )
                 ],
             )

@@ -380,7 +380,7 @@ def _postgresql_holders(connection: Connection, mode: str) -> list[Holder]:
     for pid, application, role, address, since, lock_mode in connection.execute(
         _HOLDERS, {"key": LEASE_KEY}
     ):
-        if mode != "any" and lock_mode != mode:
+        if mode not in ("any", lock_mode):
             continue
         where = f"from {address}" if address is not None else "on the server's socket"
         started = since.astimezone(dt.UTC).isoformat(timespec="seconds") if since else "?"
