@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -346,6 +347,38 @@ def test_restore_is_refused_while_a_writer_has_the_trial_open_and_works_once_it_
     trial = world.as_("admin")
     assert len(trial.participants()) == 0
     trial.close()
+
+
+def test_a_killed_writer_leaves_no_lease_behind(world: World, tmp_path: Path) -> None:
+    copy = backup(world.url, tmp_path / "trial.backup", actor="admin", key_file=world.key_file)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, world.url, str(world.key_file), str(tmp_path / "stop")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()  # SIGKILL: no chance to release anything
+    writer.wait(timeout=60)
+    refusals: list[str] = []
+    restored = None
+    for _ in range(100):  # the server ends a killed client's session when it sees the socket close
+        try:
+            restored = restore(
+                copy, world.url, actor="admin", key_file=world.key_file, replace=True
+            )
+            break
+        except StoreError as error:
+            refusals.append(str(error))
+            time.sleep(0.1)
+    assert restored is not None, "the killed writer's lease was never released"
+    assert all(f"pid {writer.pid}" in refusal for refusal in refusals)
+    drop_kept(world, restored)
+    assert restored.replaced
+    if world.url.startswith("sqlite"):
+        folder = Path(world.url.removeprefix("sqlite:///") + ".in-use")
+        assert [path.name for path in folder.iterdir()] == ["lock"]  # its record is gone
 
 
 def test_a_writer_is_refused_while_a_restore_holds_the_trial(world: World) -> None:

@@ -56,7 +56,6 @@ __all__ = [
     "Lease",
     "discard_unused",
     "exclusive_lease",
-    "holders",
     "lease_folder",
 ]
 
@@ -125,17 +124,6 @@ def exclusive_lease(database: Database, command: str | None = None) -> Iterator[
         yield lease
     finally:
         lease.release()
-
-
-def holders(database: Database) -> list[Holder]:
-    """Who holds the lease now (live holders only)."""
-    if database.backend == "sqlite":
-        path = database.sqlite_path
-        if path is None or str(path) == ":memory:":
-            return []
-        return _sqlite_holders(lease_folder(path))
-    with database.engine.connect() as connection:
-        return _postgresql_holders(connection, "any")
 
 
 # ---------------------------------------------------------------------- who is asking
@@ -212,6 +200,8 @@ def _take_sqlite(
         if _still_there(lock, folder / "lock"):
             break
         os.close(lock)  # removed (a failed restore's folder) while we opened it: again
+    if mode == "exclusive":
+        _sqlite_holders(folder)  # nobody else holds it: discard dead processes' records
     try:
         record = _write_record(folder, _record(command, mode))
     except BaseException:
