@@ -421,6 +421,20 @@ def test_a_sqlite_restore_keeps_the_replaced_file_owner_only_whatever_the_umask(
     trial.close()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_damaged_sqlite_file_is_replaced_and_kept_as_it_was(world: World, tmp_path: Path) -> None:
+    copy = backup(world.url, tmp_path / "trial.backup", actor="admin", key_file=world.key_file)
+    target = Path(world.url.removeprefix("sqlite:///"))
+    damaged = b"half a page of a disk that failed" * 100
+    target.write_bytes(damaged)
+    restored = restore(copy, world.url, actor="admin", key_file=world.key_file, replace=True)
+    assert restored.kept is not None
+    assert Path(restored.kept).read_bytes() == damaged
+    trial = world.as_("admin")
+    assert trial.verify_audit().intact
+    trial.close()
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_postgresql_restore_swaps_databases_and_keeps_the_replaced_one(
     world: World, tmp_path: Path

@@ -585,7 +585,13 @@ class _Restore:
     def current_trial(self, database: Database) -> TrialIdentity | None:
         """The trial the target holds (None: it holds none), once the user may replace it."""
         try:
-            if not database.is_initialised():
+            try:
+                initialised = database.is_initialised()
+            except StoreError:
+                if database.backend != "sqlite":
+                    raise
+                return None  # a damaged file: what a restore is for; it is kept as it is
+            if not initialised:
                 return None
             with database.read() as session:
                 load_scope(session, self.principal.username, self.principal.permissions).require(
