@@ -381,6 +381,22 @@ def test_a_killed_writer_leaves_no_lease_behind(world: World, tmp_path: Path) ->
         assert [path.name for path in folder.iterdir()] == ["lock"]  # its record is gone
 
 
+def test_a_trial_used_again_after_closing_holds_the_lease_again(
+    world: World, tmp_path: Path
+) -> None:
+    copy = backup(world.url, tmp_path / "trial.backup", actor="admin", key_file=world.key_file)
+    trial = world.as_("coord")
+    trial.close()  # empties the pool; the next operation connects again, under the lease
+    trial.screen("SEA", eligible_answers(world.protocol))
+    with pytest.raises(StoreError, match="the trial is in use") as refused:
+        restore(copy, world.url, actor="admin", key_file=world.key_file, replace=True)
+    assert f"pid {os.getpid()}" in str(refused.value)
+    trial.close()
+    restored = restore(copy, world.url, actor="admin", key_file=world.key_file, replace=True)
+    drop_kept(world, restored)
+    assert restored.replaced
+
+
 def test_a_writer_is_refused_while_a_restore_holds_the_trial(world: World) -> None:
     database = Database(world.url)
     try:

@@ -25,6 +25,7 @@ import datetime as dt
 import getpass
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -164,15 +165,27 @@ class Context:
             raise
         context = cls(database, vault, protocol, clock, password_hasher=password_hasher)
         context.lease = held
+        context._leased = lease
         return context
 
     lease: Lease | None = None
     """The shared lease this open trial holds (None: a restore's own look at a copy)."""
+    _leased = False
+    """Whether this trial works under the lease: one used again after :meth:`close`
+    takes it again at its next unit of work."""
 
     def close(self) -> None:
-        if self.lease is not None:
-            self.lease.release()
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
         self.db.dispose()
+
+    def _lease_again(self) -> None:
+        with _LEASE_AGAIN:
+            if self.lease is None:
+                self.lease = Lease.hold(self.db)
+                if self.db.backend == "sqlite":
+                    self.db.dispose()
 
     def now(self) -> dt.datetime:
         now = self.clock()
@@ -206,6 +219,8 @@ class Context:
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
+        if self.lease is None and self._leased:
+            self._lease_again()
         context = self.db.write() if write else self.db.read()
         with context as session:
             if write and self.db.backend != "sqlite":
@@ -376,6 +391,9 @@ class Service:
 
 
 _TEXT = re.compile(r"\S")
+
+_LEASE_AGAIN = threading.Lock()
+"""Serializes taking the lease again for a trial used after it was closed."""
 
 _PARTICIPANT = select(Participant).where(
     or_(
