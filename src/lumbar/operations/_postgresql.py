@@ -22,6 +22,24 @@ from sqlalchemy.exc import DBAPIError
 from lumbar.errors import Problem, StoreError
 from lumbar.store.database import Database
 
+__all__ = [
+    "MAINTENANCE_DATABASES",
+    "NAME_BYTES",
+    "connected",
+    "create_database",
+    "database_exists",
+    "database_name",
+    "drop_database",
+    "drop_new_objects",
+    "first_line",
+    "objects",
+    "pg_access",
+    "run",
+    "server",
+    "swap",
+    "unused_name",
+]
+
 MAINTENANCE_DATABASES = ("postgres", "template1")
 """Databases on a PostgreSQL server to connect to when creating or dropping another."""
 
