@@ -168,6 +168,7 @@ def test_a_failed_restore_into_an_empty_postgresql_database_empties_it_again(
         database = Database(target)
         with database.engine.connect() as connection:
             before = set(inspect(connection).get_table_names())
+        database.dispose()  # a connection left open would be someone using it: refused
         with pytest.raises(AccessError, match="may not restore"):
             restore(copy, target, actor="coord", key_file=world.key_file)
         with database.engine.connect() as connection:

@@ -40,7 +40,7 @@ from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import append_audit, move_audit_head
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.lease import Lease
+from lumbar.store.lease import Lease, being_restored, write_allowed
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
 from lumbar.store.vault import Vault, load_key
 
@@ -225,8 +225,13 @@ class Context:
         with context as session:
             if write and self.db.backend != "sqlite":
                 # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that).
-                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+                # (SQLite's BEGIN IMMEDIATE already does that); the same statement asks
+                # whether a restore holds the trial.
+                allowed = session.execute(
+                    select(write_allowed()).where(AuditHead.id == 1).with_for_update()
+                ).scalar_one()
+                if not allowed:
+                    raise being_restored(session.connection(), self.db.display_url)
             yield session
 
 

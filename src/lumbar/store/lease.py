@@ -19,11 +19,15 @@ holds
   itself locked exclusively while it lives, so a record nobody holds is a dead
   process's, and is removed when found.
 
-PostgreSQL: a session advisory lock (key :data:`LEASE_KEY`) in the trial's
-database, held shared (``pg_try_advisory_lock_shared``) on one connection the open
-trial keeps for its life, and exclusively by a restore (``pg_try_advisory_lock``).
-That connection's ``application_name`` names its holder; ``pg_locks`` and
-``pg_stat_activity`` tell who holds the lock. A dropped connection drops its lock.
+PostgreSQL: every connection lumbar makes names its holder in ``application_name``
+(user, host, process id, command). A restore holds a session advisory lock (key
+:data:`LEASE_KEY`) exclusively and is refused while any other connection to the
+trial's database exists, naming each; the swap at its end (renaming databases)
+is refused by the server too while anyone is connected. Every write transaction
+takes the same lock shared, for the transaction only, in the statement that locks
+the audit head (:func:`write_allowed`: no extra round trip), so a write during a
+restore is refused, naming the restore. Nothing is held between transactions: an
+open trial costs no extra connection.
 """
 
 from __future__ import annotations
@@ -32,31 +36,31 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import getpass
 import json
 import os
-import re
 import secrets
 import socket
-import sys
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import ColumnElement, Connection, func, text
 
 from lumbar.errors import Problem, StoreError
-from lumbar.store.database import Database
+from lumbar.store.database import Database, application_name, os_user, this_command
 
 __all__ = [
     "LEASE_KEY",
     "Holder",
     "Lease",
+    "being_restored",
     "discard_unused",
     "exclusive_lease",
     "lease_folder",
+    "write_allowed",
 ]
 
 LEASE_KEY = 0x6C756D62
@@ -64,8 +68,6 @@ LEASE_KEY = 0x6C756D62
 ``objid`` with ``classid`` 0 in ``pg_locks``)."""
 
 _RECORD_SUFFIX = ".json"
-_APPLICATION_NAME_BYTES = 63
-"""PostgreSQL keeps at most this many bytes of ``application_name`` (NAMEDATALEN - 1)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class Lease:
     def _take(
         cls, database: Database, mode: Literal["shared", "exclusive"], command: str | None
     ) -> Lease:
-        command = command if command is not None else _command()
+        command = command if command is not None else this_command()
         path = database.sqlite_path
         if database.backend == "sqlite":
             if path is None or str(path) == ":memory:":
@@ -129,24 +131,9 @@ def exclusive_lease(database: Database, command: str | None = None) -> Iterator[
 # ---------------------------------------------------------------------- who is asking
 
 
-def _command() -> str:
-    """This process's command line, with any password in a URL hidden, kept short."""
-    words = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
-    shown = " ".join(words)
-    shown = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", shown)
-    return shown[:200]
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def _record(command: str, mode: str) -> dict[str, Any]:
     return {
-        "user": _os_user(),
+        "user": os_user(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "command": command,
@@ -320,15 +307,27 @@ def _sqlite_holders(folder: Path) -> list[Holder]:
 
 # ---------------------------------------------------------------------- PostgreSQL
 
-_HOLDERS = text(
+CLOSING_SECONDS = 2
+"""How long a restore waits for connections that are closing before it counts them as
+in use (the server ends a closed connection's session a moment after the client goes;
+PostgreSQL's own check before renaming a database waits 5 s the same way)."""
+
+_RESTORERS = text(
     """
-    SELECT a.pid, a.application_name, a.usename, a.client_addr, a.backend_start, l.mode
+    SELECT a.pid, a.application_name, a.usename, a.client_addr, a.backend_start
       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE l.locktype = 'advisory' AND l.granted
+     WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND l.classid = 0 AND l.objid = :key AND l.objsubid = 1
        AND a.pid <> pg_backend_pid()
-     ORDER BY a.backend_start
+    """
+)
+_CONNECTED = text(
+    """
+    SELECT pid, application_name, usename, client_addr, backend_start
+      FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+     ORDER BY backend_start
     """
 )
 
@@ -336,25 +335,53 @@ _HOLDERS = text(
 def _take_postgresql(
     cls: type[Lease], database: Database, mode: Literal["shared", "exclusive"], command: str
 ) -> Lease:
+    if mode == "shared":
+        # Checked once at opening (every write checks again in its first statement, see
+        # write_allowed); nothing is held between transactions, so an open trial costs
+        # no extra connection.
+        with database.engine.connect() as connection:
+            if not connection.execute(
+                text("SELECT pg_try_advisory_xact_lock_shared(:key)"), {"key": LEASE_KEY}
+            ).scalar():
+                raise being_restored(connection, database.display_url)
+            connection.rollback()
+        return cls(_nothing)
     connection = database.engine.connect()
     try:
-        name = f"lumbar {_os_user()}@{socket.gethostname()} pid {os.getpid()} {command}"
-        encoded = name.encode("utf-8")[:_APPLICATION_NAME_BYTES]
+        name = application_name(command)
         connection.execute(
-            text("SELECT set_config('application_name', :name, false)"),
-            {"name": encoded.decode("utf-8", "ignore")},
+            text("SELECT set_config('application_name', :name, false)"), {"name": name}
         )
-        function = "pg_try_advisory_lock_shared" if mode == "shared" else "pg_try_advisory_lock"
-        taken = connection.execute(text(f"SELECT {function}(:key)"), {"key": LEASE_KEY}).scalar()
+        taken = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": LEASE_KEY}
+        ).scalar()
         connection.commit()  # a session lock outlives the transaction
-        if not taken:
-            found = _postgresql_holders(connection, "ExclusiveLock" if mode == "shared" else "any")
+        found = _describe_rows(connection.execute(_CONNECTED))
+        for _ in range(int(CLOSING_SECONDS * 10)):
+            if not taken or not found:
+                break
+            time.sleep(0.1)  # a connection just closed leaves its server session shortly after
+            found = _describe_rows(connection.execute(_CONNECTED))
+        if not taken or found:
             raise _refused(mode, found, database.display_url)
     except BaseException:
         connection.invalidate()
         connection.close()
         raise
     return cls(_release_postgresql, connection)
+
+
+def write_allowed() -> ColumnElement[bool]:
+    """The SQL a PostgreSQL write evaluates in its first statement: false while a restore
+    holds the trial (a transaction-scoped shared lock, released at commit)."""
+    return func.pg_try_advisory_xact_lock_shared(LEASE_KEY)
+
+
+def being_restored(connection: Connection, shown: str) -> StoreError:
+    """The refusal of a write, or an opening, while a restore holds the trial."""
+    return _refused(
+        "shared", _describe_rows(connection.execute(_RESTORERS, {"key": LEASE_KEY})), shown
+    )
 
 
 def _release_postgresql(connection: Connection) -> None:
@@ -365,13 +392,9 @@ def _release_postgresql(connection: Connection) -> None:
         connection.close()
 
 
-def _postgresql_holders(connection: Connection, mode: str) -> list[Holder]:
+def _describe_rows(rows: Any) -> list[Holder]:
     found = []
-    for pid, application, role, address, since, lock_mode in connection.execute(
-        _HOLDERS, {"key": LEASE_KEY}
-    ):
-        if mode not in ("any", lock_mode):
-            continue
+    for pid, application, role, address, since in rows:
         where = f"from {address}" if address is not None else "on the server's socket"
         started = since.astimezone(dt.UTC).isoformat(timespec="seconds") if since else "?"
         found.append(
