@@ -35,9 +35,10 @@ trial restored). Then:
 
 **Never while the trial is in use**: a restore takes the trial's lease exclusively
 (:mod:`lumbar.store.lease`) before anything else and holds it to the end. Every open
-trial holds it shared, so the restore is refused, naming who has the trial open;
-and while a restore holds it, opening the trial is refused, naming the restore. No
-write acknowledged after a restore starts can be lost.
+SQLite trial holds it shared, and on PostgreSQL every connection counts as a user
+and every write checks it, so the restore is refused, naming who has the trial
+open; while a restore holds it, opening (SQLite) or writing (PostgreSQL) is refused,
+naming the restore. No write acknowledged after a restore starts can be lost.
 
 Backup files, restoring copies and replaced files are created owner-only (0600)
 whatever the umask. PostgreSQL passwords reach ``pg_dump`` and ``pg_restore`` only

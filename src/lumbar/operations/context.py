@@ -136,9 +136,10 @@ class Context:
     ) -> Self:
         """Open an existing trial; the vault key must be the trial's own.
 
-        The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`) until
-        :meth:`close`, so a restore cannot replace the database under it; ``lease=False``
-        only for a restore's own look at a copy.
+        The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`; on
+        PostgreSQL checked at opening and by every write) until :meth:`close`, so a
+        restore cannot replace the database under it; ``lease=False`` only for a
+        restore's own look at a copy.
         """
         database = Database(url)
         held: Lease | None = None
