@@ -164,6 +164,8 @@ def test_backup_and_restore_round_trip(cli: Cli, tmp_path: Path, database_url: s
     assert "the vault key opens it" in restored
     assert "audit trail: " in restored
     assert "intact" in restored
+    (kept,) = tmp_path.glob("trial.db.replaced-*")
+    assert f"the replaced database is kept as {kept}" in restored
     assert "NYC" not in check("site", "list")
     assert "intact" in check("audit", "verify")
     assert not list(tmp_path.glob("*.restoring*"))

@@ -52,6 +52,7 @@ FLAGS = {
     "db": "--db",
     "actor": "--as",
     "key_file": "--key-file",
+    "other_trial": "--other-trial",
     "format": "--format",
     "confirm": "--confirm",
     "reason": "--reason",

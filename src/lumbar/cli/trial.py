@@ -496,35 +496,63 @@ def backup_command(
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
-    """Make a consistent copy of the trial database while it is in use (admins)."""
+    """Make a consistent, checked copy of the trial database while it is in use (admins).
+
+    The copy is owner-only (0600). It is checked as a restore would check it (a lumbar
+    trial, its keys, the audit trail); a copy that fails is kept as TARGET.failed
+    and the command exits with status 2.
+    """
     from lumbar.operations import backup
 
     backup(db, target, actor=_actor(actor), key_file=key_file)
-    typer.echo(f"backup written to {target} (the keys are not in it: keep the key file safe)")
+    typer.echo(
+        f"backup written to {target} and checked (the keys are not in it: keep the key file safe)"
+    )
 
 
 @app.command("restore")
 def restore_command(
     source: Annotated[Path, typer.Argument(help="A file 'lumbar backup' made.")],
-    replace: Annotated[bool, typer.Option(help="Replace an existing SQLite database.")] = False,
+    replace: Annotated[
+        bool, typer.Option(help="Replace the trial database (the replaced one is kept).")
+    ] = False,
+    other_trial: Annotated[
+        bool,
+        typer.Option(
+            "--other-trial", help="Allow replacing the trial with a backup of another trial."
+        ),
+    ] = False,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
 ) -> None:
     """Restore a backup into the trial database, check it, and record who restored it (admins).
 
-    SQLite: a new file, or --replace an existing one. PostgreSQL: a database that does
-    not exist yet (created) or an empty one. You must be an admin of the trial being
-    replaced, or else of the trial in the backup. The copy is checked (integrity, the
-    keys, your role) before it takes the database's place; a restore that fails
-    leaves nothing behind.
+    The backup is checked before anything is touched: a lumbar trial of a known schema,
+    opened by its keys, its audit trail intact, and (with --replace) a backup of
+    the same trial unless --other-trial. Refused while the trial is open anywhere (a
+    command running, the web server), naming who. SQLite: written beside the database
+    and swapped in at once; the replaced file is kept as DB.replaced-<UTC time>.
+    PostgreSQL: a new database (created), an empty one, or with --replace restored
+    beside and swapped by renaming; the replaced database is kept as
+    NAME_replaced_<UTC time>. You must be an admin of the trial being replaced, or else
+    of the trial in the backup. A restore that fails leaves nothing behind.
     """
     from lumbar.operations import restore
 
-    restored = restore(source, db, actor=_actor(actor), key_file=key_file, replace=replace)
+    restored = restore(
+        source,
+        db,
+        actor=_actor(actor),
+        key_file=key_file,
+        replace=replace,
+        other_trial=other_trial,
+    )
     typer.echo(
         f"restored trial {restored.trial_id} from {source} into {restored.database}; "
         "the keys open it"
     )
+    if restored.kept is not None:
+        typer.echo(f"the replaced database is kept as {restored.kept}")
     state = "intact" if restored.audit_intact else "NOT intact: run 'lumbar audit verify'"
     typer.echo(f"audit trail: {restored.audit_records} records, {state}")

@@ -26,6 +26,7 @@ import getpass
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import AuditRows, append_audit, move_audit_head, write_anchor
 from lumbar.store.database import Database, default_key_file
+from lumbar.store.lease import Lease, being_restored, write_allowed
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
 from lumbar.store.vault import KEY_ENV, KEY_USES, Keys, Vault, load_keys
 
@@ -153,16 +155,28 @@ class Context:
         keys: Keys | None = None,
         clock: Clock = utc_now,
         password_hasher: PasswordHasher | None = None,
+        lease: bool = True,
     ) -> Self:
         """Open an existing trial; each key at hand must be the trial's own.
 
         Keys missing from the key file are allowed: what they guard is refused when asked
         for (no identity key: identifiers; no randomization key: arms; no audit key: writes).
+        The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`; on
+        PostgreSQL checked at opening and by every write) until :meth:`close`, so a
+        restore cannot replace the database under it; ``lease=False`` only for a
+        restore's own look at a copy.
         """
         database = Database(url)
+        held: Lease | None = None
         try:
             if not database.is_initialised():
                 raise no_trial(database, given=bool(url))
+            if lease:
+                held = Lease.hold(database)
+                if database.backend == "sqlite":
+                    # A connection made before the lease may be to a file a restore has
+                    # since replaced: every connection from now on is made under it.
+                    database.dispose()
             if keys is None:
                 keys = load_keys(key_file or default_key_file(database.url))
             with database.read() as session:
@@ -178,9 +192,11 @@ class Context:
                         vault.confirm(check)
                 protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
         except BaseException:
+            if held is not None:
+                held.release()
             database.dispose()
             raise
-        return cls(
+        context = cls(
             database,
             keys,
             protocol,
@@ -188,6 +204,15 @@ class Context:
             password_hasher=password_hasher,
             anchor=default_anchor(database),
         )
+        context.lease = held
+        context._leased = lease
+        return context
+
+    lease: Lease | None = None
+    """The shared lease this open trial holds (None: a restore's own look at a copy)."""
+    _leased = False
+    """Whether this trial works under the lease: one used again after :meth:`close`
+    takes it again at its next unit of work."""
 
     def key(self, name: str) -> Vault:
         """The vault of key ``name`` (identity, randomization, audit); StoreError when missing."""
@@ -214,7 +239,17 @@ class Context:
         return self._vaults[name] is not None
 
     def close(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
         self.db.dispose()
+
+    def _lease_again(self) -> None:
+        with _LEASE_AGAIN:
+            if self.lease is None:
+                self.lease = Lease.hold(self.db)
+                if self.db.backend == "sqlite":
+                    self.db.dispose()
 
     def now(self) -> dt.datetime:
         now = self.clock()
@@ -256,12 +291,19 @@ class Context:
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
+        if self.lease is None and self._leased:
+            self._lease_again()
         context = self.db.write() if write else self.db.read()
         with context as session:
             if write and self.db.backend != "sqlite":
                 # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that).
-                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+                # (SQLite's BEGIN IMMEDIATE already does that); the same statement asks
+                # whether a restore holds the trial.
+                allowed = session.execute(
+                    select(write_allowed()).where(AuditHead.id == 1).with_for_update()
+                ).scalar_one()
+                if not allowed:
+                    raise being_restored(session.connection(), self.db.display_url)
             yield session
 
 
@@ -509,6 +551,9 @@ def open_arm(vault: Vault, allocation: Allocation) -> str:
 
 
 _TEXT = re.compile(r"\S")
+
+_LEASE_AGAIN = threading.Lock()
+"""Serializes taking the lease again for a trial used after it was closed."""
 
 _PARTICIPANT = select(Participant).where(
     or_(

@@ -15,7 +15,11 @@ driver traceback.
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
+import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -32,7 +36,7 @@ from lumbar.errors import Problem, StoreError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url"]
+__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url", "schema_revisions"]
 
 DEFAULT_URL = "sqlite:///lumbar.db"
 """A SQLite file named lumbar.db in the working folder."""
@@ -205,6 +209,14 @@ class Database:
         self.engine.dispose()
 
 
+def schema_revisions() -> tuple[str, ...]:
+    """Every schema revision this lumbar knows, oldest first (the last is the newest)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only restore asks
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return tuple(reversed([script.revision for script in scripts.walk_revisions()]))
+
+
 def _alembic_config() -> Config:
     from alembic.config import Config  # noqa: PLC0415 - only creating a trial migrates
 
@@ -214,9 +226,38 @@ def _alembic_config() -> Config:
     return config
 
 
+APPLICATION_NAME_BYTES = 63
+"""PostgreSQL keeps at most this many bytes of ``application_name`` (NAMEDATALEN - 1)."""
+
+
+def this_command() -> str:
+    """This process's command line, with any password in a URL hidden, kept short."""
+    words = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
+    shown = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", " ".join(words))
+    return shown[:200]
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def application_name(command: str | None = None) -> str:
+    """How a PostgreSQL connection names its holder (pid first: the name is cut at 63 bytes)."""
+    name = f"lumbar pid {os.getpid()} {os_user()}@{socket.gethostname()} "
+    name += command if command is not None else this_command()
+    return name.encode("utf-8")[:APPLICATION_NAME_BYTES].decode("utf-8", "ignore")
+
+
 def _engine(url: str, backend: str) -> Engine:
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 10, "application_name": application_name()},
+        )
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
