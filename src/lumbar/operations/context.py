@@ -158,15 +158,27 @@ class Context:
         return now
 
     @contextmanager
-    def unit(self, principal: Principal, permission: str, *, write: bool = True) -> Iterator[Unit]:
-        """A unit of work for ``principal``, who must hold ``permission``."""
-        with self._session(write) as session:
+    def unit(
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        write: bool = True,
+        per_participant: bool = False,
+    ) -> Iterator[Unit]:
+        """A unit of work for ``principal``, who must hold ``permission``.
+
+        ``per_participant``: the unit writes about one participant only, whom it looks up
+        with :meth:`Unit.participant` (which then locks that participant's row), so on
+        PostgreSQL it may run beside other such units (see :meth:`_session`).
+        """
+        with self._session(write, per_participant=per_participant) as session:
             scope = load_scope(session, principal.username, principal.permissions)
             scope.require(permission)
             unit = Unit(session, scope, principal.origin, self.now())
+            unit.lock_participant = per_participant and write and self.db.backend != "sqlite"
             yield unit
-            if unit.head is not None:
-                move_audit_head(session, unit.head)
+            unit.append_audit()
 
     @contextmanager
     def transaction(self, actor: str, origin: str, *, write: bool = True) -> Iterator[Transaction]:
@@ -178,22 +190,35 @@ class Context:
         with self._session(write) as session:
             work = Transaction(session, actor, origin, self.now())
             yield work
-            if work.head is not None:
-                move_audit_head(session, work.head)
+            work.append_audit()
 
     @contextmanager
-    def _session(self, write: bool) -> Iterator[Session]:
-        context = self.db.write() if write else self.db.read()
+    def _session(self, write: bool, *, per_participant: bool = False) -> Iterator[Session]:
+        """A session; for a write, the locks that order it among other writers.
+
+        SQLite: every write begins with ``BEGIN IMMEDIATE``, so writers take turns.
+        PostgreSQL: a write holds the trial's write lock (:meth:`Database.write`): shared by
+        ``per_participant`` units, exclusive for every other write, which also locks the
+        audit head at once. A per-participant unit locks its participant's row when it looks
+        them up, and the audit head last, when it appends its records: two such units about
+        different participants run side by side, and the head is held only while the records
+        are appended and committed. Each lock is taken in that order (trial, participant,
+        stratum counter, head) and nothing is locked after the head, so writers never
+        deadlock; the audit records' order is the order of the commits.
+        """
+        context = self.db.write(shared=per_participant) if write else self.db.read()
         with context as session:
-            if write and self.db.backend != "sqlite":
-                # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that).
+            if write and self.db.backend != "sqlite" and not per_participant:
                 session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
             yield session
 
 
 class Transaction:
-    """One database transaction whose audit records name one actor and origin."""
+    """One database transaction whose audit records name one actor and origin.
+
+    :meth:`audit` collects the records; :meth:`append_audit` appends them to the chain
+    when the work ends, locking the audit head then, last.
+    """
 
     def __init__(self, session: Session, actor: str, origin: str, now: dt.datetime):
         self.session = session
@@ -202,9 +227,7 @@ class Transaction:
         to them once proven."""
         self.origin = origin
         self.now = now
-        self.head: tuple[int, str] | None = None
-        """The audit chain's head after this transaction's last append (the head row is
-        locked; it is moved to this head once, when the work ends)."""
+        self._records: list[dict[str, Any]] = []
 
     def audit(
         self,
@@ -216,20 +239,38 @@ class Transaction:
         new: Mapping[str, Any] | None = None,
         reason: str | None = None,
     ) -> None:
-        self.head = append_audit(
-            self.session,
-            head=self.head,
-            at=self.now,
-            actor=self.actor,
-            origin=self.origin,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            old=old,
-            new=new,
-            reason=reason,
-            move_head=False,
+        """Record what this work did; appended to the chain when the work ends."""
+        self._records.append(
+            {
+                "actor": self.actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "old": None if old is None else dict(old),
+                "new": None if new is None else dict(new),
+                "reason": reason,
+            }
         )
+
+    def append_audit(self) -> None:
+        """Append the collected records in one go and move the head once (the head row is
+        locked by the first append, if no earlier statement of this work locked it)."""
+        if not self._records:
+            return
+        self.session.flush()
+        head = None
+        for record in self._records:
+            head = append_audit(
+                self.session,
+                head=head,
+                at=self.now,
+                origin=self.origin,
+                move_head=False,
+                **record,
+            )
+        self._records.clear()
+        assert head is not None
+        move_audit_head(self.session, head)
 
 
 class Unit(Transaction):
@@ -241,6 +282,9 @@ class Unit(Transaction):
     def __init__(self, session: Session, scope: Scope, origin: str, now: dt.datetime):
         super().__init__(session, scope.username, origin, now)
         self.scope = scope
+        self.lock_participant = False
+        """Lock the participant :meth:`participant` finds (a per-participant unit of work
+        on PostgreSQL: see :meth:`Context._session`)."""
 
     # ------------------------------------------------------------------ lookups
 
@@ -249,9 +293,10 @@ class Unit(Transaction):
 
         Another site's participant gets the same answer as one who does not exist.
         """
-        participant = self.session.execute(
-            self.scope.visible(_PARTICIPANT), {"reference": reference}
-        ).scalar_one_or_none()
+        query = self.scope.visible(_PARTICIPANT)
+        if self.lock_participant:
+            query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        participant = self.session.execute(query, {"reference": reference}).scalar_one_or_none()
         if participant is None:
             raise OperationError(
                 "unknown participant",
@@ -348,8 +393,12 @@ class Service:
     def protocol(self) -> Protocol:
         return self.context.protocol
 
-    def _unit(self, permission: str, *, write: bool = True) -> AbstractContextManager[Unit]:
-        return self.context.unit(self.principal, permission, write=write)
+    def _unit(
+        self, permission: str, *, write: bool = True, per_participant: bool = False
+    ) -> AbstractContextManager[Unit]:
+        return self.context.unit(
+            self.principal, permission, write=write, per_participant=per_participant
+        )
 
 
 _TEXT = re.compile(r"\S")
