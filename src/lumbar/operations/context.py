@@ -498,11 +498,16 @@ def not_before(day: dt.date, earliest: dt.date, field: str, what: str) -> None:
 
 def not_before_consent(session: Session, participant_id: int, day: dt.date, field: str) -> None:
     """Refuse a record of the trial dated before the participant's first consent."""
-    first: dt.date | None = session.execute(
-        select(func.min(Consent.consent_date)).where(Consent.participant_id == participant_id)
-    ).scalar_one()
+    first: dt.date | None = (
+        session.connection().execute(_FIRST_CONSENT, {"participant": participant_id}).scalar_one()
+    )
     if first is not None:
         not_before(day, first, field, "consent")
+
+
+_FIRST_CONSENT = select(func.min(Consent.consent_date)).where(
+    Consent.participant_id == bindparam("participant")
+)
 
 
 def require_text(value: str, where: str, what: str) -> str:

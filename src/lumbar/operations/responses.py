@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from lumbar.errors import OperationError, Problem
@@ -92,7 +92,7 @@ class ResponseService(Service):
         completing the visit's set on their phone would send them.
         """
         checked_all = checked_visit(self.protocol, visit, questionnaires, source)
-        with self._unit("questionnaire") as unit:
+        with self._unit("questionnaire", per_participant=True) as unit:
             participant = unit.enrolled(reference)
             return store_visit(
                 unit,
@@ -158,7 +158,7 @@ class ResponseService(Service):
                 ).scalars():
                     unit.session.delete(old_row)
             unit.session.flush()
-            _store(unit.session, [(questionnaire, checked, scores)])
+            _store(unit.session, [(questionnaire.id, checked, scores)])
             questionnaire.edited_at = unit.now
             unit.audit(
                 "questionnaire.edit",
@@ -261,13 +261,11 @@ def store_visit(
     answered through their own link.
     """
     _may_record(work, protocol, participant, visit, completed_on)
+    connection = work.session.connection()
     recorded = set(
-        work.session.execute(
-            select(Questionnaire.instrument).where(
-                Questionnaire.participant_id == participant.id,
-                Questionnaire.visit == visit,
-                Questionnaire.instrument.in_(list(checked_all)),
-            )
+        connection.execute(
+            _RECORDED,
+            {"participant": participant.id, "visit": visit, "instruments": list(checked_all)},
         ).scalars()
     )
     if recorded:
@@ -282,25 +280,26 @@ def store_visit(
                 for instrument in sorted(recorded)
             ],
         )
-    rows = {
-        instrument: Questionnaire(
-            participant_id=participant.id,
-            visit=visit,
-            instrument=instrument,
-            source=source,
-            completed_on=completed_on,
-            entered_by=entered_by,
-            recorded_at=work.now,
-        )
-        for instrument in checked_all
-    }
-    work.session.add_all(rows.values())
-    work.session.flush()
+    ids = connection.execute(
+        _INSERT_QUESTIONNAIRES,
+        [
+            {
+                "participant_id": participant.id,
+                "visit": visit,
+                "instrument": instrument,
+                "source": source,
+                "completed_on": completed_on,
+                "entered_by": entered_by,
+                "recorded_at": work.now,
+            }
+            for instrument in checked_all
+        ],
+    ).scalars()
     _store(
         work.session,
         [
-            (rows[instrument], checked, scores)
-            for instrument, (scores, checked) in checked_all.items()
+            (questionnaire_id, checked, scores)
+            for questionnaire_id, (scores, checked) in zip(ids, checked_all.values(), strict=True)
         ],
     )
     views = []
@@ -368,7 +367,9 @@ def _may_record(
 ) -> None:
     not_after(completed_on, work.now.date(), "completed_on")
     not_before_consent(work.session, participant.id, completed_on, "completed_on")
-    allocation = work.session.get(Allocation, participant.id)
+    allocation = (
+        work.session.connection().execute(_RANDOMIZED, {"participant": participant.id}).first()
+    )
     if visit == protocol.baseline.id:
         if allocation is not None:
             raise OperationError(
@@ -412,33 +413,50 @@ def _may_record(
 
 def _store(
     session: Session,
-    entries: Sequence[tuple[Questionnaire, Mapping[str, Any], Scores]],
+    entries: Sequence[tuple[int, Mapping[str, Any], Scores]],
 ) -> None:
-    """Every answer and score of the questionnaires: one multi-row INSERT each."""
-    session.execute(
-        insert(QuestionnaireAnswer),
+    """Every answer and score of the questionnaires (by id): one multi-row INSERT each."""
+    connection = session.connection()
+    connection.execute(
+        _INSERT_ANSWERS,
         [
             {
-                "questionnaire_id": questionnaire.id,
+                "questionnaire_id": questionnaire_id,
                 "item": item,
                 "value": None if value is None else float(value),
             }
-            for questionnaire, answers, _ in entries
+            for questionnaire_id, answers, _ in entries
             for item, value in answers.items()
         ],
     )
-    session.execute(
-        insert(QuestionnaireScore),
+    connection.execute(
+        _INSERT_SCORES,
         [
             {
-                "questionnaire_id": questionnaire.id,
+                "questionnaire_id": questionnaire_id,
                 "score": value.score,
                 "value": value.value,
                 "prorated": value.prorated,
                 "missing_items": len(value.missing_items),
                 "reason": value.reason,
             }
-            for questionnaire, _, scores in entries
+            for questionnaire_id, _, scores in entries
             for value in scores.values
         ],
     )
+
+
+# Built once: these run on every questionnaire recorded.
+_RECORDED = select(Questionnaire.instrument).where(
+    Questionnaire.participant_id == bindparam("participant"),
+    Questionnaire.visit == bindparam("visit"),
+    Questionnaire.instrument.in_(bindparam("instruments", expanding=True)),
+)
+_RANDOMIZED = select(Allocation.randomized_on).where(
+    Allocation.participant_id == bindparam("participant")
+)
+_INSERT_QUESTIONNAIRES = insert(Questionnaire).returning(
+    Questionnaire.id, sort_by_parameter_order=True
+)
+_INSERT_ANSWERS = insert(QuestionnaireAnswer)
+_INSERT_SCORES = insert(QuestionnaireScore)
