@@ -201,6 +201,7 @@ class _Restore:
             for suffix in ("-wal", "-shm"):
                 Path(f"{target}{suffix}").unlink(missing_ok=True)
             partial.replace(target)
+            Path(f"{partial}-lock").unlink(missing_ok=True)  # its writers' queue, now unused
         except BaseException:
             _remove_sqlite(partial)
             raise
@@ -353,7 +354,7 @@ def _sha256(path: Path) -> str:
 
 
 def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

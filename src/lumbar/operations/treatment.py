@@ -69,7 +69,7 @@ class TreatmentService(Service):
         notes: str = "",
     ) -> int:
         """Log one treatment session given by the acting therapist; returns its number."""
-        with self._unit("session") as unit:
+        with self._unit("session", per_participant=True) as unit:
             unit.scope.require_unblinded("logging sessions")
             participant = unit.enrolled(reference)
             allocation = unit.allocation(participant)

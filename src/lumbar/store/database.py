@@ -269,8 +269,8 @@ def _writers_queue(path: Path | None) -> Iterator[None]:
     process queue too. SQLite's own locking stays the guard (this only orders lumbar's
     writers); a program other than lumbar is still waited for with the busy timeout.
     """
-    if path is None or fcntl is None or str(path) == ":memory:":
-        yield
+    if path is None or fcntl is None or str(path) == ":memory:" or not path.exists():
+        yield  # nothing to queue for: a new file is being made (by one creator)
         return
     try:
         descriptor = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
