@@ -43,7 +43,15 @@ DEMO_START = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.UTC)
 """The synthetic trial's first day: fixed, so a seed always gives the same trial, and in the
 past, so every visit has happened by the time the report is made."""
 
-DEMO_FILES = ("trial.db", "trial.db-wal", "trial.db-shm", "trial.db.key")
+DEMO_FILES = (
+    "trial.db",
+    "trial.db-wal",
+    "trial.db-shm",
+    "trial.db-lock",
+    "trial.db.key",
+    "trial.db.head",
+    "trial.db.head.lock",
+)
 
 
 @dataclass

@@ -473,6 +473,7 @@ class _Restore:
                 for suffix in ("-wal", "-shm", "-journal"):
                     Path(f"{target}{suffix}").unlink(missing_ok=True)
                 partial.replace(target)
+                Path(f"{partial}-lock").unlink(missing_ok=True)  # its writers' queue, now unused
                 _fsync(target.parent)
             except BaseException:
                 _remove_sqlite(partial)
@@ -809,7 +810,7 @@ def _keep_sqlite(target: Path, clock: Clock) -> Path:
 
 
 def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

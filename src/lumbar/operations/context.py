@@ -258,13 +258,26 @@ class Context:
         return now
 
     @contextmanager
-    def unit(self, principal: Principal, permission: str, *, write: bool = True) -> Iterator[Unit]:
-        """A unit of work for ``principal``, who must hold ``permission``."""
+    def unit(
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        write: bool = True,
+        per_participant: bool = False,
+    ) -> Iterator[Unit]:
+        """A unit of work for ``principal``, who must hold ``permission``.
+
+        ``per_participant``: the unit writes about one participant only, whom it looks up
+        with :meth:`Unit.participant` (which then locks that participant's row), so on
+        PostgreSQL it may run beside other such units (see :meth:`_session`).
+        """
         audit = self.key("audit") if write else None
-        with self._session(write) as session:
+        with self._session(write, per_participant=per_participant) as session:
             scope = load_scope(session, principal.username, principal.permissions)
             scope.require(permission)
             unit = Unit(session, scope, principal.origin, self.now(), audit)
+            unit.lock_participant = per_participant and write and self.db.backend != "sqlite"
             yield unit
             head = unit.finish()
         self._anchor(head)
@@ -290,19 +303,29 @@ class Context:
                 write_anchor(self.anchor, self.key("audit"), head)
 
     @contextmanager
-    def _session(self, write: bool) -> Iterator[Session]:
+    def _session(self, write: bool, *, per_participant: bool = False) -> Iterator[Session]:
+        """A session; for a write, the locks that order it among other writers.
+
+        SQLite: every write begins with ``BEGIN IMMEDIATE``, so writers take turns.
+        PostgreSQL: a write holds the trial's write lock (:meth:`Database.write`): shared by
+        ``per_participant`` units, exclusive for every other write, which also locks the
+        audit head at once. A per-participant unit locks its participant's row when it looks
+        them up, and the audit head last, when it appends its records: two such units about
+        different participants run side by side, and the head is held only while the records
+        are appended and committed. Each lock is taken in that order (trial, participant,
+        stratum counter, head) and nothing is locked after the head, so writers never
+        deadlock; the audit records' order is the order of the commits. The first statement
+        of every PostgreSQL write also asks whether a restore holds the trial.
+        """
         if self.lease is None and self._leased:
             self._lease_again()
-        context = self.db.write() if write else self.db.read()
+        context = self.db.write(shared=per_participant) if write else self.db.read()
         with context as session:
             if write and self.db.backend != "sqlite":
-                # Every write locks the audit head first, so writers queue in one order
-                # (SQLite's BEGIN IMMEDIATE already does that); the same statement asks
-                # whether a restore holds the trial.
-                allowed = session.execute(
-                    select(write_allowed()).where(AuditHead.id == 1).with_for_update()
-                ).scalar_one()
-                if not allowed:
+                statement = select(write_allowed())
+                if not per_participant:
+                    statement = statement.where(AuditHead.id == 1).with_for_update()
+                if not session.execute(statement).scalar_one():
                     raise being_restored(session.connection(), self.db.display_url)
             yield session
 
@@ -417,6 +440,9 @@ class Unit(Transaction):
     ):
         super().__init__(session, scope.username, origin, now, audit_key)
         self.scope = scope
+        self.lock_participant = False
+        """Lock the participant :meth:`participant` finds (a per-participant unit of work
+        on PostgreSQL: see :meth:`Context._session`)."""
 
     # ------------------------------------------------------------------ lookups
 
@@ -425,9 +451,10 @@ class Unit(Transaction):
 
         Another site's participant gets the same answer as one who does not exist.
         """
-        participant = self.session.execute(
-            self.scope.visible(_PARTICIPANT), {"reference": reference}
-        ).scalar_one_or_none()
+        query = self.scope.visible(_PARTICIPANT)
+        if self.lock_participant:
+            query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        participant = self.session.execute(query, {"reference": reference}).scalar_one_or_none()
         if participant is None:
             raise OperationError(
                 "unknown participant",
@@ -524,8 +551,12 @@ class Service:
     def protocol(self) -> Protocol:
         return self.context.protocol
 
-    def _unit(self, permission: str, *, write: bool = True) -> AbstractContextManager[Unit]:
-        return self.context.unit(self.principal, permission, write=write)
+    def _unit(
+        self, permission: str, *, write: bool = True, per_participant: bool = False
+    ) -> AbstractContextManager[Unit]:
+        return self.context.unit(
+            self.principal, permission, write=write, per_participant=per_participant
+        )
 
     def _arm(self, allocation: Allocation) -> str:
         """The arm a participant was assigned, opened with the randomization key."""
@@ -650,11 +681,16 @@ def not_before(day: dt.date, earliest: dt.date, field: str, what: str) -> None:
 
 def not_before_consent(session: Session, participant_id: int, day: dt.date, field: str) -> None:
     """Refuse a record of the trial dated before the participant's first consent."""
-    first: dt.date | None = session.execute(
-        select(func.min(Consent.consent_date)).where(Consent.participant_id == participant_id)
-    ).scalar_one()
+    first: dt.date | None = (
+        session.connection().execute(_FIRST_CONSENT, {"participant": participant_id}).scalar_one()
+    )
     if first is not None:
         not_before(day, first, field, "consent")
+
+
+_FIRST_CONSENT = select(func.min(Consent.consent_date)).where(
+    Consent.participant_id == bindparam("participant")
+)
 
 
 def require_text(value: str, where: str, what: str) -> str:

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from lumbar.errors import OperationError, Problem, StoreError
 from lumbar.instruments import Scores, ScoreValue
@@ -85,9 +85,10 @@ class RandomizationService(Service):
         The baseline must be complete, and every pre-specified covariate known: a
         participant randomized without one would fall out of the adjusted analysis.
         """
-        with self._unit("randomize") as unit:
+        with self._unit("randomize", per_participant=True) as unit:
             participant = unit.enrolled(reference)
-            if unit.session.get(Allocation, participant.id) is not None:
+            connection = unit.session.connection()
+            if connection.execute(_ALLOCATED, {"participant": participant.id}).first():
                 raise OperationError(
                     "already randomized",
                     [
@@ -104,20 +105,10 @@ class RandomizationService(Service):
             baseline = self._baseline_scores(unit, participant)
             levels = assign_stratum(self.protocol, participant.screening_answers, baseline)
             stratum = stratum_key(levels)
-            position = (
-                unit.session.execute(
-                    update(StratumCounter)
-                    .where(StratumCounter.stratum == stratum)
-                    .values(next_position=StratumCounter.next_position + 1)
-                    .returning(StratumCounter.next_position)
-                ).scalar_one()
-                - 1
-            )
-            slot = unit.session.execute(
-                select(AllocationSlot).where(
-                    AllocationSlot.stratum == stratum, AllocationSlot.position == position
-                )
-            ).scalar_one_or_none()
+            position = connection.execute(_NEXT_POSITION, {"which": stratum}).scalar_one() - 1
+            slot = connection.execute(
+                _SLOT, {"stratum": stratum, "position": position}
+            ).one_or_none()
             if slot is None:
                 raise OperationError(
                     "the allocation list is used up",
@@ -131,19 +122,21 @@ class RandomizationService(Service):
                     ],
                 )
             vault = self.context.key("randomization")
-            arm = vault.open(slot.arm_sealed, slot_context(slot.stratum, slot.position))
+            arm = vault.open(slot.arm_sealed, slot_context(stratum, position))
             today = unit.now.date()
-            unit.session.add(
-                Allocation(
-                    participant_id=participant.id,
-                    slot_id=slot.id,
-                    stratum=stratum,
-                    arm_sealed=vault.seal(arm, arm_context(participant.id, slot.id)),
-                    randomized_on=today,
-                    randomized_at=unit.now,
-                    randomized_by=unit.scope.id,
-                )
+            connection.execute(
+                _ALLOCATE,
+                {
+                    "participant_id": participant.id,
+                    "slot_id": slot.id,
+                    "stratum": stratum,
+                    "arm_sealed": vault.seal(arm, arm_context(participant.id, slot.id)),
+                    "randomized_on": today,
+                    "randomized_at": unit.now,
+                    "randomized_by": unit.scope.id,
+                },
             )
+            unit.rows.add(Allocation.__table__, (participant.id,))
             unit.audit(
                 "participant.randomize",
                 "participant",
@@ -357,31 +350,14 @@ class RandomizationService(Service):
 
     def _baseline_scores(self, unit: Unit, participant: Participant) -> dict[str, Scores]:
         baseline = self.protocol.baseline
-        scores: dict[str, Scores] = {}
-        missing = []
-        for instrument in baseline.instruments:
-            questionnaire = unit.session.execute(
-                select(Questionnaire).where(
-                    Questionnaire.participant_id == participant.id,
-                    Questionnaire.visit == baseline.id,
-                    Questionnaire.instrument == instrument,
-                )
-            ).scalar_one_or_none()
-            if questionnaire is None:
-                missing.append(instrument)
-                continue
-            rows = unit.session.execute(
-                select(QuestionnaireScore).where(
-                    QuestionnaireScore.questionnaire_id == questionnaire.id
-                )
-            ).scalars()
-            scores[instrument] = Scores(
-                instrument,
-                tuple(
-                    ScoreValue(row.score, row.value, 0, 0, (), row.prorated, row.reason)
-                    for row in rows
-                ),
-            )
+        values: dict[str, list[ScoreValue]] = {}
+        for row in unit.session.connection().execute(
+            _BASELINE_SCORES, {"participant": participant.id, "visit": baseline.id}
+        ):
+            scores = values.setdefault(row.instrument, [])
+            if row.score is not None:
+                scores.append(ScoreValue(row.score, row.value, 0, 0, (), row.prorated, row.reason))
+        missing = [instrument for instrument in baseline.instruments if instrument not in values]
         if missing:
             raise OperationError(
                 "baseline incomplete",
@@ -395,15 +371,15 @@ class RandomizationService(Service):
                     )
                 ],
             )
-        return scores
+        return {
+            instrument: Scores(instrument, tuple(values[instrument]))
+            for instrument in baseline.instruments
+        }
 
     def _not_withdrawn(self, unit: Unit, participant: Participant) -> None:
-        withdrawn = unit.session.execute(
-            select(Withdrawal.kind).where(
-                Withdrawal.participant_id == participant.id,
-                Withdrawal.kind.in_(("withdrew_consent", "lost_to_follow_up")),
-            )
-        ).first()
+        withdrawn = (
+            unit.session.connection().execute(_WITHDRAWN, {"participant": participant.id}).first()
+        )
         if withdrawn is not None:
             raise OperationError(
                 "withdrawn",
@@ -416,6 +392,42 @@ class RandomizationService(Service):
                     )
                 ],
             )
+
+
+# Built once: these run on every randomization.
+_ALLOCATED = select(Allocation.participant_id).where(
+    Allocation.participant_id == bindparam("participant")
+)
+_NEXT_POSITION = (
+    update(StratumCounter)
+    .where(StratumCounter.stratum == bindparam("which"))
+    .values(next_position=StratumCounter.next_position + 1)
+    .returning(StratumCounter.next_position)
+)
+_SLOT = select(AllocationSlot.id, AllocationSlot.arm_sealed).where(
+    AllocationSlot.stratum == bindparam("stratum"),
+    AllocationSlot.position == bindparam("position"),
+)
+_ALLOCATE = insert(Allocation)
+_WITHDRAWN = select(Withdrawal.kind).where(
+    Withdrawal.participant_id == bindparam("participant"),
+    Withdrawal.kind.in_(("withdrew_consent", "lost_to_follow_up")),
+)
+_BASELINE_SCORES = (
+    select(
+        Questionnaire.instrument,
+        QuestionnaireScore.score,
+        QuestionnaireScore.value,
+        QuestionnaireScore.prorated,
+        QuestionnaireScore.reason,
+    )
+    .outerjoin(QuestionnaireScore, QuestionnaireScore.questionnaire_id == Questionnaire.id)
+    .where(
+        Questionnaire.participant_id == bindparam("participant"),
+        Questionnaire.visit == bindparam("visit"),
+    )
+    .order_by(Questionnaire.id, QuestionnaireScore.score)
+)
 
 
 def slot_context(stratum: str, position: int) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit, not_before_consent
@@ -69,7 +69,7 @@ class TreatmentService(Service):
         notes: str = "",
     ) -> int:
         """Log one treatment session given by the acting therapist; returns its number."""
-        with self._unit("session") as unit:
+        with self._unit("session", per_participant=True) as unit:
             unit.scope.require_unblinded("logging sessions")
             participant = unit.enrolled(reference)
             not_before_consent(unit.session, participant.id, session_date, "session_date")
@@ -137,24 +137,24 @@ class TreatmentService(Service):
                 )
             if problems:
                 raise OperationError("the session was not logged", problems)
-            row = TreatmentSession(
-                participant_id=participant.id,
-                therapist_id=unit.scope.id,
-                session_date=session_date,
-                minutes=minutes,
-                techniques=list(techniques),
-                body_regions=list(body_regions),
-                home_care=list(home_care),
-                notes=notes.strip(),
-                recorded_at=unit.now,
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            number = unit.session.execute(
-                select(func.count())
-                .select_from(TreatmentSession)
-                .where(TreatmentSession.participant_id == participant.id)
+            connection = unit.session.connection()
+            notes = notes.strip()
+            session_id = connection.execute(
+                _INSERT_SESSION,
+                {
+                    "participant_id": participant.id,
+                    "therapist_id": unit.scope.id,
+                    "session_date": session_date,
+                    "minutes": minutes,
+                    "techniques": list(techniques),
+                    "body_regions": list(body_regions),
+                    "home_care": list(home_care),
+                    "notes": notes,
+                    "recorded_at": unit.now,
+                },
             ).scalar_one()
+            unit.rows.add(TreatmentSession.__table__, (session_id,))
+            number = connection.execute(_SESSIONS_OF, {"participant": participant.id}).scalar_one()
             # Techniques and home care differ by arm: the audit keeps a keyed code of the
             # session's content (verifiable with the audit key), not the content, so the
             # audit trail unblinds no one.
@@ -162,12 +162,12 @@ class TreatmentService(Service):
                 "techniques": list(techniques),
                 "body_regions": list(body_regions),
                 "home_care": list(home_care),
-                "notes": row.notes,
+                "notes": notes,
             }
             unit.audit(
                 "session.log",
                 "treatment_session",
-                row.id,
+                session_id,
                 new={
                     "participant": participant.study_id,
                     "date": session_date.isoformat(),
@@ -277,11 +277,19 @@ class TreatmentService(Service):
 
     def _stopped_treatment(self, unit: Unit, participant: Participant) -> bool:
         return (
-            unit.session.execute(
-                select(Withdrawal.id).where(Withdrawal.participant_id == participant.id)
-            ).first()
+            unit.session.connection().execute(_WITHDRAWN, {"participant": participant.id}).first()
             is not None
         )
+
+
+# Built once: these run on every session logged.
+_INSERT_SESSION = insert(TreatmentSession).returning(TreatmentSession.id)
+_SESSIONS_OF = (
+    select(func.count())
+    .select_from(TreatmentSession)
+    .where(TreatmentSession.participant_id == bindparam("participant"))
+)
+_WITHDRAWN = select(Withdrawal.id).where(Withdrawal.participant_id == bindparam("participant"))
 
 
 def _unknown(values: Sequence[str], allowed: Sequence[str], field: str, what: str) -> list[Problem]:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, FromClause, Table, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from lumbar.store.schema import AuditHead, AuditRecord, Base
@@ -240,10 +240,11 @@ class AuditRows:
     def __bool__(self) -> bool:
         return bool(self._keys or self._where)
 
-    def add(self, table: Table, primary_key: Sequence[Any]) -> None:
+    def add(self, table: FromClause, primary_key: Sequence[Any]) -> None:
         """A row inserted, changed or deleted (by primary key, in the table's key order)."""
-        if table.name not in NOT_COVERED:
-            self._keys.setdefault(table.name, set()).add(tuple(primary_key))
+        name = str(getattr(table, "name", ""))
+        if name not in NOT_COVERED:
+            self._keys.setdefault(name, set()).add(tuple(primary_key))
 
     def add_where(self, model: type[Base], where: ColumnElement[bool]) -> None:
         """Rows of ``model``'s table written by a plain SQL statement: those matching

@@ -3,9 +3,13 @@
 SQLite is the embedded default and runs in WAL mode with ``synchronous=FULL``
 (an acknowledged commit survives a crash or power loss), foreign keys on and a
 busy timeout. Every write transaction starts with ``BEGIN IMMEDIATE``, so two
-writers never deadlock on a lock upgrade; they queue. PostgreSQL is the
-multi-site server (``postgresql://...``); writers serialize on the audit head
-row, which every write locks.
+writers never deadlock on a lock upgrade; they queue, lumbar's writers on a lock
+file beside the database (see :func:`_writers_queue`), so each is woken as soon as
+the one before it commits.
+PostgreSQL is the multi-site server (``postgresql://...``); every write holds the
+trial's write lock, a transaction-level advisory lock: exclusive for most writes,
+shared by those that write about one participant only (which lock that
+participant's row instead, see :mod:`lumbar.operations.context`).
 
 A writer that waits past the busy timeout gets "the trial is busy, try again", and a
 file SQLite cannot read (truncated, overwritten, not SQLite) gets "not a lumbar trial
@@ -33,6 +37,11 @@ from sqlalchemy.orm import Session
 
 from lumbar.errors import Problem, StoreError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -43,6 +52,9 @@ DEFAULT_URL = "sqlite:///lumbar.db"
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another to finish before giving up."""
+
+WRITE_LOCK = 0x6C756D62
+"""The PostgreSQL advisory-lock key of the trial's write lock (``"lumb"`` in ASCII)."""
 
 
 def resolve_url(url: str | None) -> str:
@@ -102,9 +114,13 @@ class Database:
         return Path(database) if self.backend == "sqlite" and database else None
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A unit of work that writes: committed whole when the block ends, or not at all."""
-        with self._unit(write=True) as session:
+    def write(self, *, shared: bool = False) -> Iterator[Session]:
+        """A unit of work that writes: committed whole when the block ends, or not at all.
+
+        On PostgreSQL it holds the trial's write lock until it ends: exclusive, or
+        ``shared`` with other shared writers (who must then lock the rows they depend on).
+        """
+        with self._unit(write=True, shared=shared) as session:
             yield session
 
     @contextmanager
@@ -114,7 +130,16 @@ class Database:
             yield session
 
     @contextmanager
-    def _unit(self, *, write: bool) -> Iterator[Session]:
+    def _unit(self, *, write: bool, shared: bool = False) -> Iterator[Session]:
+        if write and self.backend == "sqlite":
+            with _writers_queue(self.sqlite_path), self._transaction(write, shared) as session:
+                yield session
+        else:
+            with self._transaction(write, shared) as session:
+                yield session
+
+    @contextmanager
+    def _transaction(self, write: bool, shared: bool) -> Iterator[Session]:
         try:
             connection = self.engine.connect()
         except DBAPIError as error:
@@ -131,6 +156,8 @@ class Database:
                 raise translated from None
             session = Session(bind=connection, autoflush=True, expire_on_commit=False)
             try:
+                if write and self.backend == "postgresql":
+                    connection.exec_driver_sql(_SHARED_LOCK if shared else _EXCLUSIVE_LOCK)
                 yield session
                 session.flush()
                 if write:
@@ -278,10 +305,41 @@ def _sqlite_connect(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_EXCLUSIVE_LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+_SHARED_LOCK = f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # Units of work say whether they write; anything else only reads.
     write = connection.info.get("lumbar_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def _writers_queue(path: Path | None) -> Iterator[None]:
+    """Wait for this SQLite trial's other lumbar writers: an exclusive ``flock`` on
+    ``<database>-lock``, held from before ``BEGIN IMMEDIATE`` until after the commit.
+
+    A waiting writer sleeps in the kernel and is woken when the lock is released, rather
+    than polling with SQLite's busy handler, which sleeps up to 100 ms a try: the lock
+    then goes unused while writers wait, and with many writers the polls take the
+    processor from the one that holds it. Each unit opens the file anew, so threads of one
+    process queue too. SQLite's own locking stays the guard (this only orders lumbar's
+    writers); a program other than lumbar is still waited for with the busy timeout.
+    """
+    if path is None or fcntl is None or str(path) == ":memory:" or not path.exists():
+        yield  # nothing to queue for: a new file is being made (by one creator)
+        return
+    try:
+        descriptor = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # no folder, or read-only: opening the database will say so
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 # What SQLite says (sqlite3 gives no error codes before Python 3.11's
