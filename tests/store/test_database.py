@@ -216,3 +216,12 @@ def test_migration_0005_fills_the_window_status_of_questionnaires_stored_before_
     with database.read() as session:
         assert session.execute(query).all() == stored
     database.dispose()
+
+
+def test_the_write_lock_and_the_lease_use_different_advisory_lock_keys() -> None:
+    """A restore holds the lease's key while it writes: the same key for the write lock
+    deadlocked the restore against itself on PostgreSQL."""
+    from lumbar.store.database import WRITE_LOCK
+    from lumbar.store.lease import LEASE_KEY
+
+    assert WRITE_LOCK != LEASE_KEY

@@ -17,7 +17,8 @@ serializes writers; database triggers refuse UPDATE and DELETE on ``audit``.
 
 **Row images** tie the data to the trail. When a unit of work ends, the images of the
 rows it inserted, changed or deleted go into its last record: for each row, its table,
-its primary key and an HMAC of each column's value (a deleted row has no image).
+its primary key and a 64-bit keyed digest (BLAKE2b under the audit key) of each column's
+value (a deleted row has no image).
 Replaying the trail gives the image every row of every covered table must have now;
 :func:`verify_data` compares it with the tables and names each row added, deleted or
 changed outside lumbar, and which columns. Tables not covered: the allocation list and
@@ -76,9 +77,6 @@ NOT_COVERED = frozenset(
 
 VOLATILE = {"api_token": frozenset({"last_used_at"})}
 """Columns written without an audit record, left out of row images: a token's last use."""
-
-_DIGEST_CHARS = 16
-"""Hex characters of each column's HMAC kept in an image (64 bits)."""
 
 
 def canonical(payload: Mapping[str, Any] | None) -> str | None:
@@ -220,14 +218,21 @@ def _key_text(table: Table, row: Mapping[Any, Any]) -> str:
 
 def _image(key: Vault, table: Table, row: Mapping[Any, Any]) -> dict[str, str]:
     where = f"{table.name}\x1f{_key_text(table, row)}\x1f"
-    volatile = VOLATILE.get(table.name, frozenset())
     return {
-        column.name: key.mac(f"{where}{column.name}\x1f{_value(row[column.name])}".encode())[
-            :_DIGEST_CHARS
-        ]
-        for column in table.columns
-        if column.name not in volatile and not column.primary_key
+        name: key.short_mac(f"{where}{name}\x1f{_value(row[name])}".encode())
+        for name in _IMAGED[table.name]
     }
+
+
+_IMAGED = {
+    table.name: tuple(
+        column.name
+        for column in table.columns
+        if not column.primary_key and column.name not in VOLATILE.get(table.name, ())
+    )
+    for table in Base.metadata.sorted_tables
+}
+"""Each table's columns a row image holds: all but the key and the volatile ones."""
 
 
 class AuditRows:

@@ -53,8 +53,9 @@ DEFAULT_URL = "sqlite:///lumbar.db"
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another to finish before giving up."""
 
-WRITE_LOCK = 0x6C756D62
-"""The PostgreSQL advisory-lock key of the trial's write lock (``"lumb"`` in ASCII)."""
+WRITE_LOCK = 0x6C6D7772
+"""The PostgreSQL advisory-lock key of the trial's write lock (``"lmwr"`` in ASCII; not the
+lease's key, :data:`lumbar.store.lease.LEASE_KEY`, which a restore holds while it writes)."""
 
 
 def resolve_url(url: str | None) -> str:
