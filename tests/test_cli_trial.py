@@ -155,13 +155,13 @@ def test_backup_and_restore_round_trip(cli: Cli, tmp_path: Path, database_url: s
             assert "a coordinator may not restore the trial" in refused
             assert not pg.database_exists(target)
             restored = check("restore", str(backup))
-            assert "the vault key opens it" in restored
+            assert "the keys open it" in restored
             assert "NYC" not in check("site", "list")
             assert "intact" in check("audit", "verify")
         finally:
             pg.drop_database(target)
         return
-    assert "the vault key opens it" in restored
+    assert "the keys open it" in restored
     assert "audit trail: " in restored
     assert "intact" in restored
     (kept,) = tmp_path.glob("trial.db.replaced-*")

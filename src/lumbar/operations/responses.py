@@ -111,7 +111,7 @@ class ResponseService(Service):
         completing the visit's set on their phone would send them.
         """
         checked_all = checked_visit(self.protocol, visit, questionnaires, source)
-        with self._unit("questionnaire") as unit:
+        with self._unit("questionnaire", per_participant=True) as unit:
             participant = unit.enrolled(reference)
             return store_visit(
                 unit,
