@@ -189,10 +189,9 @@ def test_a_tail_deleted_and_the_head_reset_is_found(world: World) -> None:
     assert (None, "head") in kinds(monitor)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_older_copy_put_back_is_found_by_the_anchor(world: World) -> None:
     coord = world.as_("coord")
-    if coord.db.backend != "sqlite":
-        pytest.skip("the anchor beside the file is SQLite's; a server's is LUMBAR_ANCHOR")
     path = coord.db.sqlite_path
     assert path is not None
     older = path.with_suffix(".older")
@@ -240,10 +239,9 @@ def test_the_database_holds_no_readable_arm(world: World) -> None:
     assert digest != hashlib.sha256(plain.encode()).hexdigest()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_database_key_anchor_and_backup_files_are_owner_only(world: World, tmp_path: Path) -> None:
     coord = world.as_("coord")
-    if coord.db.backend != "sqlite":
-        pytest.skip("file modes are SQLite's")
     path = coord.db.sqlite_path
     assert path is not None
     world.enrolled()

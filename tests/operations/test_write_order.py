@@ -31,9 +31,8 @@ def backend(world: World) -> str:
     return make_url(world.url).get_backend_name()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_sqlite_writer_holds_the_writers_lock_file_until_it_commits(world: World) -> None:
-    if backend(world) != "sqlite":
-        pytest.skip("the lock file is SQLite's")
     study_id = world.enrolled()
     trial = world.as_("coord")
     lock_file = Path(str(make_url(world.url).database) + "-lock")
@@ -58,9 +57,8 @@ def test_a_sqlite_writer_holds_the_writers_lock_file_until_it_commits(world: Wor
         trial.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_postgresql_units_about_different_participants_run_side_by_side(world: World) -> None:
-    if backend(world) != "postgresql":
-        pytest.skip("PostgreSQL's row and advisory locks")
     first, second = world.enrolled(), world.enrolled()
     trial = world.as_("coord")
     other = create_engine(world.url)
