@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import AuditRows, append_audit, move_audit_head, write_anchor
 from lumbar.store.database import Database, default_key_file
-from lumbar.store.lease import Lease, being_restored, write_allowed
+from lumbar.store.lease import RESTORE_PATIENCE, Lease, being_restored, write_allowed
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
 from lumbar.store.vault import KEY_ENV, KEY_USES, Keys, Vault, load_keys
 
@@ -319,15 +320,30 @@ class Context:
         """
         if self.lease is None and self._leased:
             self._lease_again()
-        context = self.db.write(shared=per_participant) if write else self.db.read()
-        with context as session:
-            if write and self.db.backend != "sqlite":
-                statement = select(write_allowed())
-                if not per_participant:
-                    statement = statement.where(AuditHead.id == 1).with_for_update()
-                if not session.execute(statement).scalar_one():
+        if not write or self.db.backend == "sqlite":
+            with self.db.write() if write else self.db.read() as session:
+                yield session
+            return
+        statement = select(write_allowed())
+        if not per_participant:
+            statement = statement.where(AuditHead.id == 1).with_for_update()
+        # A restore that finds the trial in use lets go at once: a write that met one
+        # waits a moment before it is refused, so it is refused only by a restore that
+        # goes ahead.
+        deadline = time.monotonic() + RESTORE_PATIENCE
+        while True:
+            with suppress(_TryAgainError), self.db.write(shared=per_participant) as session:
+                if session.execute(statement).scalar_one():
+                    yield session
+                    return
+                if time.monotonic() >= deadline:
                     raise being_restored(session.connection(), self.db.display_url)
-            yield session
+                raise _TryAgainError  # rolls back, letting go of the write lock
+            time.sleep(0.05)
+
+
+class _TryAgainError(Exception):
+    """Ends a unit of work that must start again (rolled back, never seen outside)."""
 
 
 class Transaction:

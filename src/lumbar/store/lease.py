@@ -54,6 +54,7 @@ from lumbar.store.database import Database, application_name, os_user, this_comm
 
 __all__ = [
     "LEASE_KEY",
+    "RESTORE_PATIENCE",
     "Holder",
     "Lease",
     "being_restored",
@@ -312,6 +313,10 @@ CLOSING_SECONDS = 2
 in use (the server ends a closed connection's session a moment after the client goes;
 PostgreSQL's own check before renaming a database waits 5 s the same way)."""
 
+RESTORE_PATIENCE = 1.0
+"""How long a write that finds a restore holding the trial tries again before it is
+refused: a restore that finds the trial in use lets go at once."""
+
 _RESTORERS = text(
     """
     SELECT a.pid, a.application_name, a.usename, a.client_addr, a.backend_start
@@ -352,16 +357,25 @@ def _take_postgresql(
         connection.execute(
             text("SELECT set_config('application_name', :name, false)"), {"name": name}
         )
+        connection.commit()
+        # Wait for connections that are closing before taking the lock, so a restore
+        # that will be refused never holds it (a write meanwhile would be refused).
+        found = _describe_rows(connection.execute(_CONNECTED))
+        for _ in range(int(CLOSING_SECONDS * 10)):
+            if not found:
+                break
+            time.sleep(0.1)  # a connection just closed leaves its server session shortly after
+            found = _describe_rows(connection.execute(_CONNECTED))
+            connection.commit()
+        if found:
+            raise _refused(mode, found, database.display_url)
         taken = connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": LEASE_KEY}
         ).scalar()
         connection.commit()  # a session lock outlives the transaction
+        # Anyone who connected in between is seen now: from here on they are refused.
         found = _describe_rows(connection.execute(_CONNECTED))
-        for _ in range(int(CLOSING_SECONDS * 10)):
-            if not taken or not found:
-                break
-            time.sleep(0.1)  # a connection just closed leaves its server session shortly after
-            found = _describe_rows(connection.execute(_CONNECTED))
+        connection.commit()
         if not taken or found:
             raise _refused(mode, found, database.display_url)
     except BaseException:
