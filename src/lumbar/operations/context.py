@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from lumbar.errors import OperationError, Problem, StoreError
 from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
-from lumbar.store.audit import AuditRows, append_audit, move_audit_head, write_anchor
+from lumbar.store.audit import AuditRows, append_audit, write_anchor
 from lumbar.store.database import Database, default_key_file
 from lumbar.store.lease import RESTORE_PATIENCE, Lease, being_restored, write_allowed
 from lumbar.store.schema import Allocation, AuditHead, Consent, Participant, Site, TrialRecord
@@ -409,21 +409,16 @@ class Transaction:
         images = self.rows.images(self.session, self._audit_key)
         if images is not None and not self._records:
             self.audit("data.write", "data", "rows")
-        head: tuple[int, str] | None = None
-        for number, record in enumerate(self._records, start=1):
-            head = append_audit(
-                self.session,
-                self._audit_key,
-                head=head,
-                at=self.now,
-                origin=self.origin,
-                rows=images if number == len(self._records) else None,
-                move_head=False,
-                **record,
-            )
-        if head is not None:
-            move_audit_head(self.session, self._audit_key, head)
-        return head
+        if not self._records:
+            return None
+        return append_audit(
+            self.session,
+            self._audit_key,
+            self._records,
+            at=self.now,
+            origin=self.origin,
+            rows=images,
+        )
 
 
 @event.listens_for(Session, "after_flush")

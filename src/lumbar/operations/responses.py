@@ -192,7 +192,14 @@ class ResponseService(Service):
                 new["answers"] = {item: checked[item] for item in changed_items}
                 new["scores"] = scores.as_dict()
             if new_date is not None:
-                allocation = _dated_fits(unit, self.protocol, participant, visit, new_date)
+                allocation = _dated_fits(
+                    unit,
+                    self.protocol,
+                    participant,
+                    visit,
+                    new_date,
+                    unit.session.get(Allocation, participant.id),
+                )
                 timing = _timing(self.protocol, visit, allocation, new_date)
                 old.update(_date_fields(questionnaire))
                 questionnaire.completed_on = new_date
@@ -483,7 +490,7 @@ def _may_record(
                 )
             ],
         )
-    return _dated_fits(work, protocol, participant, visit, completed_on)
+    return _dated_fits(work, protocol, participant, visit, completed_on, allocation)
 
 
 def _dated_fits(
@@ -492,12 +499,12 @@ def _dated_fits(
     participant: Participant,
     visit: str,
     completed_on: dt.date,
+    allocation: Allocation | None,
 ) -> Allocation | None:
     """Refuse a completion date in the future, before consent, before randomization for a
-    follow-up or after it for the baseline; return the participant's allocation."""
+    follow-up or after it for the baseline; return the participant's ``allocation``."""
     not_after(completed_on, work.now.date(), "completed_on")
     not_before_consent(work.session, participant.id, completed_on, "completed_on")
-    allocation = work.session.get(Allocation, participant.id)
     if allocation is None:
         return None
     if visit == protocol.baseline.id:

@@ -60,7 +60,6 @@ __all__ = [
     "append_audit",
     "canonical",
     "check_anchor",
-    "move_audit_head",
     "verify_chain",
     "verify_data",
     "verify_trail",
@@ -126,56 +125,51 @@ _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
 def append_audit(
     session: Session,
     key: Vault,
+    records: Sequence[Mapping[str, Any]],
     *,
     at: dt.datetime,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: str | int,
-    old: Mapping[str, Any] | None = None,
-    new: Mapping[str, Any] | None = None,
-    reason: str | None = None,
     origin: str | None = None,
     rows: str | None = None,
-    head: tuple[int, str] | None = None,
-    move_head: bool = True,
 ) -> tuple[int, str]:
-    """Append one record to the chain, inside the caller's transaction; return the new head.
+    """Append ``records`` to the chain, inside the caller's transaction, and move the head
+    to the last; return the new head.
 
-    ``key`` is the audit key's vault. ``head`` is the (seq, link) this transaction's
-    previous append returned: the head row is locked already, so it need not be read
-    again. With ``move_head=False`` the head row is left for the caller to move once, with
-    :func:`move_audit_head`, before the transaction commits. Plain SQL statements rather
-    than ORM objects: every write appends at least one record.
+    ``key`` is the audit key's vault. Each record gives ``actor``, ``action``, ``entity``
+    and ``entity_id``, and may give ``old``, ``new`` and ``reason``; ``rows`` (the row
+    images) goes into the last. The head row is read locked, the records are inserted in
+    one statement and the head is moved once: plain SQL rather than ORM objects, as
+    every write appends records.
     """
     connection = session.connection()
-    if head is None:
-        row = connection.execute(_LOCK_HEAD).one()
-        head = (int(row.seq), str(row.hash))
-    seq, prev_hash = head
-    values: dict[str, Any] = {
-        "seq": seq + 1,
-        "at": at.astimezone(dt.UTC),
-        "actor": actor,
-        "origin": origin,
-        "action": action,
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "old": canonical(old),
-        "new": canonical(new),
-        "reason": reason,
-        "rows": rows,
-        "prev_hash": prev_hash,
-    }
-    values["hash"] = _link(key, prev_hash, _fields(values))
+    row = connection.execute(_LOCK_HEAD).one()
+    seq, prev_hash = int(row.seq), str(row.hash)
+    stamped = at.astimezone(dt.UTC)
+    values: list[dict[str, Any]] = []
+    for number, record in enumerate(records, start=1):
+        seq += 1
+        value: dict[str, Any] = {
+            "seq": seq,
+            "at": stamped,
+            "actor": record["actor"],
+            "origin": origin,
+            "action": record["action"],
+            "entity": record["entity"],
+            "entity_id": str(record["entity_id"]),
+            "old": canonical(record.get("old")),
+            "new": canonical(record.get("new")),
+            "reason": record.get("reason"),
+            "rows": rows if number == len(records) else None,
+            "prev_hash": prev_hash,
+        }
+        value["hash"] = prev_hash = _link(key, prev_hash, _fields(value))
+        values.append(value)
     connection.execute(_INSERT_RECORD, values)
-    new_head = (int(values["seq"]), str(values["hash"]))
-    if move_head:
-        move_audit_head(session, key, new_head)
-    return new_head
+    head = (seq, prev_hash)
+    _move_head(session, key, head)
+    return head
 
 
-def move_audit_head(session: Session, key: Vault, head: tuple[int, str]) -> None:
+def _move_head(session: Session, key: Vault, head: tuple[int, str]) -> None:
     """Point the head row at ``head`` (the last record appended in this transaction)."""
     session.connection().execute(
         _MOVE_HEAD, {"seq": head[0], "hash": head[1], "mac": _head_mac(key, *head)}
@@ -216,12 +210,9 @@ def _key_text(table: Table, row: Mapping[Any, Any]) -> str:
     return "/".join(_value(row[column.name]) for column in table.primary_key.columns)
 
 
-def _image(key: Vault, table: Table, row: Mapping[Any, Any]) -> dict[str, str]:
-    where = f"{table.name}\x1f{_key_text(table, row)}\x1f"
-    return {
-        name: key.short_mac(f"{where}{name}\x1f{_value(row[name])}".encode())
-        for name in _IMAGED[table.name]
-    }
+def _image(key: Vault, table: Table, row: Mapping[Any, Any], key_text: str) -> dict[str, str]:
+    digest = key.short_mac_of(f"{table.name}\x1f{key_text}\x1f".encode())
+    return {name: digest(f"{name}\x1f{_value(row[name])}".encode()) for name in _IMAGED[table.name]}
 
 
 _IMAGED = {
@@ -276,14 +267,16 @@ class AuditRows:
                     else tuple_(*columns).in_(chunk)
                 )
                 for row in session.execute(select(table).where(where)).mappings():
-                    found[_key_text(table, row)] = _image(key, table, row)
+                    text = _key_text(table, row)
+                    found[text] = _image(key, table, row, text)
             for primary_key in wanted:
                 text = "/".join(_value(part) for part in primary_key)
                 found.setdefault(text, None)  # gone by the end of the work: deleted
             out.setdefault(name, {}).update(found)
         for table, where in self._where:
             for row in session.execute(select(table).where(where)).mappings():
-                out.setdefault(table.name, {})[_key_text(table, row)] = _image(key, table, row)
+                text = _key_text(table, row)
+                out.setdefault(table.name, {})[text] = _image(key, table, row, text)
         return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
@@ -414,7 +407,7 @@ def verify_data(session: Session, key: Vault) -> tuple[int, list[AuditFinding]]:
                 )
                 findings.append(AuditFinding(seq, "added", detail, table.name))
                 continue
-            actual = _image(key, table, row)
+            actual = _image(key, table, row, primary_key)
             differ = sorted(
                 name for name in set(image) | set(actual) if image.get(name) != actual.get(name)
             )
@@ -452,32 +445,46 @@ def _describe(table: Table, primary_key: str) -> str:
 
 
 def write_anchor(path: Path, key: Vault, head: tuple[int, str], *, replace: bool = False) -> None:
-    """Record ``head`` in the anchor file unless it holds a later one (owner-only, atomic).
+    """Record ``head`` in the anchor file unless it holds a later one (owner-only).
 
     Writers on one machine keep the newest head they committed there: an older copy of
     the database put back later is then caught by :func:`check_anchor`. ``replace``: a
     new trial or a restore, whose head is the right one even if earlier.
+
+    The file is rewritten in place under an exclusive ``flock`` on itself (readers take
+    it shared): one small write, no temporary file or rename, as this runs after every
+    commit. A write torn by a crash fails its MAC and is reported as a damaged anchor.
     """
     seq, link = head
-    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = None if replace else _read_anchor(path)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        current = None if replace else _parse_anchor(os.pread(descriptor, 512, 0))
         if current is not None and current[0] >= seq:
             return
-        temporary = f"{path}.{os.getpid()}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(f"{seq} {link} {key.mac(f'anchor:{seq}:{link}'.encode())}\n")
-        os.replace(temporary, path)
+        line = f"{seq} {link} {key.mac(f'anchor:{seq}:{link}'.encode())}\n".encode("ascii")
+        os.pwrite(descriptor, line, 0)
+        os.ftruncate(descriptor, len(line))
     finally:
-        os.close(lock)
+        os.close(descriptor)  # releases the lock
 
 
 def _read_anchor(path: Path) -> tuple[int, str, str] | None:
     try:
-        parts = path.read_text(encoding="ascii").split()
-    except (OSError, UnicodeDecodeError):
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        return _parse_anchor(os.pread(descriptor, 512, 0))
+    finally:
+        os.close(descriptor)
+
+
+def _parse_anchor(data: bytes) -> tuple[int, str, str] | None:
+    try:
+        parts = data.decode("ascii").split()
+    except UnicodeDecodeError:
         return None
     if len(parts) != 3 or not parts[0].isdigit():
         return None
