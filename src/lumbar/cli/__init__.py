@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from lumbar import PROTOCOL_FORMAT, __version__
-from lumbar.cli import analysis, design, followup, meta, reference, report, trial, users
+from lumbar.cli import analysis, design, followup, meta, reference, report, trial, users, web
 from lumbar.cli._common import EXIT_REFUSED, app
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "report",
     "trial",
     "users",
+    "web",
 ]
 
 

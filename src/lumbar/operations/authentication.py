@@ -48,7 +48,14 @@ from sqlalchemy.orm import Session
 
 from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.context import SYSTEM_ACTOR, Context, Principal, Transaction
-from lumbar.store.schema import ApiToken, LoginFailure, Participant, Staff, SurveyToken
+from lumbar.store.schema import (
+    ApiToken,
+    LoginFailure,
+    Participant,
+    Staff,
+    SurveyToken,
+    WebSession,
+)
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -60,18 +67,24 @@ __all__ = [
     "LOCKOUT_WINDOW",
     "MIN_PASSWORD_LENGTH",
     "PASSWORD_PARAMETERS",
+    "SESSION_ABSOLUTE",
+    "SESSION_IDLE",
     "SIGN_IN_FAILED",
     "SURVEY_TOKEN_PREFIX",
+    "WEB_SESSION_PREFIX",
     "PasswordParameters",
     "SurveyPrincipal",
     "authenticate_password",
     "authenticate_survey",
     "authenticate_token",
     "check_password_rules",
+    "end_web_session",
     "hash_password",
     "new_token",
     "new_totp_secret",
     "password_hasher",
+    "resume_web_session",
+    "start_web_session",
     "survey_token_in_force",
     "totp_step",
     "totp_uri",
@@ -101,6 +114,12 @@ accounts can open identifiers and arms, and length is what makes a password hard
 MAX_PASSWORD_LENGTH = 1024
 """Enough for any pass phrase; refuses megabytes sent only to make hashing slow."""
 
+SESSION_IDLE = dt.timedelta(minutes=30)
+SESSION_ABSOLUTE = dt.timedelta(hours=12)
+"""A web session ends after SESSION_IDLE without a request, and SESSION_ABSOLUTE after it
+began however active (OWASP ASVS 4.0 V3.3.2: re-authentication within 12 hours, 30
+minutes idle for level 2)."""
+
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW = dt.timedelta(minutes=15)
 LOCKOUT_DURATION = dt.timedelta(minutes=15)
@@ -114,6 +133,7 @@ section 5.2 allows for, and pyotp's ``verify(valid_window=1)``."""
 
 API_TOKEN_PREFIX = "lmb_"
 SURVEY_TOKEN_PREFIX = "lms_"
+WEB_SESSION_PREFIX = "lmw_"
 _TOKEN_BYTES = 32
 _LOOKUP_CHARS = 8
 """Characters of the random part kept in clear to find a token by (not a secret: the
@@ -613,3 +633,120 @@ def survey_token_in_force(
 
 def _survey_refused(rule: str, hint: str = "check the link you were sent") -> AccessError:
     return AccessError("survey link refused", [Problem("token", rule, hint=hint)])
+
+
+# ---------------------------------------------------------------------- web sessions
+
+
+def start_web_session(context: Context, principal: Principal) -> str:
+    """A new web session for ``principal``, just proven by :func:`authenticate_password`.
+
+    Returns the session token for the browser's cookie (shown once; only its digest is
+    kept). The audit trail records the session's start.
+    """
+    token, prefix, digest = new_token(WEB_SESSION_PREFIX)
+    with context.transaction(principal.username, principal.origin) as work:
+        staff = work.session.execute(
+            select(Staff).where(Staff.username == principal.username)
+        ).scalar_one()
+        row = WebSession(
+            staff_id=staff.id,
+            prefix=prefix,
+            token_hash=digest,
+            created_at=work.now,
+            expires_at=work.now + SESSION_ABSOLUTE,
+            last_seen_at=work.now,
+        )
+        work.session.add(row)
+        work.session.flush()
+        work.audit(
+            "session.start",
+            "web_session",
+            row.id,
+            new={"username": staff.username, "expires_at": row.expires_at.isoformat()},
+        )
+    return token
+
+
+def resume_web_session(context: Context, token: str) -> Principal:
+    """Who the web session ``token`` signs in; AccessError when it signs in no one.
+
+    A session ends (and says why) when signed out or revoked, after
+    :data:`SESSION_IDLE` without a request or :data:`SESSION_ABSOLUTE` in all, when its
+    owner is deactivated, and when their password changed after it began. A session that
+    ends here leaves an audit record; ``last_seen_at`` is kept to the minute.
+    """
+    token = token.strip()
+    if not _well_formed(token, WEB_SESSION_PREFIX):
+        raise _session_refused("is not a session of this trial")
+    now = context.now()
+    with context.db.read() as session:
+        rows = session.execute(
+            select(WebSession, Staff)
+            .join(Staff, Staff.id == WebSession.staff_id)
+            .where(WebSession.prefix == _lookup(token))
+        ).all()
+        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
+        if found is None:
+            raise _session_refused("is not a session of this trial")
+        row, staff = next((row, staff) for row, staff in rows if row.id == found)
+        if row.ended_at is not None:
+            raise _session_refused(f"has ended ({row.end_reason})")
+        why = _session_over(row, staff, now)
+        principal = Principal(staff.username, f"web session {row.id}")
+        stale = now - row.last_seen_at >= dt.timedelta(minutes=1)
+    if why is not None:
+        _end(context, found, staff.username, why)
+        raise _session_refused(f"has ended ({why})")
+    if stale:
+        with context.db.write() as session:
+            session.execute(
+                update(WebSession)
+                .where(WebSession.id == found, WebSession.ended_at.is_(None))
+                .values(last_seen_at=now)
+            )
+    return principal
+
+
+def end_web_session(context: Context, token: str, reason: str = "signed out") -> None:
+    """End the web session ``token`` (signing out); nothing happens for an unknown token."""
+    token = token.strip()
+    if not _well_formed(token, WEB_SESSION_PREFIX):
+        return
+    with context.db.read() as session:
+        rows = session.execute(
+            select(WebSession.token_hash, WebSession.id, Staff.username)
+            .join(Staff, Staff.id == WebSession.staff_id)
+            .where(WebSession.prefix == _lookup(token), WebSession.ended_at.is_(None))
+        ).all()
+    found = _matching(token, [(digest, row_id) for digest, row_id, _ in rows])
+    if found is not None:
+        username = next(name for _, row_id, name in rows if row_id == found)
+        _end(context, found, username, reason)
+
+
+def _session_over(row: WebSession, staff: Staff, now: dt.datetime) -> str | None:
+    """Why an open session no longer signs its owner in, if it does not."""
+    if not staff.active:
+        return "account deactivated"
+    if staff.password_changed_at is not None and staff.password_changed_at > row.created_at:
+        return "password changed"
+    if row.expires_at <= now:
+        return "time limit reached"
+    if now - row.last_seen_at >= SESSION_IDLE:
+        return "idle too long"
+    return None
+
+
+def _end(context: Context, session_id: int, username: str, reason: str) -> None:
+    with context.transaction(username, f"web session {session_id}") as work:
+        row = work.session.get(WebSession, session_id)
+        if row is None or row.ended_at is not None:
+            return  # ended meanwhile, by another request
+        row.ended_at = work.now
+        row.end_reason = reason
+        work.audit("session.end", "web_session", session_id, new={"reason": reason})
+
+
+def _session_refused(rule: str) -> AccessError:
+    return AccessError("signed out", [Problem("session", rule, hint="sign in again")])

@@ -192,6 +192,7 @@ class Context:
                     if vault is not None:
                         vault.confirm(check)
                 protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
+                synthetic = bool(record.synthetic)
         except BaseException:
             if held is not None:
                 held.release()
@@ -207,8 +208,11 @@ class Context:
         )
         context.lease = held
         context._leased = lease
+        context.synthetic = synthetic
         return context
 
+    synthetic = False
+    """Whether the trial's data are synthetic (a demo or a test): every page says so."""
     lease: Lease | None = None
     """The shared lease this open trial holds (None: a restore's own look at a copy)."""
     _leased = False

@@ -22,7 +22,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.authentication import (
@@ -36,7 +36,7 @@ from lumbar.operations.authentication import (
 )
 from lumbar.operations.context import Service, Unit, require_text
 from lumbar.operations.vocabulary import PERMISSIONS
-from lumbar.store.schema import ApiToken, LoginFailure, Staff
+from lumbar.store.schema import ApiToken, LoginFailure, Staff, WebSession
 
 __all__ = [
     "MAX_TOKEN_DAYS",
@@ -187,6 +187,32 @@ class CredentialService(Service):
             staff.totp_active = False
             staff.totp_last_step = None
             unit.audit("staff.totp_reset", "staff", username, reason=reason)
+
+    def end_sessions(self, username: str, reason: str) -> int:
+        """Sign a user out of every browser (a lost laptop, a departure); how many ended."""
+        reason = require_text(reason, "reason", "reason")
+        with self._unit("manage_staff") as unit:
+            unit.scope.require_unlimited("signing someone out")
+            staff = _staff(unit, username)
+            ids = list(
+                unit.session.execute(
+                    select(WebSession.id).where(
+                        WebSession.staff_id == staff.id, WebSession.ended_at.is_(None)
+                    )
+                ).scalars()
+            )
+            if ids:
+                unit.session.execute(
+                    update(WebSession)
+                    .where(WebSession.id.in_(ids))
+                    .values(ended_at=unit.now, end_reason="revoked")
+                )
+                for session_id in ids:
+                    unit.rows.add(WebSession.__table__, (session_id,))
+            unit.audit(
+                "staff.sessions_end", "staff", username, new={"ended": len(ids)}, reason=reason
+            )
+            return len(ids)
 
     # ------------------------------------------------------------------ API tokens
 

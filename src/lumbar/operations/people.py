@@ -315,6 +315,34 @@ class PeopleService(Service):
             ).scalars()
             return tuple(SiteView(site.code, site.name) for site in rows)
 
+    def me(self) -> StaffView:
+        """The signed-in member of staff: their role, sites and blinding."""
+        with self._unit("view", write=False) as unit:
+            scope = unit.scope
+            member = unit.session.get(Staff, scope.id)
+            assert member is not None  # the scope was loaded from this row
+            sites = (
+                ("*",)
+                if scope.all_sites
+                else tuple(
+                    sorted(
+                        unit.session.execute(
+                            select(Site.code).where(Site.id.in_(scope.site_ids))
+                        ).scalars()
+                    )
+                )
+            )
+            return StaffView(
+                member.username,
+                member.role,
+                member.unblinded,
+                sites,
+                member.active,
+                scope.may_unblind,
+                member.password_hash is not None,
+                member.totp_active,
+            )
+
     def staff(self) -> tuple[StaffView, ...]:
         with self._unit("manage_staff", write=False) as unit:
             codes = dict(unit.session.execute(select(Site.id, Site.code)).all())

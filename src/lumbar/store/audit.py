@@ -74,8 +74,12 @@ NOT_COVERED = frozenset(
 )
 """Tables whose rows carry no image in the trail (see the module's text for why)."""
 
-VOLATILE = {"api_token": frozenset({"last_used_at"})}
-"""Columns written without an audit record, left out of row images: a token's last use."""
+VOLATILE = {
+    "api_token": frozenset({"last_used_at"}),
+    "web_session": frozenset({"last_seen_at"}),
+}
+"""Columns written without an audit record, left out of row images: a token's last use,
+a web session's last request."""
 
 
 def canonical(payload: Mapping[str, Any] | None) -> str | None:

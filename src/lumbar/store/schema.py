@@ -224,6 +224,30 @@ class ApiToken(Base):
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
+class WebSession(Base):
+    """A member of staff signed in to the web pages: revocable, with idle and absolute limits.
+
+    The browser holds the session token in a cookie; only its SHA-256 digest is kept,
+    with a short non-secret prefix to find it by. ``ended_at`` is set when the session
+    is signed out, revoked, timed out or its owner loses access; an ended session never
+    signs anyone in again.
+    """
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    """The absolute limit: the session ends then, however active."""
+    last_seen_at: Mapped[dt.datetime]
+    """The last request (kept to the minute): the idle limit counts from here."""
+    ended_at: Mapped[dt.datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
 class LoginFailure(Base):
     """One failed password sign-in for a user name (known or not): the rate limit counts these.
 

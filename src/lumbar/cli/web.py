@@ -1,0 +1,83 @@
+"""``lumbar serve``: the staff web application."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lumbar.cli._common import app, console
+from lumbar.cli.trial import Db, KeyFile
+
+__all__ = ["serve_command"]
+
+
+@app.command("serve")
+def serve_command(
+    db: Db = None,
+    key_file: KeyFile = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (PostgreSQL only; a SQLite trial is served by one).",
+        ),
+    ] = 1,
+    https: Annotated[
+        bool,
+        typer.Option(
+            "--https",
+            help="Served over HTTPS by a reverse proxy in front: Secure cookies and HSTS.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the trial's web pages for staff (sign in with a password and, if set, a code).
+
+    Each member of staff needs a password ('lumbar user password'). Put a reverse proxy
+    with HTTPS in front for anything but this machine, and pass --https.
+    """
+    import os
+
+    import uvicorn
+
+    from lumbar.errors import OperationError, Problem
+    from lumbar.store.database import Database
+
+    database = Database(db)
+    if workers > 1 and database.backend == "sqlite":
+        raise OperationError(
+            "one worker for SQLite",
+            [
+                Problem(
+                    "--workers",
+                    "a SQLite trial is served by one worker process",
+                    workers,
+                    "use PostgreSQL for several workers, or leave --workers out",
+                )
+            ],
+        )
+    database.dispose()
+    # The factory runs in each worker: each opens the trial itself.
+    os.environ["LUMBAR_SERVE_DB"] = database.url
+    if key_file is not None:
+        os.environ["LUMBAR_SERVE_KEY_FILE"] = str(key_file)
+    os.environ["LUMBAR_SERVE_HTTPS"] = "1" if https else ""
+    console().print(
+        f"Serving {database.display_url} on http://{host}:{port}/ "
+        f"({workers} worker{'s' * (workers != 1)}); stop with Ctrl+C."
+    )
+    uvicorn.run(
+        "lumbar.web.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=https,
+        server_header=False,
+        log_level="info",
+    )

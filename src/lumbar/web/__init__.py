@@ -1,0 +1,1 @@
+"""The staff web application (``lumbar serve``): pages over the operations API."""

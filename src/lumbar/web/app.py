@@ -1,0 +1,164 @@
+"""The staff web application: pages rendered on the server over the operations API.
+
+::
+
+    app = create_app("sqlite:///trial.db")            # what ``lumbar serve`` runs
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Thin by design: a page finds who is signed in, calls one operation as them, and renders
+what it returns. No rule of the trial lives here: the operations decide what each role
+and site may see and do, and refuse the rest (a participant of another site is "unknown",
+and is answered 404).
+
+What this module adds is the web's own security, each part with its test in
+tests/web/ (docs/security.md lists them against OWASP ASVS):
+
+- **Sign-in** by password (argon2id) and, for those who use one, a TOTP code, through
+  :func:`~lumbar.operations.authentication.authenticate_password` (rate limit and audit
+  records included). A session then lives on the server
+  (:func:`~lumbar.operations.authentication.start_web_session`): the browser holds
+  only a random token in a cookie (HttpOnly, SameSite=Strict, Secure behind HTTPS), and
+  every request checks it again, so signing out, an administrator's revocation, a
+  deactivation, a password change and the idle and absolute limits take effect at once.
+- **CSRF**: every form carries a token derived from the session (an HMAC of the
+  session token, so it cannot be computed without the cookie) and every POST is refused
+  without it; the sign-in form, which has no session yet, uses a random double-submit
+  cookie.
+- **Headers**: a strict Content-Security-Policy (no inline script or style, nothing from
+  other origins, no framing), ``nosniff``, no referrer, and no caching of pages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from lumbar import __version__
+from lumbar.operations.context import Clock, Context, utc_now
+from lumbar.web import pages
+from lumbar.web.base import (
+    HERE,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    CsrfRefusedError,
+    NotFoundError,
+    SignInNeededError,
+    render,
+    sign_in_url,
+    templates,
+)
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+__all__ = ["create_app", "from_environment"]
+
+
+def create_app(
+    url: str | None,
+    *,
+    key_file: Path | None = None,
+    secure_cookies: bool = False,
+    clock: Clock = utc_now,
+    password_hasher: PasswordHasher | None = None,
+) -> FastAPI:
+    """The application for the trial at ``url`` (the embedded SQLite trial by default).
+
+    The trial is opened once, for the application's life (so a restore sees it in use).
+    ``secure_cookies``: the application is served over HTTPS (behind a reverse proxy), so
+    the session cookie is marked Secure and browsers are told to keep to HTTPS.
+    ``clock`` and ``password_hasher`` are for tests (a clock they move, cheap hashing).
+    """
+    context = Context.open(url, key_file=key_file, clock=clock, password_hasher=password_hasher)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        yield
+        context.close()
+
+    app = FastAPI(
+        title="lumbar",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.secure_cookies = secure_cookies
+    app.state.templates = templates()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        if secure_cookies:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        return response
+
+    @app.exception_handler(SignInNeededError)
+    async def sign_in_needed(request: Request, error: SignInNeededError) -> Response:
+        response = RedirectResponse(sign_in_url(request, error.reason), status_code=303)
+        if error.reason is not None:
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.exception_handler(CsrfRefusedError)
+    async def csrf_refused(request: Request, _error: CsrfRefusedError) -> Response:
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Form expired",
+                "message": "This form could not be accepted: it is out of date or was not "
+                "sent from this site. Go back, reload the page and send it again.",
+            },
+            status_code=403,
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, _error: NotFoundError) -> Response:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not found", "message": "There is nothing here that you may see."},
+            status_code=404,
+        )
+
+    @app.exception_handler(404)
+    async def no_route(request: Request, _error: Exception) -> Response:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not found", "message": "There is nothing here that you may see."},
+            status_code=404,
+        )
+
+    app.include_router(pages.router)
+    return app
+
+
+def from_environment() -> FastAPI:
+    """The application ``lumbar serve`` starts in each worker process (uvicorn's factory):
+    the trial and settings it was given, passed through the environment."""
+    key_file = os.environ.get("LUMBAR_SERVE_KEY_FILE")
+    return create_app(
+        os.environ.get("LUMBAR_SERVE_DB") or None,
+        key_file=Path(key_file) if key_file else None,
+        secure_cookies=bool(os.environ.get("LUMBAR_SERVE_HTTPS")),
+    )

@@ -1,0 +1,247 @@
+"""What every staff page needs: who is signed in, CSRF, rendering, and the web's errors.
+
+See :mod:`lumbar.web.app` for the security this implements and :mod:`lumbar.web.pages`
+for the pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from lumbar import __version__
+from lumbar.errors import AccessError, LumbarError, OperationError
+from lumbar.operations import Trial
+from lumbar.operations.authentication import (
+    authenticate_password,
+    end_web_session,
+    resume_web_session,
+    start_web_session,
+)
+from lumbar.operations.context import Context
+from lumbar.operations.people import StaffView
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "lumbar_session"
+SIGN_IN_COOKIE = "lumbar_sign_in"
+"""The sign-in form's double-submit CSRF value (there is no session yet to derive one from)."""
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of the forms of one web session (an HMAC keyed by the session token)."""
+    return hmac.new(session_token.encode(), b"lumbar csrf", hashlib.sha256).hexdigest()
+
+
+class SignInNeededError(Exception):
+    """The request needs a signed-in member of staff and has none (or theirs ended)."""
+
+    def __init__(self, reason: str | None = None):
+        super().__init__(reason or "sign in")
+        self.reason = reason
+
+
+class CsrfRefusedError(Exception):
+    """A form was posted without this session's CSRF token."""
+
+
+class NotFoundError(Exception):
+    """Nothing here for this user (what does not exist and what they may not see alike)."""
+
+
+def templates() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every value shown is escaped, free text included
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["version"] = __version__
+    return environment
+
+
+def sign_in_url(request: Request, reason: str | None) -> str:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    url = "/sign-in"
+    if request.method == "GET" and target not in ("/", "/sign-in"):
+        url += "?next=" + quote(target, safe="")
+    if reason is not None:
+        url += ("&" if "?" in url else "?") + "ended=1"
+    return url
+
+
+# ---------------------------------------------------------------------- per request
+
+
+class Page:
+    """One request by a signed-in member of staff: their trial, and their forms' CSRF token."""
+
+    def __init__(self, request: Request, trial: Trial, token: str):
+        self.request = request
+        self.trial = trial
+        self.csrf = csrf_token(token)
+        self.user = trial.principal.username
+        self._me: StaffView | None = None
+
+    @property
+    def me(self) -> StaffView:
+        """The member of staff: role, sites, blinding (asked once a request)."""
+        if self._me is None:
+            self._me = self.trial.me()
+        return self._me
+
+
+def context_of(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+def signed_in(request: Request) -> Page:
+    """The signed-in member of staff (FastAPI dependency); SignInNeededError otherwise."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise SignInNeededError()
+    try:
+        principal = resume_web_session(context_of(request), token)
+    except AccessError as error:
+        raise SignInNeededError(
+            error.problems[0].rule if error.problems else "signed out"
+        ) from None
+    return Page(request, Trial(context_of(request), principal), token)
+
+
+SignedIn = Annotated[Page, Depends(signed_in)]
+"""A page's parameter: the signed-in member of staff."""
+
+
+async def checked_form(request: Request, page: SignedIn) -> dict[str, str]:
+    """The posted form of a signed-in page, once its CSRF token is checked (dependency)."""
+    form = await request.form()
+    sent = form.get("csrf")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, page.csrf):
+        raise CsrfRefusedError()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
+"""A form post's parameter: its fields, once the sender is signed in and the CSRF token checked."""
+
+
+def render(
+    request: Request,
+    template: str,
+    values: dict[str, Any],
+    *,
+    page: Page | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page from ``template``, with what every page shows (who, the trial, its labels)."""
+    context = context_of(request)
+    environment: jinja2.Environment = request.app.state.templates
+    html = environment.get_template(template).render(
+        {
+            "trial_title": context.protocol.trial.title,
+            "synthetic": context.synthetic,
+            "user": None if page is None else page.user,
+            "role": None if page is None else page.me.role,
+            "csrf": None if page is None else page.csrf,
+            "path": request.url.path,
+            **values,
+        }
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def refused(error: LumbarError) -> list[dict[str, str]]:
+    """An operation's refusal as the messages a form shows next to its fields."""
+    if not error.problems:
+        return [{"where": "", "rule": error.summary, "hint": ""}]
+    return [
+        {"where": problem.where, "rule": problem.rule, "hint": problem.hint}
+        for problem in error.problems
+    ]
+
+
+def is_unknown(error: OperationError) -> bool:
+    """Whether a refusal means "no such thing that you may see" (answered 404)."""
+    return error.summary.startswith("unknown ")
+
+
+# ---------------------------------------------------------------------- signing in
+
+
+def sign_in(
+    request: Request, username: str, password: str, code: str | None, next_url: str
+) -> Response:
+    """Check the credentials; on success start a session and go on to ``next_url``."""
+    context = context_of(request)
+    principal = authenticate_password(context, username, password, code or None)
+    token = start_web_session(context, principal)
+    response = RedirectResponse(_safe_next(next_url), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=bool(request.app.state.secure_cookies),
+        path="/",
+    )
+    response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in")
+    return response
+
+
+def sign_out(request: Request) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        end_web_session(context_of(request), token)
+    response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def sign_in_csrf(request: Request) -> str:
+    """The sign-in form's CSRF value: the browser's cookie, or a new one."""
+    return request.cookies.get(SIGN_IN_COOKIE) or secrets.token_urlsafe(32)
+
+
+def set_sign_in_csrf(request: Request, response: Response, value: str) -> None:
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=bool(request.app.state.secure_cookies),
+        path="/sign-in",
+    )
+
+
+def _safe_next(next_url: str) -> str:
+    """Only a path on this site (never another origin, never //host)."""
+    if next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url:
+        return next_url
+    return "/"

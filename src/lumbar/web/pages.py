@@ -1,0 +1,191 @@
+"""The staff pages: each calls operations as the signed-in member of staff and renders them.
+
+Every route here either takes :func:`~lumbar.web.app.signed_in` (a page) or
+:func:`~lumbar.web.app.checked_form` (a form post: signed in and CSRF-checked); only
+the sign-in page takes neither. tests/web/test_security.py walks every route to hold
+that.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from lumbar.errors import AccessError, OperationError
+from lumbar.operations.authentication import SIGN_IN_FAILED
+from lumbar.web.base import (
+    CheckedForm,
+    NotFoundError,
+    SignedIn,
+    is_unknown,
+    refused,
+    render,
+    set_sign_in_csrf,
+    sign_in,
+    sign_in_csrf,
+    sign_out,
+)
+
+router = APIRouter()
+
+
+# ---------------------------------------------------------------------- signing in
+
+
+@router.get("/sign-in")
+def sign_in_page(
+    request: Request, next: str = "/", ended: int = 0, signed_out: int = 0
+) -> Response:
+    value = sign_in_csrf(request)
+    notice = None
+    if ended:
+        notice = "Your session has ended. Sign in again to go on."
+    elif signed_out:
+        notice = "You are signed out."
+    response = render(
+        request, "sign_in.html", {"next": next, "sign_in_csrf": value, "notice": notice}
+    )
+    set_sign_in_csrf(request, response, value)
+    return response
+
+
+@router.post("/sign-in")
+def sign_in_post(
+    request: Request,
+    username: str = Form("", max_length=64),
+    password: str = Form("", max_length=1024),
+    code: str = Form("", max_length=16),
+    csrf: str = Form("", max_length=128),
+    next: str = Form("/", max_length=2048),
+) -> Response:
+    expected = request.cookies.get("lumbar_sign_in")
+    if not expected or csrf != expected:
+        value = sign_in_csrf(request)
+        response = render(
+            request,
+            "sign_in.html",
+            {
+                "next": next,
+                "sign_in_csrf": value,
+                "notice": None,
+                "errors": [
+                    {
+                        "where": "form",
+                        "rule": "the sign-in form was out of date",
+                        "hint": "send it again",
+                    }
+                ],
+                "username": username,
+            },
+            status_code=403,
+        )
+        set_sign_in_csrf(request, response, value)
+        return response
+    try:
+        return sign_in(request, username.strip(), password, code.strip(), next)
+    except AccessError as error:
+        value = sign_in_csrf(request)
+        response = render(
+            request,
+            "sign_in.html",
+            {
+                "next": next,
+                "sign_in_csrf": value,
+                "notice": None,
+                "errors": refused(error) if error.problems else [{"rule": SIGN_IN_FAILED}],
+                "username": username,
+            },
+            status_code=401,
+        )
+        set_sign_in_csrf(request, response, value)
+        return response
+
+
+@router.post("/sign-out")
+def sign_out_post(request: Request, _form: CheckedForm) -> Response:
+    return sign_out(request)
+
+
+# ---------------------------------------------------------------------- dashboard
+
+
+@router.get("/")
+def dashboard(request: Request, page: SignedIn) -> Response:
+    trial = page.trial
+    today = trial.clock().date()
+    participants = trial.participants()
+    by_status = Counter(view.status for view in participants)
+    by_site: dict[str, Counter[str]] = {}
+    for view in participants:
+        by_site.setdefault(view.site, Counter())[view.status] += 1
+    visits = trial.due(on=today, missed=True)
+    visit_counts = Counter(visit.status for visit in visits)
+    events: list[Any] | None
+    try:
+        events = [event for event in trial.adverse_events() if event.outcome != "resolved"]
+    except AccessError:
+        events = None  # the role may not see them (they could reveal the arm)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "today": today,
+            "me": page.me,
+            "counts": by_status,
+            "by_site": sorted(by_site.items()),
+            "visits": sorted(
+                (visit for visit in visits if visit.status in ("due", "overdue")),
+                key=lambda visit: (visit.closes, visit.study_id),
+            ),
+            "visit_counts": visit_counts,
+            "events": events,
+            "serious": None if events is None else [event for event in events if event.serious],
+            "planned": trial.protocol.trial.planned_participants,
+        },
+        page=page,
+    )
+
+
+# ---------------------------------------------------------------------- participants
+
+
+@router.get("/participants")
+def participants(request: Request, page: SignedIn) -> Response:
+    return render(
+        request,
+        "participants.html",
+        {"me": page.me, "participants": page.trial.participants()},
+        page=page,
+    )
+
+
+@router.get("/participants/{reference}")
+def participant(reference: str, request: Request, page: SignedIn) -> Response:
+    trial = page.trial
+    found = [
+        view for view in trial.participants() if reference in (view.study_id, view.screening_number)
+    ]
+    if not found:
+        raise NotFoundError()
+    view = found[0]
+    schedule: list[Any] = []
+    if view.study_id is not None:
+        try:
+            schedule = trial.schedule(view.study_id)
+        except OperationError as error:
+            if is_unknown(error):
+                raise NotFoundError() from None
+            raise
+    return render(
+        request,
+        "participant.html",
+        {"me": page.me, "participant": view, "schedule": schedule, "today": trial.clock().date()},
+        page=page,
+    )
+
+
+def _redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)

@@ -1,0 +1,64 @@
+"""A signed-in browser on the staff web application, over the world of tests/operations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+
+from lumbar.operations import Principal, Trial
+from lumbar.web.app import create_app
+from tests.operations.world import World, build_world
+
+CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""argon2id at its smallest: these tests check behaviour, not hashing cost."""
+PASSWORD = "four unrelated words here"
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> World:
+    return build_world(database_url, tmp_path)
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    app = create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
+    with TestClient(app, follow_redirects=False) as browser:
+        yield browser
+
+
+def set_password(client: TestClient, username: str, password: str = PASSWORD) -> None:
+    context = client.app.state.context  # type: ignore[attr-defined]
+    Trial(context, Principal.operator("admin")).set_password(password, username)
+
+
+def hidden(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found is not None, f"no hidden {name} in the page"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, username: str, password: str = PASSWORD, code: str = "") -> object:
+    page = client.get("/sign-in")
+    return client.post(
+        "/sign-in",
+        data={
+            "username": username,
+            "password": password,
+            "code": code,
+            "csrf": hidden(page.text, "csrf"),
+            "next": "/",
+        },
+    )
+
+
+@pytest.fixture
+def coordinator(client: TestClient) -> TestClient:
+    set_password(client, "coord")
+    response = sign_in(client, "coord")
+    assert response.status_code == 303, response.text  # type: ignore[attr-defined]
+    return client
