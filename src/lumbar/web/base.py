@@ -29,6 +29,32 @@ from lumbar.operations.authentication import (
 from lumbar.operations.context import Context
 from lumbar.operations.people import StaffView
 
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "HERE",
+    "SECURITY_HEADERS",
+    "SESSION_COOKIE",
+    "SIGN_IN_COOKIE",
+    "CheckedForm",
+    "CsrfRefusedError",
+    "NotFoundError",
+    "Page",
+    "SignInNeededError",
+    "SignedIn",
+    "checked_form",
+    "csrf_token",
+    "is_unknown",
+    "refused",
+    "render",
+    "set_sign_in_csrf",
+    "sign_in",
+    "sign_in_csrf",
+    "sign_in_url",
+    "sign_out",
+    "signed_in",
+    "templates",
+]
+
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lumbar_session"
 SIGN_IN_COOKIE = "lumbar_sign_in"

@@ -29,6 +29,8 @@ from lumbar.web.base import (
     sign_out,
 )
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 
