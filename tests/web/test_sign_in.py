@@ -201,3 +201,13 @@ def test_the_synthetic_label_is_on_every_page_of_a_synthetic_trial(
     for path in ("/", "/participants", "/sign-in"):
         text = coordinator.get(path).text
         assert ("SYNTHETIC DATA" in text) is context.synthetic
+
+
+def test_a_blinded_assessor_s_dashboard_leaves_the_adverse_events_out(
+    client: TestClient,
+) -> None:
+    set_password(client, "assessor")
+    sign_in(client, "assessor")
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "not shown to your role" in page.text  # the blinded assessor sees no events

@@ -41,6 +41,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from lumbar import __version__
+from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
 from lumbar.web import pages
 from lumbar.web.base import (
@@ -50,6 +51,7 @@ from lumbar.web.base import (
     CsrfRefusedError,
     NotFoundError,
     SignInNeededError,
+    refused,
     render,
     sign_in_url,
     templates,
@@ -127,6 +129,21 @@ def create_app(
                 "title": "Form expired",
                 "message": "This form could not be accepted: it is out of date or was not "
                 "sent from this site. Go back, reload the page and send it again.",
+            },
+            status_code=403,
+        )
+
+    @app.exception_handler(AccessError)
+    async def not_allowed(request: Request, error: AccessError) -> Response:
+        # An operation refused the signed-in user (role, blinding, permission): nothing
+        # was written. A participant they may not see is "unknown" instead (a 404).
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Not allowed",
+                "message": "Your role may not do this.",
+                "errors": refused(error),
             },
             status_code=403,
         )
