@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	scripts/ensure-postgres.sh
 	scripts/ensure-chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 test: lint typecheck pytest
 
