@@ -94,7 +94,7 @@ def _routes(client: TestClient) -> list[Route]:
     def walk(routes: list[Any], prefix: str) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
-                found.append(Route(prefix + route.path, frozenset(route.methods)))
+                found.append(Route(prefix + route.path, frozenset(route.methods or ())))
             elif hasattr(route, "original_router"):  # an included router (FastAPI >= 0.120)
                 walk(route.original_router.routes, prefix + route.include_context.prefix)
 
