@@ -116,7 +116,9 @@ def test_a_coordinator_screens_consents_enrols_identifies_randomizes_and_withdra
     assert response.status_code == 303
     number = response.headers["location"].split("/")[2]
     assert response.headers["location"] == f"/participants/{number}/screening"
-    assert "eligible" in coordinator.get(response.headers["location"]).text
+    outcome = coordinator.get(response.headers["location"]).text
+    assert "<strong>eligible</strong>" in outcome
+    assert f'href="/participants/{number}/consent"' in outcome
     assert status_of(world, number) == "eligible"
 
     consent = coordinator.get(f"/participants/{number}/consent")
