@@ -98,6 +98,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "grants": lambda t: t.grants(),
         "set_active": lambda t: t.set_active("monitor", False, "test"),
         "screen": lambda t: t.screen("SEA", eligible_answers(protocol)),
+        "screening": lambda t: t.screening(target.screening),
         "update_screening": lambda t: t.update_screening(target.screening, {"age": 31}, "typo"),
         "record_identity": lambda t: t.record_identity(target.randomized, contact="555-0100"),
         "identity": lambda t: t.identity(target.randomized),

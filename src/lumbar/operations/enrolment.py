@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -65,6 +65,8 @@ class ScreeningView:
     status: str
     reasons: tuple[str, ...]
     unanswered: tuple[str, ...]
+    answers: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The answers given so far (unanswered questions are absent)."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,25 @@ class EnrolmentService(Service):
             result.status,
             tuple(outcome.reason for outcome in result.reasons),
             result.unanswered,
+            dict(participant.screening_answers),
         )
+
+    def screening(self, reference: str) -> ScreeningView:
+        """A person's screening as it stands: the verdict, every reason, what is unanswered.
+
+        Reads only: the stored answers are evaluated again, as when they were recorded,
+        so a page can show the verdict after the form that recorded it has gone.
+        """
+        with self._unit("screen", write=False) as unit:
+            participant = unit.participant(reference)
+            result = evaluate_eligibility(self.protocol, participant.screening_answers)
+            return ScreeningView(
+                participant.screening_number,
+                result.status,
+                tuple(outcome.reason for outcome in result.reasons),
+                result.unanswered,
+                dict(participant.screening_answers),
+            )
 
     def record_identity(
         self,

@@ -250,6 +250,7 @@ class Trial:
     set_active = Operation("_people", PeopleService.set_active)
 
     screen = Operation("_enrolment", EnrolmentService.screen)
+    screening = Operation("_enrolment", EnrolmentService.screening)
     update_screening = Operation("_enrolment", EnrolmentService.update_screening)
     record_identity = Operation("_enrolment", EnrolmentService.record_identity)
     identity = Operation("_enrolment", EnrolmentService.identity)
