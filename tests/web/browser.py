@@ -35,7 +35,9 @@ SCREENSHOTS = "LUMBAR_SCREENSHOTS"
 without it); ``docs/screenshots/`` holds the ones the README shows."""
 
 BLOCKING = ("serious", "critical")
-"""axe-core's impacts a page may not have (minor and moderate ones are reported, not failed)."""
+"""axe-core's impacts a page may not have. The pages have no moderate or minor ones either
+(the last, "region", was fixed by making the synthetic banner an aside), but a new page's
+moderate finding is left to review rather than failing the run."""
 
 
 def chromium() -> str:

@@ -142,7 +142,9 @@ def coordinator_day(tab: Page, served: Served) -> None:
     sign_in(tab, served, "coord", totp.at(served.world.clock.now))
     expect(tab.get_by_role("heading", level=1)).to_have_text("Dashboard")
     expect(tab.locator(".who")).to_contain_text("coord (coordinator)")
-    expect(tab.get_by_role("note")).to_contain_text("SYNTHETIC DATA")
+    expect(tab.get_by_role("complementary", name="Synthetic data")).to_contain_text(
+        "SYNTHETIC DATA"
+    )
     accessible(tab, "the dashboard")
     screenshot(tab, "dashboard")
 
@@ -202,6 +204,11 @@ def test_a_wrong_password_shows_the_message_and_stays_signed_out(tab: Page, serv
     tab.goto(served.url + "/sign-in")
     accessible(tab, "the sign-in page")
     screenshot(tab, "sign-in")
+    # The check can fail: the same page without its labels is refused, naming the rule.
+    tab.locator("label").evaluate_all("labels => labels.forEach(label => label.remove())")
+    with pytest.raises(AssertionError, match=r"label \(critical\)"):
+        accessible(tab, "the sign-in page without labels")
+    tab.reload()
     tab.get_by_label("User name").fill("assessor")
     tab.get_by_label("Password").fill("not the password at all")
     tab.get_by_role("button", name="Sign in").click()
