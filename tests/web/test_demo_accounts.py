@@ -33,7 +33,7 @@ def test_the_demo_s_accounts_sign_in_to_the_web_pages(tmp_path: Path) -> None:
     assert f"lumbar serve --db {made.database}" in text
     assert DEMO_ADDRESS in text
     # What a new user does: serve the trial as `lumbar serve` would, and sign in.
-    app = create_app(made.url, key_file=made.key_file)
+    app = create_app(made.url)  # the key file beside the database, as `lumbar serve` finds it
     with TestClient(app, follow_redirects=False) as browser:
         for account in accounts:
             assert account.password in text
