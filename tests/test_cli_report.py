@@ -159,6 +159,17 @@ def test_demo_command_runs_a_small_synthetic_trial(tmp_path: Path) -> None:
     assert "Audit trail:" in result.output
     assert "intact" in result.output
     assert (out / "report" / "report.html").exists()
+    # It ends by saying how to open the trial in a browser, with an account of each role.
+    accounts = out / "accounts.txt"
+    assert accounts.stat().st_mode & 0o777 == 0o600
+    assert accounts.read_text().startswith("SYNTHETIC DEMO ACCOUNTS")
+    ending = result.output[result.output.index("Open the demo trial in a browser") :]
+    assert f"serve --db {out / 'trial.db'}" in ending
+    assert "http://127.0.0.1:8000/" in ending
+    for line in accounts.read_text().splitlines()[-6:]:
+        _role, username, password = line.rsplit(maxsplit=2)
+        assert f"{username} " in ending
+        assert password in ending
     again = runner.invoke(app, ["demo", "--participants", "45", "--out", str(out)])
     assert again.exit_code == 2
     assert "--replace" in again.output

@@ -5,11 +5,17 @@ protocol, simulates it through the operations API (screening to the 52-week
 visit, audit trail included), analyses it as pre-specified as an unblinded
 statistician, and writes the report. ``lumbar demo`` and ``make demo`` call it;
 bench/demo.py times its phases.
+
+Then :func:`demo_accounts` gives one member of staff of each role a random password
+(written to ``accounts.txt``, owner-only), so a new user can open the demo trial in the
+staff web pages (``lumbar serve --db lumbar-demo/trial.db``) as each role in turn.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,12 +36,18 @@ if TYPE_CHECKING:
     from lumbar.operations import AuditReport
 
 __all__ = [
+    "ACCOUNTS_BANNER",
+    "ACCOUNTS_FILE",
+    "DEMO_ADDRESS",
     "DEMO_PROTOCOL",
     "DEMO_START",
+    "DemoAccount",
     "DemoResult",
     "SyntheticTrial",
+    "demo_accounts",
     "run_demo",
     "synthetic_trial",
+    "write_accounts",
 ]
 
 DEMO_PROTOCOL = "massage-clbp"
@@ -43,7 +55,26 @@ DEMO_START = dt.datetime(2024, 1, 8, 9, 0, tzinfo=dt.UTC)
 """The synthetic trial's first day: fixed, so a seed always gives the same trial, and in the
 past, so every visit has happened by the time the report is made."""
 
+DEMO_ADDRESS = "http://127.0.0.1:8000/"
+"""Where ``lumbar serve`` answers by default: the demo tells a new user to open it."""
+
+ACCOUNTS_FILE = "accounts.txt"
+ACCOUNTS_BANNER = "SYNTHETIC DEMO ACCOUNTS"
+
+DEMO_ROLES = (
+    ("coordinator", "coordinator"),
+    ("outcome_assessor", "assessor"),
+    ("therapist", "therapist1"),
+    ("statistician", "statistician"),
+    ("monitor", "monitor"),
+    ("admin", "admin"),
+)
+"""One account of each role, as (role, user name): the simulator's staff
+(lumbar.simulate.trial.populate_staff), and a monitor, which the simulator does not need
+and :func:`demo_accounts` adds."""
+
 DEMO_FILES = (
+    ACCOUNTS_FILE,
     "trial.db",
     "trial.db-wal",
     "trial.db-shm",
@@ -65,6 +96,17 @@ class DemoResult:
     report: ReportFiles
     audit: AuditReport | None
     timings: dict[str, float] = field(default_factory=dict)
+    accounts: list[DemoAccount] = field(default_factory=list)
+    accounts_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo trial's member of staff, with the password the demo gave them."""
+
+    role: str
+    username: str
+    password: str = field(repr=False)
 
 
 @dataclass
@@ -143,11 +185,14 @@ def run_demo(
     progress: Callable[[str, int, int], None] | None = None,
     phase: Callable[[str], None] | None = None,
     evidence: bool = True,
+    accounts: bool = True,
 ) -> DemoResult:
     """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
 
     ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
     With ``evidence``, the report places the trial among the shipped massage trials.
+    With ``accounts``, one member of staff of each role gets a password to sign in to the
+    web pages with (:func:`demo_accounts`).
     """
     if participants < 30:
         raise OperationError(
@@ -189,8 +234,69 @@ def run_demo(
     mark = time.perf_counter()
     report = write_report(content, out / "report")
     timings["report"] = time.perf_counter() - mark
+    made_accounts: list[DemoAccount] = []
+    accounts_file = None
+    if accounts:
+        announce("creating the demo accounts")
+        mark = time.perf_counter()
+        made_accounts = demo_accounts(made)
+        accounts_file = write_accounts(made_accounts, out / ACCOUNTS_FILE, made.database)
+        timings["accounts"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
-    return DemoResult(out, made.database, made.summary, content, report, content.audit, timings)
+    return DemoResult(
+        out,
+        made.database,
+        made.summary,
+        content,
+        report,
+        content.audit,
+        timings,
+        made_accounts,
+        accounts_file,
+    )
+
+
+def demo_accounts(made: SyntheticTrial) -> list[DemoAccount]:
+    """Give one member of staff of each role a random password, adding a monitor.
+
+    Through the operations, as the trial's administrator: the passwords are hashed with the
+    trial's own argon2id parameters (a fraction of a second each, on purpose), and each
+    change is in the audit trail. They are random because a demo trial is still a server
+    on the network once served; they are for this synthetic trial only.
+    """
+    admin = made.open("admin")
+    try:
+        known = {member.username for member in admin.staff()}
+        accounts = []
+        for role, username in DEMO_ROLES:
+            if username not in known:
+                admin.add_staff(username, role, all_sites=True)
+            password = secrets.token_urlsafe(18)
+            admin.set_password(password, username)
+            accounts.append(DemoAccount(role, username, password))
+    finally:
+        admin.close()
+    return accounts
+
+
+def write_accounts(accounts: list[DemoAccount], path: Path, database: Path) -> Path:
+    """Write the demo's accounts to ``path``, readable by its owner only (0600)."""
+    lines = [
+        f"{ACCOUNTS_BANNER}: passwords for the synthetic demo trial in {database} only.",
+        "Never use them, or this trial, for real people.",
+        "",
+        f"Start the web pages:  lumbar serve --db {database}",
+        f"Then open:            {DEMO_ADDRESS}",
+        "",
+        f"{'role':<18}{'user name':<15}password",
+        *(f"{account.role:<18}{account.username:<15}{account.password}" for account in accounts),
+    ]
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    path.chmod(0o600)  # whatever the umask
+    return path
 
 
 def _fresh(out: Path, replace_existing: bool) -> Path:

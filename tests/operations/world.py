@@ -137,12 +137,18 @@ STAFF = [
 ]
 
 
-def build_world(database_url: str, tmp_path: Path) -> World:
+def build_world(database_url: str, tmp_path: Path, *, synthetic: bool = False) -> World:
     protocol = shipped_protocol("massage-clbp")
     key_file = tmp_path / "trial.key"
     clock = Clock()
     create_trial(
-        protocol, database_url, admin="admin", key_file=key_file, seed=20260105, clock=clock
+        protocol,
+        database_url,
+        admin="admin",
+        key_file=key_file,
+        seed=20260105,
+        clock=clock,
+        synthetic=synthetic,
     )
     built = World(database_url, key_file, clock, protocol)
     admin = built.as_("admin")

@@ -17,6 +17,7 @@ from lumbar.cli._common import app, console, option_names, print_synthetic
 from lumbar.cli.trial import As, Db, KeyFile, open_trial
 
 if TYPE_CHECKING:
+    from lumbar.demo import DemoResult
     from lumbar.report import ReportContent, ReportFiles
 
 __all__ = ["demo_command", "report_command"]
@@ -87,6 +88,8 @@ def demo_command(
 
     Every write goes through lumbar's operations (screening, consent, concealed
     randomization, sessions, questionnaires, audit trail) on a fresh SQLite trial in --out.
+    It ends with an account of each role for the staff web pages (random passwords, kept in
+    --out/accounts.txt) and how to open them: lumbar serve --db <out>/trial.db.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -144,6 +147,31 @@ def demo_command(
     screen.print(
         f"The trial database is {result.database}; try "
         f"'{_launcher()} participants --db {result.database} --as coordinator'."
+    )
+    if result.accounts_file is not None:
+        _open_in_browser(result)
+
+
+def _open_in_browser(result: DemoResult) -> None:
+    """End the demo by telling the user how to open the trial in the staff web pages."""
+    from lumbar.demo import DEMO_ADDRESS
+
+    screen = console()
+    screen.print()
+    screen.print("[bold]Open the demo trial in a browser[/bold]")
+    screen.print(f"  1. start the web pages:  {_launcher()} serve --db {result.database}")
+    screen.print(
+        f"  2. open {DEMO_ADDRESS} and sign in as any of these (one account for each role):"
+    )
+    lines = [f"     {'role':<18}{'user name':<15}password"]
+    lines += [
+        f"     {account.role.replace('_', ' '):<18}{account.username:<15}{account.password}"
+        for account in result.accounts
+    ]
+    screen.print("     SYNTHETIC DEMO ACCOUNTS", style="bold")
+    screen.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+    screen.print(
+        f"  (kept in {result.accounts_file}, readable by you only; for this synthetic trial only)"
     )
 
 

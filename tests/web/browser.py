@@ -1,0 +1,132 @@
+"""The staff web application served for real, and a headless Chromium to walk it.
+
+:class:`Served` starts the application with uvicorn in a background thread, on a free port
+of 127.0.0.1, over the world of tests/operations (a SQLite trial is enough for this tier:
+the pages are the same on both backends, and tests/web/ covers PostgreSQL in-process).
+:func:`chromium` finds the browser the way tests/report/test_browser.py does
+(scripts/ensure-chromium.sh installs it); under CI=true a missing browser fails the run
+instead of skipping it. :func:`accessible` runs axe-core on a page, and
+:func:`screenshot` keeps a PNG when LUMBAR_SCREENSHOTS names a folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+import uvicorn
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page
+
+from lumbar.web.app import create_app
+from tests.operations.world import World, build_world
+from tests.web.conftest import CHEAP
+
+__all__ = ["SCREENSHOTS", "Served", "accessible", "chromium", "screenshot"]
+
+SCREENSHOTS = "LUMBAR_SCREENSHOTS"
+"""The environment variable naming a folder for the pages' screenshots (none are kept
+without it); ``docs/screenshots/`` holds the ones the README shows."""
+
+BLOCKING = ("serious", "critical")
+"""axe-core's impacts a page may not have. The pages have no moderate or minor ones either
+(the last, "region", was fixed by making the synthetic banner an aside), but a new page's
+moderate finding is left to review rather than failing the run."""
+
+
+def chromium() -> str:
+    """The path of a Chromium to drive: LUMBAR_CHROMIUM, else one on PATH."""
+    for candidate in (
+        os.environ.get("LUMBAR_CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    message = "no Chromium (scripts/ensure-chromium.sh installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; the browser tier may not be skipped in CI")
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class Served:
+    """The application over a fresh test world, served by uvicorn until the block ends.
+
+    ::
+
+        with Served(tmp_path) as served:
+            tab.goto(served.url + "/sign-in")
+    """
+
+    def __init__(self, folder: Path):
+        # Synthetic, as the trial of the screenshots must say (and its banner is tested).
+        self.world: World = build_world(f"sqlite:///{folder / 'trial.db'}", folder, synthetic=True)
+        self.app = create_app(
+            self.world.url,
+            key_file=self.world.key_file,
+            clock=self.world.clock,
+            password_hasher=CHEAP,
+        )
+        self.randomized: list[str] = []
+        """Study ids of the participants a test randomized, for the days to open."""
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> Served:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+
+
+def accessible(tab: Page, what: str) -> None:
+    """Fail when axe-core finds a serious or critical violation on the page, naming each
+    rule and the elements it found."""
+    results = Axe().run(tab)
+    found = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
+        + "; ".join(", ".join(node["target"]) for node in violation["nodes"])
+        for violation in results.response["violations"]
+        if violation["impact"] in BLOCKING
+    ]
+    assert not found, f"{what} ({tab.url}) is not accessible:\n" + "\n".join(found)
+
+
+def screenshot(tab: Page, name: str) -> Path | None:
+    """Keep the page as ``name``.png in LUMBAR_SCREENSHOTS, when it names a folder."""
+    folder = os.environ.get(SCREENSHOTS)
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(path), full_page=True)
+    return path
