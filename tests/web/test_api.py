@@ -6,13 +6,19 @@ through the operations; refusals are checked for their status and their shape.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from lumbar.operations import Principal, Trial
+from lumbar.operations.context import Context
 from lumbar.operations.vocabulary import PERMISSIONS
+from lumbar.web.api import create_api
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
 
 pytestmark = pytest.mark.integration
@@ -197,9 +203,7 @@ def test_the_trial_and_the_due_list(client: TestClient, world: World) -> None:
     ]
 
 
-def test_a_therapist_logs_a_session_and_an_adverse_event(
-    client: TestClient, world: World
-) -> None:
+def test_a_therapist_logs_a_session_and_an_adverse_event(client: TestClient, world: World) -> None:
     study_ids = [world.randomized() for _ in range(6)]
     massage = next(s for s in study_ids if world.arm(s) != "usual_care")
     arm = world.protocol.arm(world.arm(massage))
@@ -279,9 +283,7 @@ def test_bad_input_is_400_naming_the_field_and_nothing_is_stored(
         400,
     )
     assert {"kind", "reason", "effective_date"} <= {p["where"] for p in body["problems"]}
-    assert_refusal(
-        client.post(f"{API}/screenings", headers=headers, content=b"{not json"), 400
-    )
+    assert_refusal(client.post(f"{API}/screenings", headers=headers, content=b"{not json"), 400)
     body = assert_refusal(
         client.post(
             f"{API}/screenings",
@@ -399,3 +401,40 @@ def test_the_api_document_lists_only_the_api(client: TestClient) -> None:
     assert consent["consent_date"]["format"] == "date"
     screening = document["components"]["schemas"]["ScreeningIn"]
     assert screening["additionalProperties"] is False
+
+
+# ---------------------------------------------------------------------- the schema, fuzzed
+
+
+# The document is the API's own, served at /api/v1/openapi.json by an app that mounts it
+# as create_app does (making it needs no trial); each test then calls its own app.
+_mounted = FastAPI()
+_mounted.mount(API, create_api(cast(Context, None)))
+schema = schemathesis.openapi.from_asgi(f"{API}/openapi.json", _mounted)
+
+
+@pytest.fixture
+def coordinator_token(client: TestClient, world: World) -> str:
+    world.randomized()  # a participant to find, among the made-up references
+    return token(client, "coord")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_request_makes_a_server_error_and_every_answer_fits_the_schema(
+    case: schemathesis.Case[Any], client: TestClient, coordinator_token: str
+) -> None:
+    case.call_and_validate(
+        app=client.app,
+        headers=bearer(coordinator_token),
+        checks=[not_a_server_error, response_schema_conformance],
+    )
+
+
+def test_the_fuzzed_document_is_the_one_served(client: TestClient) -> None:
+    assert client.get(f"{API}/openapi.json").json() == schema.raw_schema

@@ -257,7 +257,7 @@ class ErrorBody(Out):
 # ---------------------------------------------------------------------- errors, in one place
 
 
-class _Unauthenticated(Exception):
+class _UnauthenticatedError(Exception):
     def __init__(self, error: AccessError | None = None):
         super().__init__("unauthenticated")
         self.error = error
@@ -302,7 +302,7 @@ def _status(error: LumbarError) -> int:
 def _refusal(request: Request, error: Exception) -> Response:
     """The one translation of every refusal into the API's error shape."""
     headers: dict[str, str] = {}
-    if isinstance(error, _Unauthenticated):
+    if isinstance(error, _UnauthenticatedError):
         status = 401
         headers["WWW-Authenticate"] = "Bearer"
         problems = [_problem(problem) for problem in error.error.problems] if error.error else []
@@ -401,12 +401,12 @@ def token_trial(
 ) -> Trial:
     """The trial as the token's owner, limited to the token's permissions (dependency)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _Unauthenticated()
+        raise _UnauthenticatedError()
     context: Context = request.app.state.context
     try:
         principal = authenticate_token(context, credentials.credentials)
     except AccessError as error:
-        raise _Unauthenticated(error) from None
+        raise _UnauthenticatedError(error) from None
     return Trial(context, principal)
 
 
@@ -459,7 +459,7 @@ def create_api(context: Context) -> FastAPI:
     )
     api.state.context = context
     for kind in (
-        _Unauthenticated,
+        _UnauthenticatedError,
         RequestValidationError,
         NotFoundError,
         LumbarError,
