@@ -6,20 +6,30 @@ through the operations; refusals are checked for their status and their shape.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
 import schemathesis
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from typer.testing import CliRunner
 
+from lumbar.cli import app as cli_app
+from lumbar.cli.remote import TOKEN_ENV
 from lumbar.operations import Principal, Trial
 from lumbar.operations.context import Context
 from lumbar.operations.vocabulary import PERMISSIONS
 from lumbar.web.api import create_api
+from lumbar.web.app import create_app
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
+from tests.web.conftest import CHEAP
 
 pytestmark = pytest.mark.integration
 
@@ -438,3 +448,49 @@ def test_no_request_makes_a_server_error_and_every_answer_fits_the_schema(
 
 def test_the_fuzzed_document_is_the_one_served(client: TestClient) -> None:
     assert client.get(f"{API}/openapi.json").json() == schema.raw_schema
+
+
+# ---------------------------------------------------------------------- the CLI, over the API
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[str]:
+    """The web application served over HTTP on this machine, in a thread."""
+    app = create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if running.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_cli_lists_participants_from_a_server_with_a_token(
+    server: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seattle = world.enrolled()
+    new_york = world.enrolled("NYC", coordinator="coord_nyc")
+    value = world.as_("coord").create_token("laptop", ["view"], 30).token
+    runner = CliRunner()
+    monkeypatch.delenv("LUMBAR_DB", raising=False)
+    listed = runner.invoke(cli_app, ["participants", "--server", server], env={TOKEN_ENV: value})
+    assert listed.exit_code == 0, listed.output
+    assert seattle in listed.output
+    assert new_york not in listed.output
+    refused = runner.invoke(
+        cli_app, ["participants", "--server", server], env={TOKEN_ENV: "lmb_" + "x" * 43}
+    )
+    assert refused.exit_code == 2
+    assert "token refused" in refused.output
+    missing = runner.invoke(cli_app, ["participants", "--server", server], env={TOKEN_ENV: ""})
+    assert missing.exit_code == 2
+    assert "LUMBAR_TOKEN" in missing.output
