@@ -432,7 +432,7 @@ def coordinator_token(client: TestClient, world: World) -> str:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
