@@ -315,17 +315,37 @@ def enrol(
     typer.echo(open_trial(db, actor, key_file).enrol(reference))
 
 
+Server = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="LUMBAR_SERVER",
+        help="A lumbar server's address (https://...): ask its API with the token in "
+        "LUMBAR_TOKEN instead of opening the database.",
+    ),
+]
+
+
 @app.command("participants")
 def participants(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """List everyone screened at your sites and where they stand."""
-    rows = [
-        (p.screening_number, p.study_id, p.site, p.status)
-        for p in open_trial(db, actor, key_file).participants()
-    ]
+    if server:
+        from lumbar.cli.remote import get_json
+
+        rows = [
+            (p["screening_number"], p["study_id"], p["site"], p["status"])
+            for p in get_json(server, "/participants")
+        ]
+    else:
+        rows = [
+            (p.screening_number, p.study_id, p.site, p.status)
+            for p in open_trial(db, actor, key_file).participants()
+        ]
     echo_table("Participants", ("screening", "study id", "site", "status"), rows)
 
 

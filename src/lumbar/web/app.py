@@ -43,7 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import enrolment, pages
+from lumbar.web import api, enrolment, pages
 from lumbar.web.base import (
     HERE,
     SECURITY_HEADERS,
@@ -166,6 +166,7 @@ def create_app(
             status_code=404,
         )
 
+    app.mount(api.API_PREFIX, api.create_api(context))
     app.include_router(pages.router)
     app.include_router(enrolment.router)
     return app
