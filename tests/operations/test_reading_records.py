@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lumbar.errors import AccessError, OperationError
-from tests.operations.world import World, rdq_answers
+from tests.operations.world import World
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +72,26 @@ def test_the_therapist_reads_back_the_sessions_a_blinded_user_may_not(world: Wor
     with pytest.raises(AccessError):
         blinded.sessions(study_id)
     blinded.close()
+
+
+def test_one_participants_adverse_events_are_listed_for_an_unblinded_user(world: World) -> None:
+    first, second = world.enrolled(), world.enrolled()
+    coord = world.as_("coord")
+    for study_id in (first, second):
+        coord.report_adverse_event(
+            study_id,
+            "headache",
+            world.clock.today,
+            severity="mild",
+            serious=False,
+            relatedness="unlikely",
+        )
+    coord.close()
+    unblinded = world.as_("coord_open")
+    assert [event.study_id for event in unblinded.adverse_events(first)] == [first]
+    assert len(unblinded.adverse_events()) == 2
+    unblinded.close()
+    other = world.as_("coord_nyc")
+    with pytest.raises(AccessError):
+        other.adverse_events(first)  # blinded first; unblinded at NYC it would be unknown
+    other.close()
