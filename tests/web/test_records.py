@@ -193,6 +193,33 @@ def test_bad_input_comes_back_with_the_message_beside_its_field_and_nothing_stor
     coord.close()
 
 
+def test_a_follow_up_outside_its_window_is_stored_and_flagged_on_its_page(
+    world: World, client: TestClient
+) -> None:
+    study_id = world.randomized()
+    world.clock.advance(100)  # week 10's window closes on day 91
+    coordinator = signed_in_as(client, "coord")
+    url = f"/participants/{study_id}/visits/week_10/rdq"
+    response = post(
+        coordinator, url, {"completed_on": world.clock.today.isoformat(), **as_form(rdq_answers(4))}
+    )
+    assert response.status_code == 303, response.text
+    page = coordinator.get(url)
+    assert "Outside its window" in page.text
+    assert "9 days after its window closed" in page.text
+    visit = coordinator.get(f"/participants/{study_id}/visits/week_10")
+    assert "outside its window" in visit.text
+
+
+def test_a_visit_or_instrument_the_protocol_does_not_have_is_not_found(
+    world: World, coordinator: TestClient
+) -> None:
+    study_id = world.enrolled()
+    base = f"/participants/{study_id}/visits"
+    for url in (f"{base}/week_99", f"{base}/week_99/rdq", f"{base}/baseline/global_improvement"):
+        assert coordinator.get(url).status_code == 404, url
+
+
 # ---------------------------------------------------------------------- sessions
 
 
@@ -323,14 +350,18 @@ def test_another_sites_coordinator_gets_404_for_every_page_and_form(
         f"{base}/adverse-events/new",
         f"{base}/adverse-events/1/edit",
     ]
+    blinded = ("/sessions", "/sessions/new", "/adverse-events/1/edit")
     for url in pages:
-        assert browser.get(url).status_code in (403, 404), url
-        if "sessions" not in url and not url.endswith("/1/edit"):
-            assert browser.get(url).status_code == 404, url
+        # Sessions and the event list need an unblinded user: that refusal (403) comes first,
+        # whoever the participant is; everything else about another site's participant is 404.
+        expected = 403 if url.endswith(blinded) else 404
+        assert browser.get(url).status_code == expected, url
+        assert browser.get(url.replace(study_id, "SEA-9999")).status_code == expected, url
     forms = {
         f"{base}/visits/week_10/rdq": {"completed_on": "", **as_form(rdq_answers(2))},
         f"{base}/visits/baseline/rdq/edit": {"reason": "x", "completed_on": "2026-01-05"},
         f"{base}/adverse-events/new": {"description": "", "onset_date": "2026-01-05"},
+        f"{base}/visits/baseline/nothing": {"completed_on": "2026-01-05"},
     }
     for url, data in forms.items():
         assert post(browser, url, data).status_code == 404, url
