@@ -91,6 +91,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "sites": lambda t: t.sites(),
         "add_staff": lambda t: t.add_staff("newbie", "monitor", all_sites=True),
         "staff": lambda t: t.staff(),
+        "me": lambda t: t.me(),
         "grant": lambda t: t.grant("monitor", "unblinded", "test"),
         "revoke": lambda t: t.revoke("monitor", "unblinded", "test"),
         "countersign": lambda t: t.countersign(1),
@@ -115,6 +116,8 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "edit_questionnaire": lambda t: t.edit_questionnaire(
             target.randomized, "baseline", "rdq", {"rdq_24": 1}, "misread"
         ),
+        "questionnaires": lambda t: t.questionnaires(target.randomized, "baseline"),
+        "questionnaire": lambda t: t.questionnaire(target.randomized, "baseline", "rdq"),
         "randomize": lambda t: t.randomize(target.waiting),
         "withdraw": lambda t: t.withdraw(target.waiting, "withdrew_consent", "moved", today),
         "unblind": lambda t: t.unblind(target.randomized, "emergency", confirm=target.randomized),
@@ -128,6 +131,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "treatment_plan": lambda t: t.treatment_plan(target.randomized),
         "adherence": lambda t: t.adherence(),
         "sessions_table": lambda t: t.sessions_table(),
+        "sessions": lambda t: t.sessions(target.randomized),
         "report_adverse_event": lambda t: t.report_adverse_event(
             target.randomized,
             "bruise",
@@ -148,6 +152,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "create_token": lambda t: t.create_token("matrix", ["view"], 1),
         "revoke_token": lambda t: t.revoke_token(1),
         "tokens": lambda t: t.tokens(),
+        "end_sessions": lambda t: t.end_sessions("monitor", "lost laptop"),
         "issue_survey_token": lambda t: t.issue_survey_token(target.randomized, "week_10", 7),
         "dataset": lambda t: t.dataset(),
         "export": lambda t: _exported(t, tmp_path),
