@@ -331,6 +331,47 @@ def test_a_blinded_coordinator_records_an_event_but_sees_no_list(
     assert "headache" not in page.text
 
 
+# ---------------------------------------------------------------------- the participant page
+
+
+def test_the_participant_page_links_each_visits_questionnaires_and_says_what_it_leaves_out(
+    world: World, coordinator: TestClient
+) -> None:
+    study_id = world.randomized()
+    page = coordinator.get(f"/participants/{study_id}")
+    assert page.status_code == 200
+    for visit in world.protocol.visits:
+        for instrument in visit.instruments:
+            assert f'href="/participants/{study_id}/visits/{visit.id}/{instrument}"' in page.text
+    sessions = page.text.split('id="sessions"')[1].split("</section>")[0]
+    assert "not shown to your role (they reveal the arm)" in sessions
+    events = page.text.split('id="adverse-events"')[1].split("</section>")[0]
+    assert "not listed for your role" in events
+    assert f'href="/participants/{study_id}/adverse-events/new"' in events
+
+
+def test_an_unblinded_coordinator_sees_the_participants_events_on_their_page(
+    world: World, client: TestClient
+) -> None:
+    study_id, other = world.enrolled(), world.enrolled()
+    coord = world.as_("coord")
+    for reference, description in ((study_id, "bruised calf"), (other, "dizzy spell")):
+        coord.report_adverse_event(
+            reference,
+            description,
+            world.clock.today,
+            severity="mild",
+            serious=False,
+            relatedness="unlikely",
+        )
+    coord.close()
+    browser = signed_in_as(client, "coord_open")
+    page = browser.get(f"/participants/{study_id}")
+    events = page.text.split('id="adverse-events"')[1].split("</section>")[0]
+    assert "bruised calf" in events
+    assert "dizzy spell" not in events  # another participant's
+
+
 # ---------------------------------------------------------------------- who may see what
 
 
