@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from lumbar.errors import AccessError, OperationError
+from lumbar.instruments import INSTRUMENTS, Instrument
 from lumbar.operations.authentication import SIGN_IN_FAILED
 from lumbar.web.base import (
     CheckedForm,
@@ -200,13 +201,16 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
     """What the participant page shows of what is recorded about them (lumbar.web.records);
     a section the role may not see is None, and the page says why."""
     trial = page.trial
-    questionnaires: list[tuple[str, list[tuple[str, Any]]]] | None = []
+    questionnaires: list[tuple[str, list[tuple[Instrument, Any]]]] | None = []
     try:
         for visit in trial.protocol.visits:
             recorded = {view.instrument: view for view in trial.questionnaires(study_id, visit.id)}
             assert questionnaires is not None
             questionnaires.append(
-                (visit.id, [(name, recorded.get(name)) for name in visit.instruments])
+                (
+                    visit.id,
+                    [(INSTRUMENTS.get(name), recorded.get(name)) for name in visit.instruments],
+                )
             )
     except AccessError:
         questionnaires = None
