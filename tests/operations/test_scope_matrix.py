@@ -117,6 +117,8 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "edit_questionnaire": lambda t: t.edit_questionnaire(
             target.randomized, "baseline", "rdq", {"rdq_24": 1}, "misread"
         ),
+        "questionnaires": lambda t: t.questionnaires(target.randomized, "baseline"),
+        "questionnaire": lambda t: t.questionnaire(target.randomized, "baseline", "rdq"),
         "randomize": lambda t: t.randomize(target.waiting),
         "withdraw": lambda t: t.withdraw(target.waiting, "withdrew_consent", "moved", today),
         "unblind": lambda t: t.unblind(target.randomized, "emergency", confirm=target.randomized),
@@ -130,6 +132,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "treatment_plan": lambda t: t.treatment_plan(target.randomized),
         "adherence": lambda t: t.adherence(),
         "sessions_table": lambda t: t.sessions_table(),
+        "sessions": lambda t: t.sessions(target.randomized),
         "report_adverse_event": lambda t: t.report_adverse_event(
             target.randomized,
             "bruise",

@@ -19,6 +19,7 @@ before randomization, which its window counts from, so it has no window status.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -39,6 +40,7 @@ from lumbar.operations.vocabulary import SOURCES
 from lumbar.protocol import Protocol, VisitTiming, WindowStatus
 from lumbar.store.schema import (
     Allocation,
+    AuditRecord,
     Participant,
     Questionnaire,
     QuestionnaireAnswer,
@@ -47,7 +49,9 @@ from lumbar.store.schema import (
 
 __all__ = [
     "Checked",
+    "QuestionnaireEdit",
     "QuestionnaireView",
+    "RecordedQuestionnaire",
     "ResponseService",
     "checked_visit",
     "store_visit",
@@ -77,8 +81,29 @@ class QuestionnaireView:
         return self.window in ("early", "late")
 
 
+@dataclass(frozen=True)
+class QuestionnaireEdit:
+    """One correction of a recorded questionnaire, as its audit record keeps it."""
+
+    at: dt.datetime
+    by: str
+    reason: str
+    old: dict[str, Any]
+    """The answers, scores and completion date the edit replaced (only what changed)."""
+    new: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedQuestionnaire:
+    """A recorded questionnaire with its current answers and every edit made to it."""
+
+    view: QuestionnaireView
+    answers: dict[str, float | None]
+    edits: tuple[QuestionnaireEdit, ...]
+
+
 class ResponseService(Service):
-    """Recording and correcting questionnaires."""
+    """Recording, correcting and reading questionnaires."""
 
     def record_questionnaire(
         self,
@@ -216,6 +241,67 @@ class ResponseService(Service):
                 reason=reason,
             )
             return _view(self.protocol, str(participant.study_id), questionnaire, scores.as_dict())
+
+    # ------------------------------------------------------------------ reading
+
+    def questionnaires(self, reference: str, visit: str) -> list[QuestionnaireView]:
+        """The questionnaires recorded for a participant at one visit (those who record
+        questionnaires may read them; the answers say nothing about the arm)."""
+        _known_visit(self.protocol, visit)
+        with self._unit("questionnaire", write=False) as unit:
+            participant = unit.enrolled(reference)
+            rows = unit.session.execute(
+                select(Questionnaire)
+                .where(Questionnaire.participant_id == participant.id, Questionnaire.visit == visit)
+                .order_by(Questionnaire.id)
+            ).scalars()
+            return [
+                _view(self.protocol, str(participant.study_id), row, self._scores_of(unit, row.id))
+                for row in rows
+            ]
+
+    def questionnaire(
+        self, reference: str, visit: str, instrument: str
+    ) -> RecordedQuestionnaire | None:
+        """One recorded questionnaire: its scores, current answers and edit history (read
+        from the audit trail: who, when, why, the old and the new values); None when it is
+        not recorded yet."""
+        _collected(self.protocol, visit, instrument)
+        with self._unit("questionnaire", write=False) as unit:
+            participant = unit.enrolled(reference)
+            row = self._questionnaire(unit, participant, visit, instrument)
+            if row is None:
+                return None
+            answers = {
+                answer.item: answer.value
+                for answer in unit.session.execute(
+                    select(QuestionnaireAnswer).where(
+                        QuestionnaireAnswer.questionnaire_id == row.id
+                    )
+                ).scalars()
+            }
+            edits = tuple(
+                QuestionnaireEdit(
+                    record.at,
+                    record.actor,
+                    record.reason or "",
+                    json.loads(record.old) if record.old else {},
+                    json.loads(record.new) if record.new else {},
+                )
+                for record in unit.session.execute(
+                    select(AuditRecord)
+                    .where(
+                        AuditRecord.action == "questionnaire.edit",
+                        AuditRecord.entity == "questionnaire",
+                        AuditRecord.entity_id == f"{participant.study_id}/{visit}/{instrument}",
+                    )
+                    .order_by(AuditRecord.seq)
+                ).scalars()
+            )
+            view = _view(
+                self.protocol, str(participant.study_id), row, self._scores_of(unit, row.id)
+            )
+            return RecordedQuestionnaire(view, answers, edits)
 
     # ------------------------------------------------------------------ helpers
 
@@ -425,7 +511,7 @@ def _timing(
     return protocol.visit(visit).timing((completed_on - allocation.randomized_on).days)
 
 
-def _collected(protocol: Protocol, visit: str, instrument: str) -> Any:
+def _known_visit(protocol: Protocol, visit: str) -> None:
     visits = [v.id for v in protocol.visits]
     if visit not in visits:
         raise OperationError(
@@ -439,6 +525,10 @@ def _collected(protocol: Protocol, visit: str, instrument: str) -> Any:
                 )
             ],
         )
+
+
+def _collected(protocol: Protocol, visit: str, instrument: str) -> Any:
+    _known_visit(protocol, visit)
     collected = protocol.visit(visit).instruments
     if instrument not in collected:
         raise OperationError(

@@ -135,18 +135,20 @@ class SafetyService(Service):
             )
             return _event_view(event, str(participant.study_id))
 
-    def adverse_events(self) -> list[AdverseEventView]:
-        """Adverse events at your sites (their descriptions can reveal arms: unblinded users)."""
+    def adverse_events(self, reference: str | None = None) -> list[AdverseEventView]:
+        """Adverse events at your sites, or of one participant (their descriptions can
+        reveal arms: unblinded users)."""
         with self._unit("treatment_records", write=False) as unit:
             unit.scope.require_unblinded("the adverse-event list")
+            query = (
+                select(AdverseEvent, Participant)
+                .join(Participant, Participant.id == AdverseEvent.participant_id)
+                .order_by(AdverseEvent.id)
+            )
+            if reference is not None:
+                query = query.where(Participant.id == unit.enrolled(reference).id)
             views = []
-            for event, participant in unit.session.execute(
-                unit.scope.visible(
-                    select(AdverseEvent, Participant)
-                    .join(Participant, Participant.id == AdverseEvent.participant_id)
-                    .order_by(AdverseEvent.id)
-                )
-            ).all():
+            for event, participant in unit.session.execute(unit.scope.visible(query)).all():
                 views.append(_event_view(event, str(participant.study_id)))
             return views
 

@@ -16,12 +16,12 @@ from sqlalchemy import bindparam, func, insert, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit, not_before_consent
-from lumbar.store.schema import Allocation, Participant, TreatmentSession, Withdrawal
+from lumbar.store.schema import Allocation, Participant, Staff, TreatmentSession, Withdrawal
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Adherence", "TreatmentPlan", "TreatmentService"]
+__all__ = ["Adherence", "SessionView", "TreatmentPlan", "TreatmentService"]
 
 MAX_SESSION_MINUTES = 240
 
@@ -52,6 +52,21 @@ class TreatmentPlan:
     home_care: tuple[str, ...]
     stopped: bool
     """Stopped treatment or left the trial: no more sessions are logged."""
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One logged treatment session, as an unblinded user reads it back."""
+
+    number: int
+    """The participant's first session is 1."""
+    session_date: dt.date
+    minutes: int
+    therapist: str
+    techniques: tuple[str, ...]
+    body_regions: tuple[str, ...]
+    home_care: tuple[str, ...]
+    notes: str
 
 
 class TreatmentService(Service):
@@ -201,6 +216,32 @@ class TreatmentService(Service):
                 tuple(arm.home_care),
                 self._stopped_treatment(unit, participant),
             )
+
+    def sessions(self, reference: str) -> list[SessionView]:
+        """One participant's sessions in the order they were logged, notes included
+        (their content differs by arm: unblinded users only)."""
+        with self._unit("treatment_records", write=False) as unit:
+            unit.scope.require_unblinded("a participant's treatment sessions")
+            participant = unit.enrolled(reference)
+            rows = unit.session.execute(
+                select(TreatmentSession, Staff.username)
+                .join(Staff, Staff.id == TreatmentSession.therapist_id)
+                .where(TreatmentSession.participant_id == participant.id)
+                .order_by(TreatmentSession.id)
+            ).all()
+            return [
+                SessionView(
+                    number,
+                    row.session_date,
+                    row.minutes,
+                    str(therapist),
+                    tuple(row.techniques),
+                    tuple(row.body_regions),
+                    tuple(row.home_care),
+                    row.notes,
+                )
+                for number, (row, therapist) in enumerate(rows, start=1)
+            ]
 
     def adherence(self) -> list[Adherence]:
         """Sessions attended over sessions planned, per randomized participant at your sites.

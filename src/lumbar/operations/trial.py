@@ -262,6 +262,8 @@ class Trial:
     record_questionnaire = Operation("_responses", ResponseService.record_questionnaire)
     record_visit = Operation("_responses", ResponseService.record_visit)
     edit_questionnaire = Operation("_responses", ResponseService.edit_questionnaire)
+    questionnaires = Operation("_responses", ResponseService.questionnaires)
+    questionnaire = Operation("_responses", ResponseService.questionnaire)
 
     randomize = Operation("_randomization", RandomizationService.randomize)
     unblind = Operation("_randomization", RandomizationService.unblind)
@@ -275,6 +277,7 @@ class Trial:
     treatment_plan = Operation("_treatment", TreatmentService.plan)
     adherence = Operation("_treatment", TreatmentService.adherence)
     sessions_table = Operation("_treatment", TreatmentService.sessions_table)
+    sessions = Operation("_treatment", TreatmentService.sessions)
 
     report_adverse_event = Operation("_safety", SafetyService.report_adverse_event)
     update_adverse_event = Operation("_safety", SafetyService.update_adverse_event)

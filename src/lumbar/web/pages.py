@@ -15,10 +15,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from lumbar.errors import AccessError, OperationError
+from lumbar.instruments import INSTRUMENTS, Instrument
 from lumbar.operations.authentication import SIGN_IN_FAILED
 from lumbar.web.base import (
     CheckedForm,
     NotFoundError,
+    Page,
     SignedIn,
     is_unknown,
     refused,
@@ -184,9 +186,60 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
     return render(
         request,
         "participant.html",
-        {"me": page.me, "participant": view, "schedule": schedule, "today": trial.clock().date()},
+        {
+            "me": page.me,
+            "participant": view,
+            "schedule": schedule,
+            "today": trial.clock().date(),
+            **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
+        },
         page=page,
     )
+
+
+def _records(page: Page, study_id: str) -> dict[str, Any]:
+    """What the participant page shows of what is recorded about them (lumbar.web.records);
+    a section the role may not see is None, and the page says why."""
+    trial = page.trial
+    questionnaires: list[tuple[str, list[tuple[Instrument, Any]]]] | None = []
+    try:
+        for visit in trial.protocol.visits:
+            recorded = {view.instrument: view for view in trial.questionnaires(study_id, visit.id)}
+            assert questionnaires is not None
+            questionnaires.append(
+                (
+                    visit.id,
+                    [(INSTRUMENTS.get(name), recorded.get(name)) for name in visit.instruments],
+                )
+            )
+    except AccessError:
+        questionnaires = None
+    plan: Any = None
+    sessions: list[Any] | None = None
+    sessions_note = None
+    try:
+        plan = trial.treatment_plan(study_id)
+        sessions = trial.sessions(study_id)
+    except AccessError:
+        sessions_note = "Treatment sessions are not shown to your role (they reveal the arm)."
+    except OperationError as error:
+        sessions_note = "No sessions yet: " + (
+            error.problems[0].rule if error.problems else error.summary
+        )
+    events: list[Any] | None
+    try:
+        events = trial.adverse_events(study_id)
+    except AccessError:
+        events = None
+    return {
+        "records": True,
+        "questionnaires": questionnaires,
+        "plan": plan,
+        "sessions": sessions,
+        "sessions_note": sessions_note,
+        "events": events,
+        "study_id": study_id,
+    }
 
 
 def _redirect(url: str) -> Response:
