@@ -31,7 +31,8 @@ def test_each_filter_narrows_the_records(world: World) -> None:
     stat = world.as_("stat")
 
     by_actor = stat.audit_records(actor="coord_nyc", limit=500).records
-    assert by_actor and {record.actor for record in by_actor} == {"coord_nyc"}
+    assert by_actor
+    assert {record.actor for record in by_actor} == {"coord_nyc"}
 
     by_action = stat.audit_records(action="staff.deactivate").records
     assert [(record.action, record.entity_id) for record in by_action] == [
