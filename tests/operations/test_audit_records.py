@@ -63,3 +63,10 @@ def test_dates_in_the_wrong_order_are_refused_at_the_field(world: World) -> None
     with pytest.raises(OperationError) as raised:
         world.as_("monitor").audit_records(since=dt.date(2026, 2, 1), until=dt.date(2026, 1, 1))
     assert raised.value.problems[0].where == "until"
+
+
+def test_staff_bound_to_some_sites_are_refused_the_records(world: World) -> None:
+    admin = world.as_("admin")
+    admin.add_staff("monitor_nyc", "monitor", ["NYC"])
+    with pytest.raises(AccessError):
+        world.as_("monitor_nyc").audit_records()

@@ -87,6 +87,9 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
     return {
         "about": lambda t: t.about(),
         "verify_audit": lambda t: t.verify_audit(),
+        "audit_records": lambda t: t.audit_records(limit=500),
+        "me": lambda t: t.me(),
+        "end_sessions": lambda t: t.end_sessions("monitor", "test"),
         "add_site": lambda t: t.add_site("ZZZ", "Nowhere"),
         "sites": lambda t: t.sites(),
         "add_staff": lambda t: t.add_staff("newbie", "monitor", all_sites=True),

@@ -2,10 +2,11 @@
 
 Checking the trail (:meth:`~lumbar.operations.trial.Trial.verify_audit`) says whether it
 is intact; this says what it holds, for a monitor's or statistician's review. Both need
-the ``audit`` permission. The records hold no arm in plain text (a randomization is
-recorded with a keyed code of the arm, a session with a keyed code of its content), so
-a blinded reviewer reads them without learning any arm; the keyed row images, of use
-only to the verifier, are left out.
+the ``audit`` permission, and reading the records needs all sites too (a record names no
+site, so one bound to some sites could not be kept from the others'). The records hold
+no arm in plain text (a randomization is recorded with a keyed code of the arm, a
+session with a keyed code of its content), so a blinded reviewer reads them without
+learning any arm; the keyed row images, of use only to the verifier, are left out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from lumbar.errors import OperationError, Problem
+from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.context import Service
 from lumbar.store.schema import AuditRecord, Participant
 
@@ -105,6 +106,19 @@ class AuditService(Service):
         if until is not None:
             where.append(AuditRecord.at < _midnight(until + dt.timedelta(days=1)))
         with self._unit("audit", write=False) as unit:
+            if not unit.scope.all_sites:
+                # A record names no site: one bound to some sites could not be kept from
+                # the others' participants, so the trail is read by trial-wide staff only.
+                raise AccessError(
+                    "the audit trail covers every site",
+                    [
+                        Problem(
+                            "sites",
+                            "reading audit records needs access to all sites",
+                            hint="ask an admin or a trial-wide monitor",
+                        )
+                    ],
+                )
             if participant:
                 where.append(_about(unit.session, participant.strip()))
             rows = unit.session.execute(
