@@ -292,6 +292,11 @@ def test_grants_are_given_countersigned_and_revoked_through_the_pages(
     assert given.status_code == 303
     grant = next(g for g in operator(client).grants() if g.username == "monitor")
     assert grant.waiting
+    assert grant.reason == SCRIPT
+    for path in ("/admin/staff", "/admin/staff/monitor"):
+        shown = client.get(path).text
+        assert ESCAPED in shown
+        assert SCRIPT not in shown
     client.post("/sign-out", data={"csrf": hidden(client.get("/").text, "csrf")})
     as_(client, "admin2")
     signed = post(client, f"/admin/grants/{grant.id}/countersign", "/admin/staff", {})
@@ -307,6 +312,17 @@ def test_grants_are_given_countersigned_and_revoked_through_the_pages(
     )
     assert taken.status_code == 303
     assert not next(v for v in operator(client).staff() if v.username == "monitor").unblinded
+
+
+def test_an_admin_revokes_someone_else_s_token(client: TestClient) -> None:
+    made = operator(client, "stat").create_token("laptop", ["dataset"], 30)
+    as_(client, "admin")
+    page = client.get("/admin/staff/stat")
+    assert "laptop" in page.text
+    assert made.token not in page.text
+    response = post(client, f"/admin/staff/stat/tokens/{made.id}/revoke", "/admin/staff/stat", {})
+    assert response.status_code == 303
+    assert operator(client, "stat").tokens()[0].state == "revoked"
 
 
 def test_a_member_of_staff_who_does_not_exist_is_not_found(client: TestClient) -> None:
@@ -406,6 +422,14 @@ def test_the_audit_trail_is_refused_to_roles_without_the_audit_permission(
     as_(client, username)
     assert client.get("/audit").status_code == 403
     assert client.get("/audit", params={"since": "nonsense"}).status_code == 403
+
+
+def test_a_monitor_bound_to_one_site_is_refused_the_audit_records(client: TestClient) -> None:
+    operator(client).add_staff("monitor_nyc", "monitor", ["NYC"])
+    as_(client, "monitor_nyc")
+    response = client.get("/audit")
+    assert response.status_code == 403
+    assert "all sites" in response.text
 
 
 # ---------------------------------------------------------------------- exports
