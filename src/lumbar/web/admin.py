@@ -451,7 +451,8 @@ def audit(request: Request, page: SignedIn) -> Response:
                 {"where": name, "rule": "is not a date", "hint": "YYYY-MM-DD, e.g. 2026-01-31"}
             )
     number = query.get("page", "1")
-    page_number = int(number) if number.isdigit() and int(number) >= 1 else 1
+    # a page past the millionth is no page (and no offset too large for the database)
+    page_number = int(number) if number.isdigit() and 1 <= int(number) <= 10**6 else 1
     found: AuditRecords | None = None
     if not errors:
         try:
