@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from lumbar.operations import Principal, Trial
-from tests.operations.world import World
-from tests.web.conftest import PASSWORD, hidden, set_password, sign_in
+from lumbar.operations import Principal, Trial, create_trial
+from lumbar.protocol import shipped_protocol
+from lumbar.web.app import create_app
+from tests.operations.world import Clock, World
+from tests.web.conftest import CHEAP, PASSWORD, hidden, set_password, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -469,3 +472,19 @@ def test_exports_are_refused_to_roles_without_the_dataset_permission(
     as_(client, username)
     assert client.get("/exports").status_code == 403
     assert post(client, "/exports/dataset", "/account", {}).status_code == 403
+
+
+def test_a_synthetic_trial_s_dataset_is_labelled_synthetic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'synthetic.db'}"
+    clock = Clock()
+    key_file = tmp_path / "synthetic.key"
+    protocol = shipped_protocol("massage-clbp")
+    create_trial(protocol, url, admin="admin", key_file=key_file, synthetic=True, clock=clock)
+    app = create_app(url, key_file=key_file, clock=clock, password_hasher=CHEAP)
+    with TestClient(app, follow_redirects=False) as client:
+        as_(client, "admin")
+        page = client.get("/exports")
+        assert "Synthetic data." in page.text
+        response = post(client, "/exports/dataset", "/exports", {})
+        assert response.status_code == 200
+        assert "-synthetic-dataset-" in response.headers["content-disposition"]
