@@ -87,6 +87,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
     return {
         "about": lambda t: t.about(),
         "verify_audit": lambda t: t.verify_audit(),
+        "audit_records": lambda t: t.audit_records(limit=500),
         "add_site": lambda t: t.add_site("ZZZ", "Nowhere"),
         "sites": lambda t: t.sites(),
         "add_staff": lambda t: t.add_staff("newbie", "monitor", all_sites=True),

@@ -42,6 +42,7 @@ from lumbar.operations.allocation import (
     generate_allocation_list,
     read_allocation_csv,
 )
+from lumbar.operations.audit import AuditService
 from lumbar.operations.consort import ConsortService
 from lumbar.operations.context import (
     SYSTEM_ACTOR,
@@ -160,6 +161,7 @@ class Trial:
         self._safety = SafetyService(context, principal)
         self._dataset = DatasetService(context, principal)
         self._consort = ConsortService(context, principal)
+        self._audit = AuditService(context, principal)
 
     @classmethod
     def open(
@@ -287,6 +289,7 @@ class Trial:
     dataset = Operation("_dataset", DatasetService.dataset)
     export = Operation("_dataset", DatasetService.export)
     consort_records = Operation("_consort", ConsortService.consort_records)
+    audit_records = Operation("_audit", AuditService.audit_records)
 
     set_password = Operation("_credentials", CredentialService.set_password)
     enrol_totp = Operation("_credentials", CredentialService.enrol_totp)

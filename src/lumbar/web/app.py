@@ -43,7 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import api, enrolment, pages, records
+from lumbar.web import admin, api, enrolment, pages, records
 from lumbar.web.base import (
     HERE,
     SECURITY_HEADERS,
@@ -170,6 +170,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(enrolment.router)
     app.include_router(records.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -28,6 +28,7 @@ from lumbar.operations.authentication import (
 )
 from lumbar.operations.context import Context
 from lumbar.operations.people import StaffView
+from lumbar.operations.vocabulary import PERMISSIONS
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -195,6 +196,9 @@ def render(
             "synthetic": context.synthetic,
             "user": None if page is None else page.user,
             "role": None if page is None else page.me.role,
+            "may": frozenset()
+            if page is None
+            else frozenset(name for name, roles in PERMISSIONS.items() if page.me.role in roles),
             "csrf": None if page is None else page.csrf,
             "path": request.url.path,
             **values,
