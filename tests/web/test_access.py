@@ -73,6 +73,7 @@ def _values(world: World, person: Person) -> dict[str, str]:
         "event_id": "1",
         "id": "1",
         "token_id": "1",
+        "grant_id": "1",
         "username": "monitor",
         "code": "SEA",
     }
