@@ -93,6 +93,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "add_staff": lambda t: t.add_staff("newbie", "monitor", all_sites=True),
         "staff": lambda t: t.staff(),
         "me": lambda t: t.me(),
+        "progress": lambda t: t.progress(),
         "grant": lambda t: t.grant("monitor", "unblinded", "test"),
         "revoke": lambda t: t.revoke("monitor", "unblinded", "test"),
         "countersign": lambda t: t.countersign(1),

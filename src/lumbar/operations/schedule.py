@@ -30,6 +30,7 @@ from lumbar.store.schema import Allocation, Participant, Questionnaire, Withdraw
 
 __all__ = [
     "FOLLOW_UP_ENDS",
+    "Progress",
     "ScheduleService",
     "VisitStatus",
     "follow_up_ended_on",
@@ -55,6 +56,42 @@ class VisitStatus:
     status: Status
     completed_on: dt.date | None
     out_of_window: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Recruitment and follow-up at the sites a user sees (counts only, no arm)."""
+
+    on: dt.date
+    planned: int | None
+    """The protocol's planned number of participants randomized (all sites)."""
+    randomized: tuple[tuple[str, str, str, int], ...]
+    """(month YYYY-MM, site, stratum, participants randomized), in order."""
+    visits: tuple[tuple[str, dict[str, int]], ...]
+    """Each follow-up visit and its participants by status (complete, missed, due ...)."""
+
+    def by_month(self) -> list[tuple[str, int, int]]:
+        """(month, randomized that month, randomized by its end), in order."""
+        months: dict[str, int] = {}
+        for month, _, _, count in self.randomized:
+            months[month] = months.get(month, 0) + count
+        total, out = 0, []
+        for month in sorted(months):
+            total += months[month]
+            out.append((month, months[month], total))
+        return out
+
+    def by(self, part: Literal["site", "stratum"]) -> dict[str, int]:
+        """Participants randomized by site or by stratum."""
+        index = 1 if part == "site" else 2
+        counts: dict[str, int] = {}
+        for row in self.randomized:
+            counts[str(row[index])] = counts.get(str(row[index]), 0) + int(row[3])
+        return dict(sorted(counts.items()))
+
+    @property
+    def total(self) -> int:
+        return sum(row[3] for row in self.randomized)
 
 
 def visit_statuses(
@@ -140,6 +177,40 @@ class ScheduleService(Service):
         with self._unit("view", write=False) as unit:
             participant = unit.enrolled(reference)
             return self._statuses(unit, [participant.id], on or unit.now.date())
+
+    def progress(self, on: dt.date | None = None) -> Progress:
+        """How the trial stands at your sites on ``on``: randomizations by month, site and
+        stratum, and each visit's statuses (complete, missed, due ...). No arm: counts only."""
+        today = on or self.context.now().date()
+        with self._unit("view", write=False) as unit:
+            codes = unit.site_codes()
+            rows = unit.session.execute(
+                unit.scope.visible(
+                    select(
+                        Participant.id,
+                        Participant.site_id,
+                        Allocation.stratum,
+                        Allocation.randomized_on,
+                    ).join(Allocation, Allocation.participant_id == Participant.id)
+                )
+            ).all()
+            randomized: dict[tuple[str, str, str], int] = {}
+            for _, site_id, stratum, randomized_on in rows:
+                key = (randomized_on.strftime("%Y-%m"), codes[site_id], str(stratum))
+                randomized[key] = randomized.get(key, 0) + 1
+            visits: dict[str, dict[str, int]] = {visit.id: {} for visit in self.protocol.visits[1:]}
+            for status in self._statuses(unit, [row[0] for row in rows], today):
+                counts = visits.setdefault(status.visit, {})
+                counts[status.status] = counts.get(status.status, 0) + 1
+            return Progress(
+                today,
+                self.protocol.trial.planned_participants,
+                tuple(
+                    (month, site, stratum, count)
+                    for (month, site, stratum), count in sorted(randomized.items())
+                ),
+                tuple((visit, counts) for visit, counts in visits.items()),
+            )
 
     def due(
         self, site: str | None = None, on: dt.date | None = None, *, missed: bool = False

@@ -274,6 +274,7 @@ class Trial:
 
     schedule = Operation("_schedule", ScheduleService.schedule)
     due = Operation("_schedule", ScheduleService.due)
+    progress = Operation("_schedule", ScheduleService.progress)
 
     log_session = Operation("_treatment", TreatmentService.log_session)
     treatment_plan = Operation("_treatment", TreatmentService.plan)

@@ -125,8 +125,8 @@ def dashboard(request: Request, page: SignedIn) -> Response:
     by_site: dict[str, Counter[str]] = {}
     for view in participants:
         by_site.setdefault(view.site, Counter())[view.status] += 1
-    visits = trial.due(on=today, missed=True)
-    visit_counts = Counter(visit.status for visit in visits)
+    visits = trial.due(on=today)
+    progress = trial.progress(on=today)
     events: list[Any] | None
     try:
         events = [event for event in trial.adverse_events() if event.outcome != "resolved"]
@@ -140,17 +140,19 @@ def dashboard(request: Request, page: SignedIn) -> Response:
             "me": page.me,
             "counts": by_status,
             "by_site": sorted(by_site.items()),
-            "visits": sorted(
-                (visit for visit in visits if visit.status in ("due", "overdue")),
-                key=lambda visit: (visit.closes, visit.study_id),
-            ),
-            "visit_counts": visit_counts,
+            "visits": sorted(visits, key=lambda visit: (visit.closes, visit.study_id)),
+            "progress": progress,
+            "statuses": VISIT_STATUSES,
             "events": events,
             "serious": None if events is None else [event for event in events if event.serious],
             "planned": trial.protocol.trial.planned_participants,
         },
         page=page,
     )
+
+
+VISIT_STATUSES = ("complete", "due", "overdue", "missed", "upcoming", "withdrawn")
+"""The columns of the dashboard's follow-up table, in the order a coordinator reads them."""
 
 
 # ---------------------------------------------------------------------- participants
