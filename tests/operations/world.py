@@ -137,8 +137,14 @@ STAFF = [
 ]
 
 
-def build_world(database_url: str, tmp_path: Path, *, synthetic: bool = False) -> World:
-    protocol = shipped_protocol("massage-clbp")
+def build_world(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    synthetic: bool = False,
+    protocol: Protocol | None = None,
+) -> World:
+    protocol = protocol or shipped_protocol("massage-clbp")
     key_file = tmp_path / "trial.key"
     clock = Clock()
     create_trial(

@@ -6,18 +6,25 @@ Each promise of lumbar.web's security has a test here that fails when it is brok
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from lumbar.operations import Principal, Trial
+from lumbar.errors import AccessError
+from lumbar.operations import Principal, Trial, authenticate_password
 from lumbar.operations.authentication import SESSION_ABSOLUTE, SESSION_IDLE
+from lumbar.protocol import shipped_protocol
+from lumbar.protocol.model import Access
 from lumbar.store.schema import AuditRecord, WebSession
+from lumbar.web.app import create_app
 from lumbar.web.base import CONTENT_SECURITY_POLICY, SESSION_COOKIE
-from tests.operations.world import World
-from tests.web.conftest import PASSWORD, hidden, set_password, sign_in
+from tests.operations.world import World, build_world
+from tests.web.conftest import CHEAP, PASSWORD, hidden, set_password, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +218,64 @@ def test_a_blinded_assessor_s_dashboard_leaves_the_adverse_events_out(
     page = client.get("/")
     assert page.status_code == 200
     assert "not shown to your role" in page.text  # the blinded assessor sees no events
+
+
+@pytest.fixture
+def strict(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
+    """A trial whose protocol requires a second factor of admins and the unblinded."""
+    shipped = shipped_protocol("massage-clbp")
+    protocol = shipped.model_copy(update={"access": Access(second_factor=("admin", "unblinded"))})
+    world = build_world(database_url, tmp_path, protocol=protocol)
+    app = create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
+    with TestClient(app, follow_redirects=False) as browser:
+        yield browser, world
+
+
+def test_a_role_the_protocol_requires_a_second_factor_of_must_enrol_one_before_anything_else(
+    strict: tuple[TestClient, World],
+) -> None:
+    client, world = strict
+    set_password(client, "coord_open")  # an unblinded coordinator
+    assert sign_in(client, "coord_open").status_code == 303  # type: ignore[attr-defined]
+    for path in ("/", "/participants", "/account", "/audit"):
+        response = client.get(path)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/account/second-factor"
+    page = client.get("/account/second-factor")
+    assert page.status_code == 200
+    started = client.post("/account/second-factor/start", data={"csrf": hidden(page.text, "csrf")})
+    secret = re.search(r"<dt>Secret</dt><dd><code>([A-Z2-7]+)</code>", started.text)
+    assert secret is not None
+    assert client.get("/").status_code == 303  # not before it is confirmed
+    confirmed = client.post(
+        "/account/second-factor/confirm",
+        data={
+            "csrf": hidden(page.text, "csrf"),
+            "code": pyotp.TOTP(secret.group(1)).at(world.clock.now),
+        },
+    )
+    assert confirmed.status_code == 303
+    assert client.get("/").status_code == 200
+    assert "login" in actions(client)
+
+
+def test_the_operations_refuse_a_principal_whose_second_factor_is_due(
+    strict: tuple[TestClient, World],
+) -> None:
+    client, _ = strict
+    context = client.app.state.context  # type: ignore[attr-defined]
+    set_password(client, "admin")
+    principal = authenticate_password(context, "admin", PASSWORD)
+    assert principal.second_factor_due
+    with pytest.raises(AccessError, match="second factor needed"):
+        Trial(context, principal).participants()
+    Trial(context, principal).enrol_totp()  # the one thing allowed
+
+
+def test_a_blinded_role_the_protocol_does_not_name_signs_in_with_a_password(
+    strict: tuple[TestClient, World],
+) -> None:
+    client, _ = strict
+    set_password(client, "coord")  # blinded coordinator: not named by the protocol
+    assert sign_in(client, "coord").status_code == 303  # type: ignore[attr-defined]
+    assert client.get("/").status_code == 200

@@ -84,6 +84,7 @@ __all__ = [
     "new_totp_secret",
     "password_hasher",
     "resume_web_session",
+    "second_factor_due",
     "start_web_session",
     "survey_token_in_force",
     "totp_step",
@@ -369,13 +370,24 @@ def _sign_in(
     if rehashed:
         staff.password_hash = hasher.hash(password)
     work.actor = staff.username
+    due = second_factor_due(context, staff)
     work.audit(
         "login",
         "staff",
         staff.username,
-        new={"second_factor": staff.totp_active, "rehashed": rehashed},
+        new={"second_factor": staff.totp_active, "rehashed": rehashed}
+        | ({"second_factor_due": True} if due else {}),
     )
-    return Principal(staff.username, work.origin)
+    return Principal(staff.username, work.origin, second_factor_due=due)
+
+
+def second_factor_due(context: Context, staff: Staff) -> bool:
+    """Whether the protocol requires ``staff`` to sign in with a second factor they have
+    not turned on yet (``access.second_factor``: their role, or ``unblinded``)."""
+    if staff.totp_active:
+        return False
+    required = context.protocol.access.second_factor
+    return staff.role in required or ("unblinded" in required and bool(staff.unblinded))
 
 
 def _locked_until(session: Session, name: str, now: dt.datetime) -> dt.datetime | None:
@@ -693,7 +705,13 @@ def resume_web_session(context: Context, token: str) -> Principal:
         if row.ended_at is not None:
             raise _session_refused(f"has ended ({row.end_reason})")
         why = _session_over(row, staff, now)
-        principal = Principal(staff.username, f"web session {row.id}")
+        principal = Principal(
+            staff.username,
+            f"web session {row.id}",
+            # Once they confirm a second factor in this session (a current code from the
+            # app), the session has seen both factors and opens everything their role may.
+            second_factor_due=second_factor_due(context, staff),
+        )
         stale = now - row.last_seen_at >= dt.timedelta(minutes=1)
     if why is not None:
         _end(context, found, staff.username, why)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import bindparam, event, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
-from lumbar.errors import OperationError, Problem, StoreError
+from lumbar.errors import AccessError, OperationError, Problem, StoreError
 from lumbar.operations.scope import Scope, load_scope
 from lumbar.protocol import Protocol, parse_protocol
 from lumbar.store.audit import AuditRows, append_audit, write_anchor
@@ -92,6 +92,10 @@ class Principal:
     permissions: frozenset[str] | None = None
     """The most this principal may do, when less than their role allows: the permissions
     an API token carries. None: everything the role allows. The scope enforces it."""
+    second_factor_due: bool = False
+    """Signed in with a password alone where the protocol requires a second factor
+    (``access.second_factor``): they may only enrol one (units opened with
+    ``second_factor_setup``) until they sign in with it."""
 
     @classmethod
     def operator(cls, username: str) -> Principal:
@@ -270,13 +274,28 @@ class Context:
         *,
         write: bool = True,
         per_participant: bool = False,
+        second_factor_setup: bool = False,
     ) -> Iterator[Unit]:
         """A unit of work for ``principal``, who must hold ``permission``.
 
         ``per_participant``: the unit writes about one participant only, whom it looks up
         with :meth:`Unit.participant` (which then locks that participant's row), so on
         PostgreSQL it may run beside other such units (see :meth:`_session`).
+        ``second_factor_setup``: the unit enrols the principal's own second factor, the one
+        thing a principal whose second factor is due may do.
         """
+        if principal.second_factor_due and not second_factor_setup:
+            raise AccessError(
+                "second factor needed",
+                [
+                    Problem(
+                        f"user {principal.username}",
+                        "the protocol requires your role to sign in with a second factor",
+                        hint="enrol one (your account page, or 'lumbar user totp enrol'), "
+                        "then sign in with its code",
+                    )
+                ],
+            )
         audit = self.key("audit") if write else None
         with self._session(write, per_participant=per_participant) as session:
             scope = load_scope(session, principal.username, principal.permissions)
@@ -567,10 +586,19 @@ class Service:
         return self.context.protocol
 
     def _unit(
-        self, permission: str, *, write: bool = True, per_participant: bool = False
+        self,
+        permission: str,
+        *,
+        write: bool = True,
+        per_participant: bool = False,
+        second_factor_setup: bool = False,
     ) -> AbstractContextManager[Unit]:
         return self.context.unit(
-            self.principal, permission, write=write, per_participant=per_participant
+            self.principal,
+            permission,
+            write=write,
+            per_participant=per_participant,
+            second_factor_setup=second_factor_setup,
         )
 
     def _arm(self, allocation: Allocation) -> str:

@@ -113,7 +113,7 @@ class CredentialService(Service):
 
         It takes effect once confirmed with a code from the app (:meth:`confirm_totp`).
         """
-        with self._unit("view") as unit:
+        with self._unit("view", second_factor_setup=True) as unit:
             unit.scope.require_unlimited("enrolling a second factor")
             staff = _staff(unit, unit.scope.username)
             if staff.totp_active:
@@ -139,7 +139,7 @@ class CredentialService(Service):
 
     def confirm_totp(self, code: str) -> None:
         """Turn your second factor on with a current code from the app."""
-        with self._unit("view") as unit:
+        with self._unit("view", second_factor_setup=True) as unit:
             unit.scope.require_unlimited("confirming a second factor")
             staff = _staff(unit, unit.scope.username)
             if staff.totp_sealed is None or staff.totp_active:

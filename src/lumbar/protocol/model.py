@@ -44,6 +44,7 @@ from lumbar.protocol.rules import check_protocol
 
 __all__ = [
     "PROTOCOL_FORMAT",
+    "Access",
     "AnalysisPlan",
     "Arm",
     "Condition",
@@ -614,6 +615,29 @@ class AnalysisPlan(Frozen):
     )
 
 
+SecondFactorFor = Literal[
+    "admin",
+    "coordinator",
+    "therapist",
+    "outcome_assessor",
+    "statistician",
+    "monitor",
+    "unblinded",
+]
+"""Who a protocol may require a second factor of: a role, or everyone who sees arms."""
+
+
+class Access(Frozen):
+    """How staff sign in to the trial."""
+
+    second_factor: tuple[SecondFactorFor, ...] = Field(
+        default=(),
+        description="who must sign in to the web pages with a second factor (TOTP): roles, "
+        "and 'unblinded' for everyone who sees arms; until they enrol one they may only "
+        "enrol it",
+    )
+
+
 class Protocol(Frozen):
     """A whole trial protocol. Immutable; has a stable content hash.
 
@@ -633,6 +657,7 @@ class Protocol(Frozen):
     randomization: Randomization
     outcomes: tuple[Outcome, ...] = Field(min_length=1)
     analysis: AnalysisPlan
+    access: Access = Access()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:

@@ -46,10 +46,12 @@ from lumbar.operations.context import Clock, Context, utc_now
 from lumbar.web import admin, api, enrolment, pages, records
 from lumbar.web.base import (
     HERE,
+    SECOND_FACTOR_PAGE,
     SECURITY_HEADERS,
     SESSION_COOKIE,
     CsrfRefusedError,
     NotFoundError,
+    SecondFactorDueError,
     SignInNeededError,
     refused,
     render,
@@ -119,6 +121,10 @@ def create_app(
         if error.reason is not None:
             response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    @app.exception_handler(SecondFactorDueError)
+    async def second_factor_due(_request: Request, _error: SecondFactorDueError) -> Response:
+        return RedirectResponse(SECOND_FACTOR_PAGE, status_code=303)
 
     @app.exception_handler(CsrfRefusedError)
     async def csrf_refused(request: Request, _error: CsrfRefusedError) -> Response:

@@ -33,6 +33,7 @@ from lumbar.operations.vocabulary import PERMISSIONS
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "HERE",
+    "SECOND_FACTOR_PAGE",
     "SECURITY_HEADERS",
     "SESSION_COOKIE",
     "SIGN_IN_COOKIE",
@@ -40,6 +41,7 @@ __all__ = [
     "CsrfRefusedError",
     "NotFoundError",
     "Page",
+    "SecondFactorDueError",
     "SignInNeededError",
     "SignedIn",
     "checked_form",
@@ -159,7 +161,18 @@ def signed_in(request: Request) -> Page:
         raise SignInNeededError(
             error.problems[0].rule if error.problems else "signed out"
         ) from None
+    if principal.second_factor_due and not request.url.path.startswith(SECOND_FACTOR_PAGE):
+        raise SecondFactorDueError()
     return Page(request, Trial(context_of(request), principal), token)
+
+
+SECOND_FACTOR_PAGE = "/account/second-factor"
+"""Where someone whose role needs a second factor, and who has none yet, enrols one: the
+only page such a session opens."""
+
+
+class SecondFactorDueError(Exception):
+    """The signed-in user must enrol a second factor before any other page."""
 
 
 SignedIn = Annotated[Page, Depends(signed_in)]
@@ -190,15 +203,20 @@ def render(
     """A page from ``template``, with what every page shows (who, the trial, its labels)."""
     context = context_of(request)
     environment: jinja2.Environment = request.app.state.templates
+    setting_up = page is None or page.trial.principal.second_factor_due
     html = environment.get_template(template).render(
         {
             "trial_title": context.protocol.trial.title,
             "synthetic": context.synthetic,
             "user": None if page is None else page.user,
-            "role": None if page is None else page.me.role,
+            "role": None if setting_up else page.me.role,  # type: ignore[union-attr]
             "may": frozenset()
-            if page is None
-            else frozenset(name for name, roles in PERMISSIONS.items() if page.me.role in roles),
+            if setting_up
+            else frozenset(
+                name
+                for name, roles in PERMISSIONS.items()
+                if page.me.role in roles  # type: ignore[union-attr]
+            ),
             "csrf": None if page is None else page.csrf,
             "path": request.url.path,
             **values,

@@ -18,6 +18,7 @@ from lumbar.errors import AccessError, OperationError
 from lumbar.instruments import INSTRUMENTS, Instrument
 from lumbar.operations.authentication import SIGN_IN_FAILED
 from lumbar.web.base import (
+    SECOND_FACTOR_PAGE,
     CheckedForm,
     NotFoundError,
     Page,
@@ -246,3 +247,42 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
 
 def _redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
+
+
+# ---------------------------------------------------------------------- a second factor due
+
+
+@router.get(SECOND_FACTOR_PAGE)
+def second_factor_page(request: Request, page: SignedIn) -> Response:
+    return render(request, "second_factor.html", {"enrolment": None, "errors": []}, page=page)
+
+
+@router.post(SECOND_FACTOR_PAGE + "/start")
+def second_factor_start(request: Request, form: CheckedForm, page: SignedIn) -> Response:
+    del form
+    try:
+        enrolment = page.trial.enrol_totp()
+    except OperationError as error:
+        return render(
+            request,
+            "second_factor.html",
+            {"enrolment": None, "errors": refused(error)},
+            page=page,
+            status_code=422,
+        )
+    return render(request, "second_factor.html", {"enrolment": enrolment, "errors": []}, page=page)
+
+
+@router.post(SECOND_FACTOR_PAGE + "/confirm")
+def second_factor_confirm(request: Request, form: CheckedForm, page: SignedIn) -> Response:
+    try:
+        page.trial.confirm_totp(form.get("code", "").replace(" ", ""))
+    except OperationError as error:
+        return render(
+            request,
+            "second_factor.html",
+            {"enrolment": None, "confirming": True, "errors": refused(error)},
+            page=page,
+            status_code=422,
+        )
+    return _redirect("/")
