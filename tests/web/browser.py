@@ -135,7 +135,7 @@ def screenshot(tab: Page, name: str) -> Path | None:
 def by_keyboard(tab: Page, wanted: dict[str, str], submit: str, presses: int = 300) -> None:
     """Fill in a form and send it with the keyboard alone, as someone who uses no mouse.
 
-    Tab moves the focus from wherever it is; at each field named in ``wanted`` (by its
+    Tab moves the focus on from wherever it is; at each field named in ``wanted`` (by its
     ``name``) the keys a person would press are pressed: arrow keys through a radio group
     or a closed select until the wanted value is chosen, Space on a checkbox to tick,
     typing into a text box (a date typed as its digits, month first, in en-US). Enter on
@@ -144,8 +144,9 @@ def by_keyboard(tab: Page, wanted: dict[str, str], submit: str, presses: int = 3
     press next.
     """
     done: set[str] = set()
-    for _ in range(presses):
-        tab.keyboard.press("Tab")
+    for press in range(presses):
+        if press:  # the field focused already (autofocus) is the first stop
+            tab.keyboard.press("Tab")
         field = tab.evaluate(_FOCUSED)
         if field["tag"] == "BUTTON" and field["text"].strip() == submit:
             assert done == set(wanted), f"not reached with Tab: {sorted(set(wanted) - done)}"

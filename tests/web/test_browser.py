@@ -224,6 +224,7 @@ def consent_and_enrol(tab: Page, served: Served, screening_number: str) -> str:
     tab.get_by_label("Date consent was given").fill(served.world.clock.today.isoformat())
     tab.get_by_role("button", name="Record consent").click()
     heading(tab, screening_number)
+    accessible(tab, "a consented participant's page")
     tab.get_by_role("button", name=f"Enrol {screening_number}").click()
     study_id = tab.get_by_role("heading", level=1).inner_text()
     assert study_id != screening_number
@@ -241,6 +242,7 @@ def record_identifiers(tab: Page, study_id: str) -> None:
     tab.get_by_label("Date of birth").fill("1981-12-10")
     tab.get_by_role("button", name="Record", exact=True).click()
     expect(tab.get_by_role("status")).to_have_text("The identifiers were recorded.")
+    accessible(tab, "the identifiers, recorded")
     tab.get_by_role("button", name="Open the identifiers (recorded)").click()
     expect(tab.locator("main .facts").last).to_contain_text("Ada <b>Lovelace</b>")
     accessible(tab, "the identifiers, opened")
@@ -256,14 +258,15 @@ def enter_baseline(tab: Page, served: Served, study_id: str) -> None:
         title = INSTRUMENTS.get(instrument).title
         tab.get_by_role("rowheader", name=title).get_by_role("link").click()
         heading(tab, f"Enter: {title}")
-        if instrument == "rdq":
-            accessible(tab, "a questionnaire's form")
+        accessible(tab, f"the form of {instrument}")
         answers = rdq_answers(8) if instrument == "rdq" else answers_for(instrument, 1)
         answer_questionnaire(tab, instrument, answers)
         tab.get_by_role("button", name="Save", exact=True).click()
         heading(tab, title)
+        accessible(tab, f"{instrument} recorded")
         tab.get_by_role("link", name=f"{study_id}, baseline").click()
     expect(tab.get_by_role("cell", name="not yet")).to_have_count(0)
+    accessible(tab, "a visit's page, complete")
 
 
 def open_participant_by_nav(tab: Page, study_id: str) -> None:
@@ -280,6 +283,7 @@ def randomize(tab: Page, study_id: str) -> None:
     tab.get_by_role("button", name=f"Randomize {study_id} now").click()
     heading(tab, study_id)
     expect(tab.locator(".facts")).to_contain_text("randomized")
+    accessible(tab, "a randomized participant's page, blinded")
     tab.get_by_role("link", name="Randomization").click()
     expect(tab.locator(".facts")).to_contain_text("not shown: you are blinded")
     accessible(tab, "an assignment, blinded")
@@ -290,6 +294,7 @@ def record_adverse_event(tab: Page, served: Served, study_id: str) -> None:
     """An adverse event: first sent empty (the form again, with its messages), then whole."""
     tab.get_by_role("link", name="Record an adverse event").click()
     heading(tab, f"Record an adverse event: {study_id}")
+    accessible(tab, "the adverse event form")
     tab.get_by_role("button", name="Record the event").click()
     expect(tab.get_by_role("alert")).to_be_visible()
     expect(tab.locator("[aria-invalid=true]").first).to_be_visible()
@@ -310,14 +315,17 @@ def week_10_with_a_correction(tab: Page, served: Served, study_id: str) -> None:
     (first without one: refused at the field), and the correction in its history."""
     open_participant_by_nav(tab, study_id)
     open_visit(tab, "week_10")
+    accessible(tab, "a follow-up visit's page")
     title = INSTRUMENTS.get("rdq").title
     tab.get_by_role("rowheader", name=title).get_by_role("link").click()
+    accessible(tab, "a follow-up questionnaire's form")
     answer_questionnaire(tab, "rdq", rdq_answers(12))
     tab.get_by_role("button", name="Save", exact=True).click()
     heading(tab, title)
     accessible(tab, "a recorded questionnaire")
     tab.get_by_role("link", name="Correct an answer or the date").click()
     heading(tab, f"Correct: {title}")
+    accessible(tab, "a correction's form")
     answer_questionnaire(tab, "rdq", {"rdq_01": 0})
     tab.get_by_role("button", name="Save the correction").click()
     expect(tab.get_by_label("Reason for the correction")).to_have_attribute("aria-invalid", "true")
@@ -370,6 +378,7 @@ def coordinator_day(tab: Page, served: Served) -> None:
     week_10_due(served)  # ten weeks on: a new day, a new code
     sign_in(tab, served, "coord", totp.at(served.world.clock.now))
     heading(tab, "Dashboard")
+    accessible(tab, "the dashboard, ten weeks on")
     week_10_with_a_correction(tab, served, study_id)
 
     tab.goto(served.url + "/participants/NYC-0001")  # another site's: as if it did not exist
@@ -395,8 +404,10 @@ def assessor_day(tab: Page, served: Served) -> None:
     sign_in(tab, served, "assessor")
     heading(tab, "Dashboard")
     assert blinded_text_shown(served, tab) == [], "the dashboard"
+    accessible(tab, "the dashboard, blinded")
     go(tab, "Participants")
     assert blinded_text_shown(served, tab) == [], "the participant list"
+    accessible(tab, "the participant list, blinded")
     for study_id in served.randomized:
         open_participant(tab, study_id)
         assert blinded_text_shown(served, tab) == [], study_id
@@ -407,6 +418,7 @@ def assessor_day(tab: Page, served: Served) -> None:
     open_participant(tab, study_id)
     open_visit(tab, "week_10")
     assert blinded_text_shown(served, tab) == [], "a visit's page"
+    accessible(tab, "a visit's page, blinded")
     satisfaction = INSTRUMENTS.get("satisfaction")
     tab.get_by_role("rowheader", name=satisfaction.title).get_by_role("link").click()
     assert blinded_text_shown(served, tab) == [], "a questionnaire's form"
@@ -418,6 +430,7 @@ def assessor_day(tab: Page, served: Served) -> None:
         "not answered"
     )
     assert blinded_text_shown(served, tab) == [], "a recorded questionnaire"
+    accessible(tab, "a recorded questionnaire, blinded")
     tab.get_by_role("link", name=f"{study_id}, week 10").click()
     assert blinded_text_shown(served, tab) == [], "a visit's page, completed"
     tab.get_by_role("link", name=study_id, exact=True).click()
@@ -435,11 +448,13 @@ def therapist_day(tab: Page, served: Served) -> None:
     heading(tab, "Dashboard")
     accessible(tab, "a therapist's dashboard")
     go(tab, "Participants")
+    accessible(tab, "the participant list, for a therapist")
     open_participant(tab, study_id)
     accessible(tab, "a participant's page, for their therapist")
     tab.get_by_role("link", name="The sessions").click()
     heading(tab, f"Treatment sessions: {study_id}")
     expect(tab.locator(".facts")).to_contain_text(arm.label)
+    assert arm.label in blinded_text_shown(served, tab)  # what the assessor's check finds
     accessible(tab, "the sessions, none yet")
     tab.get_by_role("link", name="Log a session").click()
     heading(tab, f"Log a session: {study_id}")
@@ -472,6 +487,8 @@ def monitor_day(tab: Page, served: Served) -> None:
     """A monitor reads the audit trail by participant and by action, and verifies it."""
     study_id = served.randomized[0]
     sign_in(tab, served, "monitor")
+    heading(tab, "Dashboard")
+    accessible(tab, "a monitor's dashboard")
     go(tab, "Audit trail")
     heading(tab, "Audit trail")
     accessible(tab, "the audit trail")
@@ -487,6 +504,7 @@ def monitor_day(tab: Page, served: Served) -> None:
     actions = records.locator("tbody td:nth-child(5)").all_inner_texts()
     assert actions, "no questionnaire recorded?"
     assert set(actions) == {"questionnaire.record"}, actions
+    accessible(tab, "the audit trail of an action")
     tab.get_by_role("button", name="Verify now").click()
     expect(tab.get_by_role("status")).to_contain_text("Intact.")
     accessible(tab, "the audit trail, verified")
@@ -498,6 +516,8 @@ def statistician_day(tab: Page, served: Served) -> None:
     """A blinded statistician downloads the de-identified dataset: the randomized
     participants are in it, their arms are not."""
     sign_in(tab, served, "stat")
+    heading(tab, "Dashboard")
+    accessible(tab, "a statistician's dashboard")
     go(tab, "Exports")
     heading(tab, "Exports")
     accessible(tab, "the exports")
@@ -575,3 +595,10 @@ def test_a_monitor_filters_the_audit_trail_and_verifies_it(tab: Page, served: Se
 
 def test_a_statistician_downloads_the_dataset(tab: Page, served: Served) -> None:
     statistician_day(tab, served)
+
+
+def test_a_field_the_tab_order_skips_fails_the_keyboard_check(tab: Page, served: Served) -> None:
+    tab.goto(served.url + "/sign-in")
+    tab.get_by_label("Password").evaluate("field => field.tabIndex = -1")
+    with pytest.raises(AssertionError, match="not reached with Tab: \\['password'\\]"):
+        by_keyboard(tab, {"username": "assessor", "password": PASSWORD}, "Sign in")
