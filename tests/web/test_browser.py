@@ -336,6 +336,7 @@ def week_10_with_a_correction(tab: Page, served: Served, study_id: str) -> None:
     history = tab.get_by_role("table", name=re.compile("Every correction"))
     expect(history).to_contain_text("misread <i>the</i> paper form")
     expect(history).to_contain_text("coord")
+    expect(history).to_contain_text(": 1 → 0")  # the answer, as the form gave it
     accessible(tab, "a questionnaire with its corrections")
     screenshot(tab, "questionnaire-history")
 
