@@ -28,7 +28,7 @@ from lumbar.web.app import create_app
 from tests.operations.world import World, build_world
 from tests.web.conftest import CHEAP
 
-__all__ = ["SCREENSHOTS", "Served", "accessible", "chromium", "screenshot"]
+__all__ = ["SCREENSHOTS", "Served", "accessible", "by_keyboard", "chromium", "screenshot"]
 
 SCREENSHOTS = "LUMBAR_SCREENSHOTS"
 """The environment variable naming a folder for the pages' screenshots (none are kept
@@ -130,3 +130,59 @@ def screenshot(tab: Page, name: str) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(path), full_page=True)
     return path
+
+
+def by_keyboard(tab: Page, wanted: dict[str, str], submit: str, presses: int = 300) -> None:
+    """Fill in a form and send it with the keyboard alone, as someone who uses no mouse.
+
+    Tab moves the focus on from wherever it is; at each field named in ``wanted`` (by its
+    ``name``) the keys a person would press are pressed: arrow keys through a radio group
+    or a closed select until the wanted value is chosen, Space on a checkbox to tick,
+    typing into a text box (a date typed as its digits, month first, in en-US). Enter on
+    the button named ``submit`` sends the form, once every wanted field was reached: a
+    field the Tab order skips fails the test. The DOM is only read, to know which key to
+    press next.
+    """
+    done: set[str] = set()
+    for press in range(presses):
+        if press:  # the field focused already (autofocus) is the first stop
+            tab.keyboard.press("Tab")
+        field = tab.evaluate(_FOCUSED)
+        if field["tag"] == "BUTTON" and field["text"].strip() == submit:
+            assert done == set(wanted), f"not reached with Tab: {sorted(set(wanted) - done)}"
+            tab.keyboard.press("Enter")
+            return
+        name = field["name"]
+        if name not in wanted or name in done:
+            continue
+        want = wanted[name]
+        if field["type"] == "radio" or field["tag"] == "SELECT":
+            for _ in range(40):
+                field = tab.evaluate(_FOCUSED)
+                if field["value"] == want and (field["type"] != "radio" or field["checked"]):
+                    break
+                tab.keyboard.press("ArrowDown")
+        elif field["type"] == "checkbox":
+            if bool(want) != field["checked"]:
+                tab.keyboard.press("Space")
+        elif field["type"] == "date":
+            if field["value"] != want:
+                year, month, day = want.split("-")
+                tab.keyboard.type(month + day + year)
+        elif field["value"] != want:
+            tab.keyboard.press("Control+A")
+            tab.keyboard.type(want)
+        field = tab.evaluate(_FOCUSED)
+        if field["type"] == "checkbox":
+            assert field["checked"] == bool(want), name
+        else:
+            assert field["value"] == want, f"{name}: {field['value']!r}, not {want!r}"
+        done.add(name)
+    raise AssertionError(f"no button {submit!r} reached in {presses} presses of Tab")
+
+
+_FOCUSED = """() => {
+  const field = document.activeElement;
+  return {tag: field.tagName, type: field.type || "", name: field.name || "",
+          text: field.textContent || "", value: field.value || "", checked: !!field.checked};
+}"""

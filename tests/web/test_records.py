@@ -149,6 +149,29 @@ def test_a_correction_needs_a_reason_and_shows_in_the_history(
     coord.close()
 
 
+def test_a_correction_of_an_answer_entered_in_the_form_shows_whole_numbers(
+    world: World, coordinator: TestClient
+) -> None:
+    # Typed into the form an answer is kept as 1.0; corrected, as 0: the history says
+    # 1 → 0, as the answers table does, not 1.0 → 0.
+    study_id = world.enrolled()
+    url = f"/participants/{study_id}/visits/baseline/rdq"
+    completed_on = world.clock.today.isoformat()
+    entered = post(coordinator, url, {"completed_on": completed_on, **as_form(rdq_answers(8))})
+    assert entered.status_code == 303
+    changed = as_form({**rdq_answers(8), "rdq_01": 0})
+    corrected = post(
+        coordinator, url + "/edit", {"completed_on": completed_on, "reason": "misread", **changed}
+    )
+    assert corrected.status_code == 303
+    history = coordinator.get(url).text.split('id="history"')[1].split("</section>")[0]
+    assert ": 1 → 0</li>" in history
+    assert "1.0" not in history
+    recorded = world.as_("coord").questionnaire(study_id, "baseline", "rdq")
+    assert recorded is not None
+    assert recorded.answers["rdq_01"] == 0
+
+
 @pytest.mark.parametrize(
     ("instrument", "answers", "field", "words"),
     [

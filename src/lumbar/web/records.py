@@ -217,6 +217,8 @@ def questionnaire_page(
             "answers": {item: shown_answer(value) for item, value in recorded.answers.items()},
             "score_labels": _score_labels(definition),
             "item_labels": {item.id: definition.text_of(item.id) for item in definition.items},
+            # The trail keeps an answer as it came (1 from one client, 1.0 from another).
+            "shown": shown_answer,
         },
         page=page,
     )
