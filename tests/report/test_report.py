@@ -78,7 +78,7 @@ def test_the_demo_writes_every_section_table_and_figure(demo: DemoResult) -> Non
         assert table in tables
     assert demo.audit is not None
     assert demo.audit.intact
-    assert set(demo.timings) == {"create", "simulate", "analyse", "report", "total"}
+    assert set(demo.timings) == {"create", "simulate", "analyse", "report", "accounts", "total"}
 
 
 def test_every_file_says_synthetic(demo: DemoResult) -> None:
