@@ -118,6 +118,7 @@ def test_schema_is_json_schema_of_the_protocol() -> None:
         "randomization",
         "outcomes",
         "analysis",
+        "access",
     }
 
 
