@@ -41,7 +41,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -535,6 +535,23 @@ def _matching(token: str, candidates: list[tuple[str, int]]) -> int | None:
     return found
 
 
+def _owned(
+    session: Session, model: type[ApiToken] | type[WebSession], token: str
+) -> tuple[Any, Staff] | None:
+    """The row of ``model`` (API token or web session) whose digest is ``token``'s, with
+    its owner; None when there is none. Found by the token's non-secret prefix, then
+    compared in constant time with every candidate."""
+    rows: list[Any] = list(
+        session.execute(
+            select(model, Staff)
+            .join(Staff, Staff.id == model.staff_id)
+            .where(model.prefix == _lookup(token))
+        ).all()
+    )
+    found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
+    return next(((row, staff) for row, staff in rows if row.id == found), None)
+
+
 def _well_formed(token: str, kind: str) -> bool:
     return token.startswith(kind) and len(token) == _TOKEN_LENGTH and token.isascii()
 
@@ -560,15 +577,11 @@ def authenticate_token(context: Context, token: str) -> Principal:
         raise refused
     now = context.now()
     with context.db.read() as session:
-        rows = session.execute(
-            select(ApiToken, Staff)
-            .join(Staff, Staff.id == ApiToken.staff_id)
-            .where(ApiToken.prefix == _lookup(token))
-        ).all()
-        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
-        if found is None:
+        owned = _owned(session, ApiToken, token)
+        if owned is None:
             raise refused
-        row, staff = next((row, staff) for row, staff in rows if row.id == found)
+        row, staff = owned
+        found = row.id
         why = _out_of_force(row, staff, now)
         principal = Principal(staff.username, f"token {row.id}", frozenset(row.permissions))
         stale = row.last_used_at is None or now - row.last_used_at >= dt.timedelta(minutes=1)
@@ -693,15 +706,11 @@ def resume_web_session(context: Context, token: str) -> Principal:
         raise _session_refused("is not a session of this trial")
     now = context.now()
     with context.db.read() as session:
-        rows = session.execute(
-            select(WebSession, Staff)
-            .join(Staff, Staff.id == WebSession.staff_id)
-            .where(WebSession.prefix == _lookup(token))
-        ).all()
-        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
-        if found is None:
+        owned = _owned(session, WebSession, token)
+        if owned is None:
             raise _session_refused("is not a session of this trial")
-        row, staff = next((row, staff) for row, staff in rows if row.id == found)
+        row, staff = owned
+        found = row.id
         if row.ended_at is not None:
             raise _session_refused(f"has ended ({row.end_reason})")
         why = _session_over(row, staff, now)
