@@ -186,6 +186,7 @@ def test_every_permission_refuses_other_roles_naming_those_who_may(
         "withdraw": [lambda t: t.withdraw(randomized, "withdrew_consent", "moved away", today)],
         "dataset": [lambda t: t.dataset(), lambda t: t.export(tmp_path / "refused.csv")],
         "audit": [lambda t: t.verify_audit()],
+        "notifications": [lambda t: t.notifications(), lambda t: t.acknowledge_notification(1)],
         "verify_randomization": [lambda t: t.verify_randomization()],
         "backup": [lambda t: t.authorize("backup")],
         "restore": [lambda t: t.authorize("restore")],

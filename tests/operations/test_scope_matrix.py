@@ -46,6 +46,7 @@ class Site:
     waiting: str
     screening: str
     event: int
+    notification: int
     name: str
 
 
@@ -67,7 +68,7 @@ def _site(world: World, admin: Trial, code: str) -> Site:
     name = f"Person Of {code.title()}"
     admin.record_identity(randomized, name=name)
     event = admin.report_adverse_event(
-        randomized, "sore back", world.clock.today, severity="mild", serious=False,
+        randomized, "sore back", world.clock.today, severity="severe", serious=True,
         relatedness="possible",
     )  # fmt: skip
     arm = world.arm(randomized)
@@ -77,7 +78,8 @@ def _site(world: World, admin: Trial, code: str) -> Site:
         therapist.log_session(randomized, world.clock.today, 60, [technique], ["low_back"])
     waiting = _ready(world, admin, code)
     screening = admin.screen(code, {"age": 30}).screening_number
-    return Site(randomized, waiting, screening, event.id, name)
+    (notification,) = (n for n in admin.notifications() if n.study_id == randomized)
+    return Site(randomized, waiting, screening, event.id, notification.id, name)
 
 
 def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callable[[Trial], object]]:
@@ -148,6 +150,8 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         ),
         "adverse_events": lambda t: t.adverse_events(),
         "adverse_event_table": lambda t: t.adverse_event_table(),
+        "notifications": lambda t: t.notifications(),
+        "acknowledge_notification": lambda t: t.acknowledge_notification(target.notification),
         "set_password": lambda t: t.set_password("a long passphrase for the matrix"),
         "enrol_totp": lambda t: t.enrol_totp(),
         "confirm_totp": lambda t: t.confirm_totp("000000"),

@@ -67,9 +67,9 @@ def technique_words(world: World) -> list[str]:
 
 
 def message_beside(html: str, field: str) -> str:
-    found = re.search(rf'<ul class="field-errors" id="error-{field}">(.*?)</ul>', html, re.S)
+    found = re.search(rf'<ul class="field-errors" id="{field}-error">(.*?)</ul>', html, re.S)
     assert found is not None, f"no message beside {field}"
-    assert f'aria-describedby="error-{field}' in html
+    assert f'aria-describedby="{field}-error' in html
     return found.group(1)
 
 

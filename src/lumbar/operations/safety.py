@@ -19,6 +19,7 @@ from lumbar.operations.context import (
     not_before_consent,
     require_text,
 )
+from lumbar.operations.outbox import queue_serious_adverse_event
 from lumbar.operations.vocabulary import OUTCOMES, RELATEDNESS, SEVERITIES
 from lumbar.store.schema import AdverseEvent, Allocation, Participant
 
@@ -54,7 +55,8 @@ class SafetyService(Service):
         relatedness: str,
         outcome: str = "unknown",
     ) -> AdverseEventView:
-        """Record an adverse event; a serious one is flagged in the audit trail's action."""
+        """Record an adverse event; a serious one is flagged in the audit trail's action and
+        queued as a notification for the monitors of the participant's site."""
         description = require_text(description, "description", "description of the event")
         problems = []
         for field, value, allowed in (
@@ -92,6 +94,8 @@ class SafetyService(Service):
                 event.id,
                 new=_event_payload(event, str(participant.study_id)),
             )
+            if serious:
+                queue_serious_adverse_event(unit, event, participant)
             return _event_view(event, str(participant.study_id))
 
     def update_adverse_event(self, event_id: int, *, outcome: str, reason: str) -> AdverseEventView:

@@ -14,8 +14,8 @@
 :class:`Trial` is the public API of operations: the CLI, the simulator and the web
 app call its methods, and nothing else. Each method hands over to the service of
 its area (people, credentials, enrolment, responses and survey links,
-randomization, schedule, treatment, safety, dataset, CONSORT records), which
-share one :class:`Context`. Making a ``Trial`` over an open context costs a few
+randomization, schedule, treatment, safety, the outbox, dataset, CONSORT records),
+which share one :class:`Context`. Making a ``Trial`` over an open context costs a few
 attribute assignments: no engine, key or protocol is read again.
 """
 
@@ -58,6 +58,7 @@ from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
 )
+from lumbar.operations.outbox import OutboxService
 from lumbar.operations.people import PeopleService
 from lumbar.operations.randomization import RandomizationService, slot_context
 from lumbar.operations.responses import ResponseService
@@ -159,6 +160,7 @@ class Trial:
         self._schedule = ScheduleService(context, principal)
         self._treatment = TreatmentService(context, principal)
         self._safety = SafetyService(context, principal)
+        self._outbox = OutboxService(context, principal)
         self._dataset = DatasetService(context, principal)
         self._consort = ConsortService(context, principal)
         self._audit = AuditService(context, principal)
@@ -286,6 +288,8 @@ class Trial:
     update_adverse_event = Operation("_safety", SafetyService.update_adverse_event)
     adverse_events = Operation("_safety", SafetyService.adverse_events)
     adverse_event_table = Operation("_safety", SafetyService.adverse_event_table)
+    notifications = Operation("_outbox", OutboxService.notifications)
+    acknowledge_notification = Operation("_outbox", OutboxService.acknowledge_notification)
 
     dataset = Operation("_dataset", DatasetService.dataset)
     export = Operation("_dataset", DatasetService.export)

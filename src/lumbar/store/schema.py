@@ -478,6 +478,36 @@ class Withdrawal(Base):
     recorded_at: Mapped[dt.datetime]
 
 
+class OutboxMessage(Base):
+    """A message queued for someone, written in the same unit of work as what it reports.
+
+    Today: a serious adverse event, addressed to the monitors of the participant's site
+    (``recipient_role`` and ``site_id``, so a monitor who joins later sees it too) on the
+    ``inbox`` channel (shown in lumbar, acknowledged by one of them). The payload holds no
+    free text and no identifier: a message may be read by someone blinded.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status in ('queued', 'acknowledged', 'cancelled')", name="status"),
+        CheckConstraint("channel in ('inbox')", name="channel"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient_role: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id"))
+    subject: Mapped[str] = mapped_column(String(64))
+    """What the message is about, as ``<table>:<id>`` (``adverse_event:12``)."""
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[dt.datetime]
+    acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
 class AuditRecord(Base):
     """One append-only, hash-chained record of a write."""
 

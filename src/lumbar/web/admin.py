@@ -38,8 +38,7 @@ from lumbar.web.base import (
     Page,
     SignedIn,
     context_of,
-    is_unknown,
-    refused,
+    form_refusal,
     render,
     sign_out,
 )
@@ -50,15 +49,6 @@ router = APIRouter()
 
 AUDIT_PAGE = 50
 """Audit records on one page of the trail."""
-
-
-def _messages(error: OperationError) -> list[dict[str, str]]:
-    """A refusal as the form's messages; a refused role is a 403 page, the unknown a 404."""
-    if isinstance(error, AccessError):
-        raise error
-    if is_unknown(error):
-        raise NotFoundError() from None
-    return refused(error)
 
 
 def _redirect(url: str) -> Response:
@@ -132,7 +122,7 @@ def change_own_password(request: Request, form: CheckedForm, page: SignedIn) -> 
         try:
             page.trial.set_password(password)
         except OperationError as error:
-            problems = _messages(error)
+            problems = form_refusal(error)
     if problems:
         return _account(request, page, failed="password", errors=problems, status_code=422)
     return sign_out(request)  # every session of the account ends with the old password
@@ -143,7 +133,7 @@ def enrol_second_factor(request: Request, form: CheckedForm, page: SignedIn) -> 
     try:
         enrolment = page.trial.enrol_totp()
     except OperationError as error:
-        return _account(request, page, failed="totp", errors=_messages(error), status_code=422)
+        return _account(request, page, failed="totp", errors=form_refusal(error), status_code=422)
     return render(
         request,
         "admin_totp.html",
@@ -157,7 +147,9 @@ def confirm_second_factor(request: Request, form: CheckedForm, page: SignedIn) -
     try:
         page.trial.confirm_totp(form.get("code", "").strip())
     except OperationError as error:
-        return _account(request, page, failed="confirm", errors=_messages(error), status_code=422)
+        return _account(
+            request, page, failed="confirm", errors=form_refusal(error), status_code=422
+        )
     return _redirect("/account?done=totp")
 
 
@@ -179,7 +171,12 @@ def create_token(request: Request, form: CheckedForm, page: SignedIn) -> Respons
         )
     except OperationError as error:
         return _account(
-            request, page, failed="token", errors=_messages(error), entered=form, status_code=422
+            request,
+            page,
+            failed="token",
+            errors=form_refusal(error),
+            entered=form,
+            status_code=422,
         )
     return render(request, "admin_token.html", {"token": token}, page=page)
 
@@ -191,7 +188,7 @@ def revoke_own_token(
     try:
         page.trial.revoke_token(token_id)
     except OperationError as error:
-        return _account(request, page, failed="revoke", errors=_messages(error), status_code=422)
+        return _account(request, page, failed="revoke", errors=form_refusal(error), status_code=422)
     return _redirect("/account?done=revoked")
 
 
@@ -230,7 +227,7 @@ def add_site(request: Request, form: CheckedForm, page: SignedIn) -> Response:
     try:
         page.trial.add_site(form.get("code", "").strip(), form.get("name", ""))
     except OperationError as error:
-        return _sites(request, page, errors=_messages(error), entered=form)
+        return _sites(request, page, errors=form_refusal(error), entered=form)
     return _redirect("/admin/sites")
 
 
@@ -282,7 +279,7 @@ def add_staff(request: Request, form: CheckedForm, page: SignedIn) -> Response:
             reason=form.get("reason") or None,
         )
     except OperationError as error:
-        return _staff(request, page, failed="add", errors=_messages(error), entered=form)
+        return _staff(request, page, failed="add", errors=form_refusal(error), entered=form)
     return _redirect(f"/admin/staff/{username}")
 
 
@@ -291,7 +288,7 @@ def countersign(grant_id: int, request: Request, form: CheckedForm, page: Signed
     try:
         page.trial.countersign(grant_id)
     except OperationError as error:
-        return _staff(request, page, failed="countersign", errors=_messages(error))
+        return _staff(request, page, failed="countersign", errors=form_refusal(error))
     return _redirect("/admin/staff")
 
 
@@ -345,7 +342,9 @@ def _act(
     try:
         action()
     except OperationError as error:
-        return _member(request, page, username, failed=name, errors=_messages(error), entered=form)
+        return _member(
+            request, page, username, failed=name, errors=form_refusal(error), entered=form
+        )
     return _redirect(f"/admin/staff/{username}?done={name}")
 
 
@@ -466,7 +465,7 @@ def audit(request: Request, page: SignedIn) -> Response:
                 limit=AUDIT_PAGE,
             )
         except OperationError as error:
-            errors = _messages(error)
+            errors = form_refusal(error)
     else:
         page.trial.authorize("audit")  # a role that may not read the trail learns nothing
     report = page.trial.verify_audit() if query.get("verify") == "1" else None

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -33,6 +36,8 @@ from lumbar.operations.vocabulary import PERMISSIONS
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "HERE",
+    "NAMED_BY_URL",
+    "NOT_COLLECTED",
     "SECOND_FACTOR_PAGE",
     "SECURITY_HEADERS",
     "SESSION_COOKIE",
@@ -46,6 +51,10 @@ __all__ = [
     "SignedIn",
     "checked_form",
     "csrf_token",
+    "field_messages",
+    "form_field",
+    "form_refusal",
+    "found",
     "is_unknown",
     "refused",
     "render",
@@ -219,6 +228,10 @@ def render(
             ),
             "csrf": None if page is None else page.csrf,
             "path": request.url.path,
+            "messages": field_messages(
+                values.get("errors") or [],
+                f"{values['failed']}-" if values.get("failed") else "",
+            ),
             **values,
         }
     )
@@ -238,6 +251,71 @@ def refused(error: LumbarError) -> list[dict[str, str]]:
 def is_unknown(error: OperationError) -> bool:
     """Whether a refusal means "no such thing that you may see" (answered 404)."""
     return error.summary.startswith("unknown ")
+
+
+NOT_COLLECTED = "instrument not collected at this visit"
+"""The refusal for an instrument a visit does not collect: no such page (404) either."""
+
+
+NAMED_BY_URL = frozenset(
+    {"participant", "visit", "event", "notification", "token", "grant", "username"}
+)
+"""What an operation's "unknown ..." refusal can be about that a page's URL names (an
+unknown site, role or outcome is a value typed in a field instead)."""
+
+
+def form_refusal(error: LumbarError) -> list[dict[str, str]]:
+    """What a form shows for an operation's refusal, the one way every page decides it.
+
+    A role refused is re-raised (the 403 page); "no such thing that you may see" about
+    what the URL names (another site's participant, an event that is not theirs) is a 404,
+    so a page never tells whether it exists; anything else, an unknown value typed in a
+    field included, is shown at its field.
+    """
+    if isinstance(error, AccessError):
+        raise error
+    if isinstance(error, OperationError) and (
+        error.summary == NOT_COLLECTED
+        or (is_unknown(error) and any(p.where in NAMED_BY_URL for p in error.problems))
+    ):
+        raise NotFoundError() from None
+    return refused(error)
+
+
+@contextmanager
+def found() -> Iterator[None]:
+    """Read what the URL names: an operation's "unknown" (another site's alike) is a 404."""
+    try:
+        yield
+    except OperationError as error:
+        form_refusal(error)
+        raise
+
+
+_ITEM_WHERE = re.compile(r"^\w+: item '?(?P<item>\w+)'?$")
+SCREENING_WHERE = "screening question "
+"""How the operations name a screening question in a refusal (``screening question age``)."""
+
+
+def form_field(where: str) -> str:
+    """The form field a refusal's ``where`` names: an instrument's item (``rdq: item rdq_05``
+    is ``rdq_05``), a screening question (``screening question age`` is ``q_age``), or
+    the field itself."""
+    if where.startswith(SCREENING_WHERE):
+        return "q_" + where.removeprefix(SCREENING_WHERE)
+    match = _ITEM_WHERE.match(where)
+    return match.group("item") if match else where
+
+
+def field_messages(errors: list[dict[str, str]], prefix: str = "") -> dict[str, list[str]]:
+    """Each refusal's message keyed by the field it names (``prefix``: the form's name, on a
+    page of several forms), as the templates' ``field_messages`` macro shows them."""
+    messages: dict[str, list[str]] = {}
+    for error in errors:
+        field = prefix + form_field(error.get("where", ""))
+        text = error.get("rule", "") + (f" ({error['hint']})" if error.get("hint") else "")
+        messages.setdefault(field, []).append(text)
+    return messages
 
 
 # ---------------------------------------------------------------------- signing in

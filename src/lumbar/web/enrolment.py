@@ -22,18 +22,23 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from lumbar.errors import AccessError, AnswerError, LumbarError, OperationError
+from lumbar.errors import AnswerError, OperationError
 from lumbar.operations.enrolment import ParticipantView
 from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol.model import Question
-from lumbar.web.base import CheckedForm, NotFoundError, Page, SignedIn, is_unknown, refused, render
+from lumbar.web.base import (
+    CheckedForm,
+    NotFoundError,
+    Page,
+    SignedIn,
+    form_refusal,
+    found,
+    render,
+)
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-SCREENING_WHERE = "screening question "
-"""How the operations name a screening question in a refusal (``screening question age``)."""
 
 UNDERSTOOD = "I understand that breaking the blind is recorded and reported"
 
@@ -52,16 +57,14 @@ def screening_post(request: Request, form: CheckedForm, page: SignedIn) -> Respo
     answers = _answers(page, form)
     try:
         view = page.trial.screen(form.get("site", ""), answers)
-    except AccessError:
-        raise
     except (OperationError, AnswerError) as error:
-        return _screening_page(request, page, form, refused(error), status_code=422)
+        return _screening_page(request, page, form, form_refusal(error), status_code=422)
     return _redirect(f"/participants/{view.screening_number}/screening")
 
 
 @router.get("/participants/{reference}/screening")
 def screening_outcome(reference: str, request: Request, page: SignedIn) -> Response:
-    view = _call(page.trial.screening, reference)
+    view = _read(page.trial.screening, reference)
     return _outcome_page(request, page, reference, view, {}, [])
 
 
@@ -73,12 +76,11 @@ def screening_update(
     given = {question: value for question, value in answers.items() if value is not None}
     try:
         page.trial.update_screening(reference, given, form.get("reason", ""))
-    except AccessError:
-        raise
     except (OperationError, AnswerError) as error:
-        _unknown_is_404(error)
-        view = _call(page.trial.screening, reference)
-        return _outcome_page(request, page, reference, view, form, refused(error), status_code=422)
+        view = _read(page.trial.screening, reference)
+        return _outcome_page(
+            request, page, reference, view, form, form_refusal(error), status_code=422
+        )
     return _redirect(f"/participants/{reference}/screening")
 
 
@@ -128,7 +130,6 @@ def _screening_page(
             "sites": page.trial.sites(),
             "form": dict(form),
             "errors": errors,
-            "at": _by_field(errors),
         },
         page=page,
         status_code=status_code,
@@ -161,7 +162,6 @@ def _outcome_page(
             "questions": questions,
             "form": shown,
             "errors": errors,
-            "at": _by_field(errors),
         },
         page=page,
         status_code=status_code,
@@ -194,11 +194,10 @@ def consent_post(reference: str, request: Request, form: CheckedForm, page: Sign
         if consent_date is None:
             return _form_page(request, page, "enrolment_consent.html", view, form, wrong, 422)
         page.trial.consent(reference, form.get("version", ""), consent_date)
-    except AccessError:
-        raise
     except OperationError as error:
-        _unknown_is_404(error)
-        return _form_page(request, page, "enrolment_consent.html", view, form, refused(error), 422)
+        return _form_page(
+            request, page, "enrolment_consent.html", view, form, form_refusal(error), 422
+        )
     return _redirect(f"/participants/{reference}")
 
 
@@ -211,17 +210,14 @@ def _consent_version(page: Page) -> str:
 def enrol_post(reference: str, request: Request, form: CheckedForm, page: SignedIn) -> Response:
     try:
         study_id = page.trial.enrol(reference)
-    except AccessError:
-        raise
     except OperationError as error:
-        _unknown_is_404(error)
         return render(
             request,
             "error.html",
             {
                 "title": "Not enrolled",
                 "message": "Enrolment was refused.",
-                "errors": refused(error),
+                "errors": form_refusal(error),
             },
             page=page,
             status_code=422,
@@ -252,18 +248,17 @@ def identity_post(reference: str, request: Request, form: CheckedForm, page: Sig
             contact=form.get("contact", "").strip() or None,
             birth_date=birth_date,
         )
-    except AccessError:
-        raise
     except OperationError as error:
-        _unknown_is_404(error)
-        return _form_page(request, page, "enrolment_identity.html", view, form, refused(error), 422)
+        return _form_page(
+            request, page, "enrolment_identity.html", view, form, form_refusal(error), 422
+        )
     return _redirect(f"/participants/{reference}/identity?recorded=1")
 
 
 @router.post("/participants/{reference}/identity/open")
 def identity_open(reference: str, request: Request, form: CheckedForm, page: SignedIn) -> Response:
     view = _participant(page, reference)
-    identity = _call(page.trial.identity, reference)
+    identity = _read(page.trial.identity, reference)
     return render(
         request,
         "enrolment_identity.html",
@@ -295,12 +290,9 @@ def randomize_post(reference: str, request: Request, form: CheckedForm, page: Si
     view = _participant(page, reference)
     try:
         assignment = page.trial.randomize(reference)
-    except AccessError:
-        raise
     except (OperationError, AnswerError) as error:
-        _unknown_is_404(error)
         return _form_page(
-            request, page, "enrolment_randomize.html", view, form, refused(error), 422
+            request, page, "enrolment_randomize.html", view, form, form_refusal(error), 422
         )
     return _redirect(f"/participants/{assignment.study_id}")
 
@@ -308,7 +300,7 @@ def randomize_post(reference: str, request: Request, form: CheckedForm, page: Si
 @router.get("/participants/{reference}/assignment")
 def assignment_page(reference: str, request: Request, page: SignedIn) -> Response:
     view = _participant(page, reference)
-    assignment = _call(page.trial.assignment, reference)
+    assignment = _read(page.trial.assignment, reference)
     arm = None
     if assignment.arm is not None:  # shown only when the operation showed it
         arm = page.trial.protocol.arm(assignment.arm)
@@ -339,11 +331,10 @@ def withdraw_post(reference: str, request: Request, form: CheckedForm, page: Sig
         return _form_page(request, page, "enrolment_withdraw.html", view, form, wrong, 422)
     try:
         page.trial.withdraw(reference, form.get("kind", ""), form.get("reason", ""), effective)
-    except AccessError:
-        raise
     except OperationError as error:
-        _unknown_is_404(error)
-        return _form_page(request, page, "enrolment_withdraw.html", view, form, refused(error), 422)
+        return _form_page(
+            request, page, "enrolment_withdraw.html", view, form, form_refusal(error), 422
+        )
     return _redirect(f"/participants/{reference}")
 
 
@@ -367,11 +358,10 @@ def unblind_post(reference: str, request: Request, form: CheckedForm, page: Sign
         return _form_page(request, page, "enrolment_unblind.html", view, form, wrong, 422)
     try:
         arm = page.trial.unblind(reference, form.get("reason", ""), confirm=form.get("confirm", ""))
-    except AccessError:
-        raise
     except OperationError as error:
-        _unknown_is_404(error)
-        return _form_page(request, page, "enrolment_unblind.html", view, form, refused(error), 422)
+        return _form_page(
+            request, page, "enrolment_unblind.html", view, form, form_refusal(error), 422
+        )
     return render(
         request,
         "enrolment_unblinded.html",
@@ -391,22 +381,10 @@ def _participant(page: Page, reference: str) -> ParticipantView:
     raise NotFoundError()
 
 
-def _call(operation: Any, reference: str) -> Any:
-    """A read operation on one participant; an unknown participant is a 404."""
-    try:
+def _read(operation: Any, reference: str) -> Any:
+    """A read operation on the participant the URL names (an unknown one: a 404)."""
+    with found():
         return operation(reference)
-    except AccessError:
-        raise
-    except OperationError as error:
-        _unknown_is_404(error)
-        raise
-
-
-def _unknown_is_404(error: LumbarError) -> None:
-    if isinstance(error, OperationError) and is_unknown(error):
-        where = error.problems[0].where if error.problems else "participant"
-        if where == "participant":
-            raise NotFoundError() from None
 
 
 def _date(
@@ -422,21 +400,6 @@ def _date(
         return dt.date.fromisoformat(text), []
     except ValueError:
         return None, [{"where": name, "rule": "is not a date", "hint": "give it as YYYY-MM-DD"}]
-
-
-def _by_field(errors: list[dict[str, str]]) -> dict[str, str]:
-    """Each refusal's message, keyed by the form field it is about (``q_age``, ``reason``)."""
-    at: dict[str, str] = {}
-    for error in errors:
-        where = error.get("where", "")
-        field = (
-            "q_" + where.removeprefix(SCREENING_WHERE)
-            if where.startswith(SCREENING_WHERE)
-            else where
-        )
-        message = error.get("rule", "") + (f" ({error['hint']})" if error.get("hint") else "")
-        at[field] = f"{at[field]}; {message}" if field in at else message
-    return at
 
 
 def _form_page(
@@ -455,7 +418,6 @@ def _form_page(
             "participant": view,
             "form": dict(form),
             "errors": errors,
-            "at": _by_field(errors),
             "kinds": WITHDRAWAL_KINDS,
             "strata": page.trial.protocol.randomization.strata,
             "identity": None,

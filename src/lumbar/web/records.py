@@ -13,51 +13,30 @@ number, and anything else is passed on as it is, so the instrument's own rule re
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from lumbar.errors import AccessError, AnswerError, LumbarError, OperationError
+from lumbar.errors import AccessError, AnswerError, OperationError
 from lumbar.instruments import INSTRUMENTS, Instrument
 from lumbar.operations.responses import RecordedQuestionnaire
 from lumbar.operations.treatment import TreatmentPlan
 from lumbar.operations.vocabulary import OUTCOMES, RELATEDNESS, SEVERITIES
-from lumbar.web.base import CheckedForm, NotFoundError, Page, SignedIn, is_unknown, refused, render
+from lumbar.web.base import (
+    CheckedForm,
+    NotFoundError,
+    Page,
+    SignedIn,
+    form_refusal,
+    found,
+    render,
+)
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-NOT_COLLECTED = "instrument not collected at this visit"
-"""The refusal for an instrument a visit does not collect: no such page (404)."""
-
-_ITEM_WHERE = re.compile(r"^\w+: item '?(?P<item>\w+)'?$")
-
-
-@contextmanager
-def found() -> Iterator[None]:
-    """Turn "no such thing that you may see" into a 404 (another site's participant alike)."""
-    try:
-        yield
-    except OperationError as error:
-        if is_unknown(error) or error.summary == NOT_COLLECTED:
-            raise NotFoundError() from None
-        raise
-
-
-def field_messages(errors: list[dict[str, str]]) -> dict[str, list[str]]:
-    """Each refusal's message keyed by the field it names (an item id for an answer)."""
-    messages: dict[str, list[str]] = {}
-    for error in errors:
-        match = _ITEM_WHERE.match(error["where"])
-        field = match.group("item") if match else error["where"]
-        text = error["rule"] + (f" ({error['hint']})" if error["hint"] else "")
-        messages.setdefault(field, []).append(text)
-    return messages
 
 
 def answer_value(text: str) -> Any:
@@ -94,15 +73,6 @@ def parse_date(text: str, field: str, errors: list[dict[str, str]]) -> dt.date |
 
 def _redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
-
-
-def _refusal(error: LumbarError) -> list[dict[str, str]]:
-    """A refusal the form shows, or a 404 when it means "nothing here you may see"."""
-    if isinstance(error, AccessError):
-        raise error
-    if isinstance(error, OperationError) and is_unknown(error):
-        raise NotFoundError() from None
-    return refused(error)
 
 
 # ---------------------------------------------------------------------- questionnaires
@@ -163,7 +133,6 @@ def _questionnaire_form(
             "values": values,
             "completed_on": completed_on,
             "errors": errors,
-            "messages": field_messages(errors),
             "editing": recorded is not None,
             "reason": reason,
         },
@@ -244,7 +213,7 @@ def questionnaire_post(
                 completed_on=completed_on,
             )
         except (OperationError, AnswerError) as error:
-            errors = _refusal(error)
+            errors = form_refusal(error)
         else:
             return _redirect(f"/participants/{study_id}/visits/{visit}/{instrument}")
     elif recorded is not None:
@@ -311,7 +280,7 @@ def edit_questionnaire_post(
                 completed_on=completed_on,
             )
         except (OperationError, AnswerError) as error:
-            errors = _refusal(error)
+            errors = form_refusal(error)
         else:
             return _redirect(f"/participants/{study_id}/visits/{visit}/{instrument}")
     return _questionnaire_form(
@@ -352,7 +321,6 @@ def _session_form(
             "labels": _vocabulary_labels(page),
             "form": form,
             "errors": errors,
-            "messages": field_messages(errors),
         },
         page=page,
         status_code=422 if errors else 200,
@@ -408,7 +376,7 @@ def new_session_post(
                 notes=form.get("notes", ""),
             )
         except OperationError as error:
-            errors = _refusal(error)
+            errors = form_refusal(error)
         else:
             return _redirect(f"/participants/{study_id}/sessions")
     return _session_form(request, page, plan, form, errors)
@@ -435,7 +403,6 @@ def _event_form(
             "relatedness": RELATEDNESS,
             "outcomes": OUTCOMES,
             "errors": errors,
-            "messages": field_messages(errors),
         },
         page=page,
         status_code=422 if errors else 200,
@@ -489,7 +456,7 @@ def new_adverse_event_post(
                 outcome=form.get("outcome", "unknown"),
             )
         except OperationError as error:
-            errors = _refusal(error)
+            errors = form_refusal(error)
         else:
             return _redirect(f"/participants/{study_id}/adverse-events?recorded={event.id}")
     return _event_form(request, page, study_id, form, errors)
@@ -520,7 +487,6 @@ def _event_edit_form(
             "form": form,
             "outcomes": OUTCOMES,
             "errors": errors,
-            "messages": field_messages(errors),
         },
         page=page,
         status_code=422 if errors else 200,
@@ -545,5 +511,5 @@ def edit_adverse_event_post(
             event_id, outcome=form.get("outcome", ""), reason=form.get("reason", "")
         )
     except OperationError as error:
-        return _event_edit_form(request, page, event, form, _refusal(error))
+        return _event_edit_form(request, page, event, form, form_refusal(error))
     return _redirect(f"/participants/{study_id}/adverse-events")
