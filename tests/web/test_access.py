@@ -47,7 +47,7 @@ def _randomized(trial: Trial, world: World, site: str) -> Person:
         )
     trial.randomize(study_id)
     trial.report_adverse_event(
-        study_id, "sore back", world.clock.today, severity="mild", serious=False,
+        study_id, "sore back", world.clock.today, severity="severe", serious=True,
         relatedness="possible",
     )  # fmt: skip
     return Person(study_id, screening.screening_number)
@@ -73,6 +73,7 @@ def _values(world: World, person: Person) -> dict[str, str]:
         "event_id": "1",
         "id": "1",
         "token_id": "1",
+        "notification_id": "1",
         "grant_id": "1",
         "username": "monitor",
         "code": "SEA",

@@ -330,6 +330,29 @@ def test_a_serious_adverse_event_is_recorded_followed_up_and_shows_on_the_dashbo
     (event,) = opened.adverse_events(study_id)
     assert event.outcome == "recovered"
     opened.close()
+    assert browser.get("/notifications").status_code == 403  # a coordinator's role: not theirs
+
+    # The monitor (blinded) finds the notice on the dashboard and acknowledges it.
+    client.cookies.clear()
+    monitor = signed_in_as(client, "monitor")
+    dashboard = monitor.get("/")
+    assert "<strong>Serious</strong>" not in dashboard.text  # the list itself needs arms
+    assert "acknowledgement: <strong>1</strong>" in dashboard.text
+    notices = monitor.get("/notifications")
+    assert notices.status_code == 200
+    assert f'<a href="/participants/{study_id}">' in notices.text
+    assert "Serious adverse event" in notices.text
+    assert "alert(" not in notices.text  # the description is not in the notice
+    (notice,) = world.as_("monitor").notifications()
+    acknowledge = f"/notifications/{notice.id}/acknowledge"
+    assert monitor.post(acknowledge, data={}).status_code == 403  # no CSRF token
+    done = post(monitor, acknowledge, {})
+    assert done.status_code == 303
+    assert "acknowledged by monitor" in monitor.get(done.headers["location"]).text
+    assert "acknowledgement: <strong>0</strong>" in monitor.get("/").text
+    again = post(monitor, acknowledge, {})
+    assert again.status_code == 422
+    assert "is already acknowledged" in again.text
 
 
 def test_a_blinded_coordinator_records_an_event_but_sees_no_list(

@@ -100,7 +100,7 @@ class OutboxService(Service):
             query = self._addressed(unit).order_by(OutboxMessage.id.desc())
             if waiting:
                 query = query.where(OutboxMessage.status == "queued")
-            return [_view(*row.tuple()) for row in unit.session.execute(query).all()]
+            return [_view(*row) for row in unit.session.execute(query).all()]
 
     def acknowledge_notification(self, notification_id: int) -> NotificationView:
         """Record that you have read and acted on a message (once; audited)."""
@@ -120,7 +120,7 @@ class OutboxService(Service):
                         )
                     ],
                 )
-            message, site, study_id, _ = found.tuple()
+            message, site, study_id, _ = found
             if message.status != "queued":
                 raise OperationError(
                     "the notification was not acknowledged",

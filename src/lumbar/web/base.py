@@ -146,6 +146,10 @@ class Page:
         self.user = trial.principal.username
         self._me: StaffView | None = None
 
+    def may(self, permission: str) -> bool:
+        """Whether the user's role holds ``permission`` (to leave out what would be refused)."""
+        return self.me.role in PERMISSIONS[permission]
+
     @property
     def me(self) -> StaffView:
         """The member of staff: role, sites, blinding (asked once a request)."""

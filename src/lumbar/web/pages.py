@@ -133,6 +133,7 @@ def dashboard(request: Request, page: SignedIn) -> Response:
         events = [event for event in trial.adverse_events() if event.outcome != "resolved"]
     except AccessError:
         events = None  # the role may not see them (they could reveal the arm)
+    waiting = trial.notifications(waiting=True) if page.may("notifications") else None
     return render(
         request,
         "dashboard.html",
@@ -146,6 +147,7 @@ def dashboard(request: Request, page: SignedIn) -> Response:
             "statuses": VISIT_STATUSES,
             "events": events,
             "serious": None if events is None else [event for event in events if event.serious],
+            "notifications": waiting,
             "planned": trial.protocol.trial.planned_participants,
         },
         page=page,

@@ -513,3 +513,46 @@ def edit_adverse_event_post(
     except OperationError as error:
         return _event_edit_form(request, page, event, form, form_refusal(error))
     return _redirect(f"/participants/{study_id}/adverse-events")
+
+
+# ---------------------------------------------------------------------- notifications
+
+
+@router.get("/notifications")
+def notifications_page(
+    request: Request, page: SignedIn, acknowledged: int | None = None
+) -> Response:
+    return _notifications(request, page, acknowledged=acknowledged)
+
+
+@router.post("/notifications/{notification_id}/acknowledge")
+def acknowledge_notification(
+    notification_id: int, request: Request, form: CheckedForm, page: SignedIn
+) -> Response:
+    try:
+        page.trial.acknowledge_notification(notification_id)
+    except OperationError as error:
+        return _notifications(request, page, errors=form_refusal(error), status_code=422)
+    return _redirect(f"/notifications?acknowledged={notification_id}")
+
+
+def _notifications(
+    request: Request,
+    page: Page,
+    *,
+    acknowledged: int | None = None,
+    errors: list[dict[str, str]] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "notifications.html",
+        {
+            "title": "Notifications",
+            "notifications": page.trial.notifications(),
+            "acknowledged": acknowledged,
+            "errors": errors or [],
+        },
+        page=page,
+        status_code=status_code,
+    )

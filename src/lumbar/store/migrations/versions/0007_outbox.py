@@ -42,7 +42,9 @@ def upgrade() -> None:
             ["acknowledged_by"], ["staff.id"], name=op.f("fk_outbox_acknowledged_by_staff")
         ),
         sa.ForeignKeyConstraint(
-            ["participant_id"], ["participant.id"], name=op.f("fk_outbox_participant_id_participant")
+            ["participant_id"],
+            ["participant.id"],
+            name=op.f("fk_outbox_participant_id_participant"),
         ),
         sa.ForeignKeyConstraint(["site_id"], ["site.id"], name=op.f("fk_outbox_site_id_site")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
