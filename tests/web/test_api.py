@@ -252,6 +252,46 @@ def test_a_therapist_logs_a_session_and_an_adverse_event(client: TestClient, wor
     assert [item["id"] for item in listed.json()] == [event.id]
 
 
+def test_a_serious_event_reaches_the_monitor_who_acknowledges_it(
+    client: TestClient, world: World
+) -> None:
+    study_id = world.randomized()
+    reported = client.post(
+        f"{API}/participants/{study_id}/adverse-events",
+        headers=bearer(token(client, "coord")),
+        json={
+            "description": "admitted to hospital",
+            "onset_date": world.clock.today.isoformat(),
+            "severity": "severe",
+            "serious": True,
+            "relatedness": "unlikely",
+        },
+    )
+    assert reported.status_code == 201, reported.text
+    monitor = bearer(token(client, "monitor"))
+    waiting = client.get(f"{API}/notifications", headers=monitor, params={"waiting": "true"})
+    assert waiting.status_code == 200, waiting.text
+    (notice,) = waiting.json()
+    assert (notice["kind"], notice["study_id"], notice["status"]) == (
+        "serious_adverse_event",
+        study_id,
+        "queued",
+    )
+    assert notice["details"]["adverse_event"] == reported.json()["id"]
+    assert "hospital" not in waiting.text
+    assert_refusal(client.get(f"{API}/notifications", headers=bearer(token(client, "coord"))), 403)
+    done = client.post(f"{API}/notifications/{notice['id']}/acknowledge", headers=monitor)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["acknowledged_by"]) == ("acknowledged", "monitor")
+    again = client.post(f"{API}/notifications/{notice['id']}/acknowledge", headers=monitor)
+    assert assert_refusal(again, 409)["problems"][0]["rule"] == "is already acknowledged"
+    unknown = client.post(f"{API}/notifications/{notice['id'] + 1}/acknowledge", headers=monitor)
+    assert_refusal(unknown, 404)
+    assert (
+        client.get(f"{API}/notifications", headers=monitor, params={"waiting": "true"}).json() == []
+    )
+
+
 def test_a_coordinator_records_a_withdrawal(client: TestClient, world: World) -> None:
     study_id = world.randomized()
     response = client.post(

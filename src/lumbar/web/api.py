@@ -240,6 +240,19 @@ class AdverseEventOut(Out):
     outcome: str
 
 
+class NotificationOut(Out):
+    id: int
+    kind: str
+    site: str
+    study_id: str | None
+    subject: str
+    details: dict[str, str | int | float | bool | None]
+    created_at: dt.datetime
+    status: str
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+
+
 class ProblemOut(Out):
     where: str
     rule: str
@@ -613,5 +626,15 @@ def create_api(context: Context) -> FastAPI:
         missed: bool = False,
     ) -> list[VisitOut]:
         return [_visit_out(visit) for visit in trial.due(site, on, missed=missed)]
+
+    @api.get("/notifications", response_model=list[NotificationOut])
+    def notifications(trial: TokenTrial, waiting: bool = False) -> list[NotificationOut]:
+        return [NotificationOut(**vars(notice)) for notice in trial.notifications(waiting=waiting)]
+
+    @api.post("/notifications/{notification_id}/acknowledge", response_model=NotificationOut)
+    def acknowledge_notification(
+        notification_id: Annotated[int, Path(ge=1, le=2**31 - 1)], trial: TokenTrial
+    ) -> NotificationOut:
+        return NotificationOut(**vars(trial.acknowledge_notification(notification_id)))
 
     return api
