@@ -74,6 +74,8 @@ def _values(world: World, person: Person) -> dict[str, str]:
         "id": "1",
         "token_id": "1",
         "notification_id": "1",
+        "kind": "figures",
+        "name": "consort.svg",
         "grant_id": "1",
         "username": "monitor",
         "code": "SEA",

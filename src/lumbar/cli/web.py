@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,6 +36,13 @@ def serve_command(
             help="Served over HTTPS by a reverse proxy in front: Secure cookies and HSTS.",
         ),
     ] = False,
+    reports: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the trial reports made in the browser (default: beside a "
+            "SQLite trial, else in the system's temporary folder)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the trial's web pages for staff (sign in with a password and, if set, a code).
 
@@ -67,6 +75,8 @@ def serve_command(
     if key_file is not None:
         os.environ["LUMBAR_SERVE_KEY_FILE"] = str(key_file)
     os.environ["LUMBAR_SERVE_HTTPS"] = "1" if https else ""
+    if reports is not None:
+        os.environ["LUMBAR_SERVE_REPORTS"] = str(reports.resolve())
     console().print(
         f"Serving {database.display_url} on http://{host}:{port}/ "
         f"({workers} worker{'s' * (workers != 1)}); stop with Ctrl+C."

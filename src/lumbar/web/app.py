@@ -43,7 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import admin, api, enrolment, pages, records
+from lumbar.web import admin, api, enrolment, pages, records, report
 from lumbar.web.base import (
     HERE,
     SECOND_FACTOR_PAGE,
@@ -72,12 +72,16 @@ def create_app(
     secure_cookies: bool = False,
     clock: Clock = utc_now,
     password_hasher: PasswordHasher | None = None,
+    reports_dir: Path | None = None,
 ) -> FastAPI:
     """The application for the trial at ``url`` (the embedded SQLite trial by default).
 
     The trial is opened once, for the application's life (so a restore sees it in use).
     ``secure_cookies``: the application is served over HTTPS (behind a reverse proxy), so
     the session cookie is marked Secure and browsers are told to keep to HTTPS.
+    ``reports_dir``: where trial reports made in the browser are kept, one folder for
+    each member of staff (default: beside a SQLite trial's file, else in the system's
+    temporary folder; every worker process must see the same folder).
     ``clock`` and ``password_hasher`` are for tests (a clock they move, cheap hashing).
     """
     context = Context.open(url, key_file=key_file, clock=clock, password_hasher=password_hasher)
@@ -98,6 +102,7 @@ def create_app(
     app.state.context = context
     app.state.secure_cookies = secure_cookies
     app.state.templates = templates()
+    app.state.reports_dir = report.reports_dir_for(context.db.url, reports_dir)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -177,6 +182,7 @@ def create_app(
     app.include_router(enrolment.router)
     app.include_router(records.router)
     app.include_router(admin.router)
+    app.include_router(report.router)
     return app
 
 
@@ -184,8 +190,10 @@ def from_environment() -> FastAPI:
     """The application ``lumbar serve`` starts in each worker process (uvicorn's factory):
     the trial and settings it was given, passed through the environment."""
     key_file = os.environ.get("LUMBAR_SERVE_KEY_FILE")
+    reports = os.environ.get("LUMBAR_SERVE_REPORTS")
     return create_app(
         os.environ.get("LUMBAR_SERVE_DB") or None,
         key_file=Path(key_file) if key_file else None,
         secure_cookies=bool(os.environ.get("LUMBAR_SERVE_HTTPS")),
+        reports_dir=Path(reports) if reports else None,
     )
