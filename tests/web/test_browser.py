@@ -485,7 +485,8 @@ def therapist_day(tab: Page, served: Served) -> None:
 
 
 def monitor_day(tab: Page, served: Served) -> None:
-    """A monitor reads the audit trail by participant and by action, and verifies it."""
+    """A monitor reads the audit trail by participant and by action, and verifies it; then
+    acknowledges the notice of a serious adverse event."""
     study_id = served.randomized[0]
     sign_in(tab, served, "monitor")
     heading(tab, "Dashboard")
@@ -509,12 +510,33 @@ def monitor_day(tab: Page, served: Served) -> None:
     tab.get_by_role("button", name="Verify now").click()
     expect(tab.get_by_role("status")).to_contain_text("Intact.")
     accessible(tab, "the audit trail, verified")
+
+    # A serious adverse event is recorded: the monitor finds its notice and acknowledges it.
+    coordinator = Trial(served.app.state.context, Principal.operator("coord"))
+    coordinator.report_adverse_event(
+        study_id, "taken to hospital", served.world.clock.today, severity="severe",
+        serious=True, relatedness="unlikely",
+    )  # fmt: skip
+    go(tab, "Dashboard")
+    expect(tab.locator("#main")).to_contain_text("waiting for a monitor's acknowledgement")
+    go(tab, "Notifications")
+    heading(tab, "Notifications")
+    notices = tab.get_by_role("table", name=re.compile("Notifications"))
+    expect(notices).to_contain_text("Serious adverse event")
+    expect(notices).not_to_contain_text("hospital")  # free text stays out of the notice
+    accessible(tab, "the notifications")
+    screenshot(tab, "notifications")
+    tab.get_by_role("button", name=re.compile("Acknowledge notification")).first.click()
+    expect(tab.get_by_role("status")).to_contain_text("is acknowledged")
+    expect(notices).to_contain_text("acknowledged by monitor")
+    accessible(tab, "the notifications, acknowledged")
     sign_out(tab)
 
 
 def statistician_day(tab: Page, served: Served) -> None:
-    """A blinded statistician downloads the de-identified dataset: the randomized
-    participants are in it, their arms are not."""
+    """A blinded statistician downloads the de-identified dataset (the randomized
+    participants are in it, their arms are not), then makes the trial report and reads it
+    (the arms pooled)."""
     sign_in(tab, served, "stat")
     heading(tab, "Dashboard")
     accessible(tab, "a statistician's dashboard")
@@ -528,6 +550,20 @@ def statistician_day(tab: Page, served: Served) -> None:
     content = Path(download.path()).read_text(encoding="utf-8")
     assert served.randomized[0] in content
     assert arms_shown(served, content) == []
+
+    # The trial report, made and read in the browser (its styles pass its own policy).
+    go(tab, "Report")
+    heading(tab, "Trial report")
+    accessible(tab, "the report page")
+    tab.get_by_label(re.compile("Imputations")).fill("2")
+    tab.get_by_role("button", name="Make the report").click()
+    expect(tab.get_by_role("status")).to_contain_text("The report is made", timeout=120_000)
+    accessible(tab, "the report page, with a report")
+    tab.get_by_role("link", name="Read the report").click()
+    expect(tab.locator("#blinded-banner")).to_be_visible()
+    assert arms_shown(served, tab.locator("#consort").inner_text()) == []
+    screenshot(tab, "report")
+    tab.go_back()
     sign_out(tab)
 
 
