@@ -26,8 +26,10 @@ from lumbar.cli.trial import (
     KeyFile,
     ProtocolOption,
     Reference,
+    Server,
     open_trial,
     protocol_of,
+    staff_trial,
     today_of,
 )
 from lumbar.errors import InstrumentError, LumbarError, Problem
@@ -72,9 +74,10 @@ def questionnaire_add(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a completed questionnaire (checked and scored before it is stored)."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     view = trial.record_questionnaire(
         reference,
         visit,
@@ -181,9 +184,10 @@ def questionnaire_visit(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a visit's questionnaires together: every one is stored, or none."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     views = trial.record_visit(
         reference,
         visit,
@@ -308,13 +312,14 @@ def session_log(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Log a treatment session you gave.
 
     Techniques must be those of the participant's arm ('lumbar session plan STUDY_ID'
     shows it); the lists below are the protocol's.
     """
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     number = trial.log_session(
         reference,
         parse_date(date, "--date", today_of(trial)),
@@ -375,9 +380,10 @@ def ae_add(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record an adverse event."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     event = trial.report_adverse_event(
         reference,
         description,
@@ -399,9 +405,10 @@ def ae_update(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record how an adverse event turned out."""
-    updated = open_trial(db, actor, key_file).update_adverse_event(
+    updated = staff_trial(db, actor, key_file, server).update_adverse_event(
         event, outcome=outcome, reason=reason
     )
     typer.echo(f"adverse event {updated.id}: {updated.outcome}")
@@ -412,6 +419,7 @@ def ae_list(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """List adverse events at your sites."""
     rows = [
@@ -424,7 +432,7 @@ def ae_list(
             e.relatedness,
             e.outcome,
         )
-        for e in open_trial(db, actor, key_file).adverse_events()
+        for e in staff_trial(db, actor, key_file, server).adverse_events()
     ]
     echo_table(
         "Adverse events",
@@ -442,8 +450,9 @@ def withdraw(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a stop of treatment, a withdrawal of consent, or loss to follow-up."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     trial.withdraw(reference, kind, reason, parse_date(date, "--date", today_of(trial)))
     typer.echo(f"{reference}: {kind.replace('_', ' ')}")

@@ -153,6 +153,11 @@ class AdverseEventIn(Body):
     outcome: Literal[OUTCOMES] = "unknown"  # type: ignore[valid-type]
 
 
+class AdverseEventUpdateIn(Body):
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    reason: Text
+
+
 class WithdrawalIn(Body):
     kind: Literal[WITHDRAWAL_KINDS]  # type: ignore[valid-type]
     reason: Text
@@ -177,6 +182,10 @@ class TrialOut(Out):
     synthetic: bool
     sites: list[SiteOut] = Field(description="The sites the token's owner works at")
     allocation_source: str
+    now: dt.datetime = Field(
+        description="Now by the trial's clock: its date is the today that dates are checked "
+        "against and that a client takes for a date not given"
+    )
 
 
 class ParticipantOut(Out):
@@ -481,6 +490,7 @@ def create_api(context: Context) -> FastAPI:
             synthetic=info.synthetic,
             sites=[SiteOut(code=code, name=name) for code, name in info.sites],
             allocation_source=info.allocation_source,
+            now=trial.clock(),
         )
 
     @api.get("/participants", response_model=list[ParticipantOut])
@@ -492,8 +502,12 @@ def create_api(context: Context) -> FastAPI:
         return _participant_out(_participant(trial, reference))
 
     @api.get("/participants/{reference}/schedule", response_model=list[VisitOut])
-    def schedule(reference: Reference, trial: TokenTrial) -> list[VisitOut]:
-        return [_visit_out(visit) for visit in trial.schedule(reference)]
+    def schedule(
+        reference: Reference,
+        trial: TokenTrial,
+        on: Annotated[dt.date | None, Query(description="The day it stands on (today)")] = None,
+    ) -> list[VisitOut]:
+        return [_visit_out(visit) for visit in trial.schedule(reference, on)]
 
     @api.post("/screenings", response_model=ScreeningOut, status_code=201)
     def screen(body: ScreeningIn, trial: TokenTrial) -> ScreeningOut:
@@ -598,6 +612,22 @@ def create_api(context: Context) -> FastAPI:
             relatedness=body.relatedness,
             outcome=body.outcome,
         )
+        return AdverseEventOut(**vars(event))
+
+    @api.get("/adverse-events", response_model=list[AdverseEventOut])
+    def all_adverse_events(trial: TokenTrial) -> list[AdverseEventOut]:
+        return [AdverseEventOut(**vars(event)) for event in trial.adverse_events()]
+
+    @api.post("/adverse-events/{event_id}", response_model=AdverseEventOut)
+    def update_adverse_event(
+        event_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        body: AdverseEventUpdateIn,
+        trial: TokenTrial,
+    ) -> AdverseEventOut:
+        # As the page: only who may read the events (their descriptions can reveal arms)
+        # changes one; the operation then finds it among those at the owner's sites.
+        trial.adverse_events()
+        event = trial.update_adverse_event(event_id, outcome=body.outcome, reason=body.reason)
         return AdverseEventOut(**vars(event))
 
     @api.post("/participants/{reference}/withdrawal", response_model=ParticipantOut)
