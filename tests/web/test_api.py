@@ -251,7 +251,7 @@ def test_adverse_events_are_listed_and_updated_within_the_owners_sites(
     blinded = bearer(token(client, "coord"))
     assert_refusal(client.get(f"{API}/adverse-events", headers=blinded), 403)
     assert_refusal(client.post(f"{API}/adverse-events/{ours}", headers=blinded, json=change), 403)
-    assert world.as_("coord_nyc").adverse_events()[0].outcome == "unknown"
+    assert world.as_("stat_open").adverse_events()[1].outcome == "unknown"
 
 
 def test_a_therapist_logs_a_session_and_an_adverse_event(client: TestClient, world: World) -> None:
