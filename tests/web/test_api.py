@@ -355,6 +355,14 @@ def test_an_unknown_route_or_method_gets_the_error_shape(client: TestClient) -> 
 REFERENCE_ROUTES = [
     ("GET", "/participants/{ref}", None),
     ("GET", "/participants/{ref}/schedule", None),
+    ("POST", "/participants/{ref}/screening", {"answers": {"age": 50}, "reason": "misheard"}),
+    ("GET", "/participants/{ref}/visits/baseline", None),
+    (
+        "POST",
+        "/participants/{ref}/visits/baseline/rdq/edit",
+        {"answers": {"rdq_01": 0}, "reason": "read back"},
+    ),
+    ("GET", "/participants/{ref}/plan", None),
     ("POST", "/participants/{ref}/consent", {"version": "1.0", "consent_date": "2026-01-05"}),
     ("POST", "/participants/{ref}/enrol", None),
     (
@@ -394,7 +402,9 @@ def test_another_sites_participant_is_404_on_every_route(
 ) -> None:
     new_york = world.randomized("NYC", coordinator="coord_nyc")
     # Seattle staff who could otherwise do it: the therapist for sessions and events.
-    username = "ther" if "sessions" in route or "adverse" in route else "coord_open"
+    username = (
+        "ther" if any(word in route for word in ("sessions", "adverse", "plan")) else "coord_open"
+    )
     headers = bearer(token(client, username))
     path = API + route.format(ref=new_york)
     body = assert_refusal(client.request(method, path, headers=headers, json=json), 404)

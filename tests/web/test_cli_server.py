@@ -109,6 +109,9 @@ def test_a_coordinators_walk_through_prints_the_same_by_server_as_by_database(
         "coord_open", "screening", "add", "--site", "SEA", "--answer", "age=abc", code=2
     )
     assert "age" in refused
+    assert "S00001: eligible" in both.same(
+        "coord_open", "screening", "update", "S00001", "--answer", "age=46", "--reason", "misheard"
+    )
     unknown = both.same("coord_open", "consent", "S09999", "--version", "1.0", code=2)
     assert "unknown participant" in unknown
     assert "S00001: consent version 1.0 on" in both.same(
@@ -129,11 +132,40 @@ def test_a_coordinators_walk_through_prints_the_same_by_server_as_by_database(
         "coord_open", "questionnaire", "visit", study_id, "baseline", "--answers", rest
     )
     assert recorded.count(f"{study_id} baseline") == len(visit)
+    listed = both.same("coord_open", "questionnaire", "list", study_id, "baseline")
+    assert listed.count(f"{study_id} baseline") == len(visit) + 1
+    assert "rdq: total 7" in both.same(
+        "coord_open",
+        "questionnaire",
+        "edit",
+        study_id,
+        "baseline",
+        "rdq",
+        "--answer",
+        "rdq_01=0",
+        "--reason",
+        "read back to her",
+    )
+    unchanged = both.same(
+        "coord_open",
+        "questionnaire",
+        "edit",
+        study_id,
+        "baseline",
+        "rdq",
+        "--answer",
+        "rdq_01=0",
+        "--reason",
+        "again",
+        code=2,
+    )
+    assert "nothing changed" in unchanged
     randomized = both.same("coord_open", "randomize", study_id)
     arm = randomized.split(": ")[1].split(" ")[0]
     assert arm in {a.id for a in protocol.arms}
     techniques = protocol.arm(arm).techniques
     assert techniques, "the seed allocates an arm with sessions"
+    assert f"{study_id}: {arm}" in both.same("ther", "session", "plan", study_id)
     logged = both.same(
         "ther",
         "session",

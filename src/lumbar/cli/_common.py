@@ -101,11 +101,15 @@ class LumbarGroup(TyperGroup):
 
 SERVER_COMMANDS = (
     "screening add",
+    "screening update",
     "consent",
     "enrol",
     "questionnaire add",
     "questionnaire visit",
+    "questionnaire edit",
+    "questionnaire list",
     "randomize",
+    "session plan",
     "session log",
     "ae add",
     "ae update",

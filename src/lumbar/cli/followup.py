@@ -216,13 +216,14 @@ def questionnaire_edit(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Correct a questionnaire's answers or date; the old values stay in the audit trail.
 
     A corrected date (--completed) is checked like a new one, and the questionnaire's
     window status follows it.
     """
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     view = trial.edit_questionnaire(
         reference,
         visit,
@@ -232,6 +233,23 @@ def questionnaire_edit(
         completed_on=None if completed is None else parse_date(completed, "--completed", None),
     )
     _echo_questionnaire(view)
+
+
+@questionnaire_app.command("list")
+def questionnaire_list(
+    reference: Reference,
+    visit: Annotated[str, typer.Argument(help="The visit id, e.g. baseline or week_10.")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+    server: Server = None,
+) -> None:
+    """The questionnaires recorded for a participant at one visit, with their scores."""
+    views = staff_trial(db, actor, key_file, server).questionnaires(reference, visit)
+    for view in views:
+        _echo_questionnaire(view)
+    if not views:
+        typer.echo(f"{reference} {visit}: no questionnaire recorded")
 
 
 def _echo_questionnaire(view: QuestionnaireView) -> None:
@@ -338,9 +356,10 @@ def session_plan(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """A participant's arm and what its sessions may record (unblinded users only)."""
-    plan = open_trial(db, actor, key_file).treatment_plan(reference)
+    plan = staff_trial(db, actor, key_file, server).treatment_plan(reference)
     typer.echo(f"{plan.study_id}: {plan.arm} ({plan.arm_label})")
     typer.echo(f"  sessions: {plan.attended} of {plan.planned} logged")
     if plan.stopped:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the views are imported where they are made, as the commands
     from lumbar.operations.responses import QuestionnaireView
     from lumbar.operations.safety import AdverseEventView
     from lumbar.operations.schedule import VisitStatus
+    from lumbar.operations.treatment import TreatmentPlan
 
 __all__ = ["TOKEN_ENV", "ServerTrial", "get_json", "post_json"]
 
@@ -177,14 +178,17 @@ class ServerTrial:
         return [ParticipantView(**found) for found in get_json(self.server, "/participants")]
 
     def screen(self, site: str, answers: Mapping[str, Any]) -> ScreeningView:
-        from lumbar.operations.enrolment import ScreeningView
+        return _screening(post_json(self.server, "/screenings", {"site": site, "answers": answers}))
 
-        found = post_json(self.server, "/screenings", {"site": site, "answers": answers})
-        return ScreeningView(
-            found["screening_number"],
-            found["status"],
-            tuple(found["reasons"]),
-            tuple(found["unanswered"]),
+    def update_screening(
+        self, reference: str, answers: Mapping[str, Any], reason: str
+    ) -> ScreeningView:
+        return _screening(
+            post_json(
+                self.server,
+                f"{_participant(reference)}/screening",
+                {"answers": answers, "reason": reason},
+            )
         )
 
     def consent(self, reference: str, version: str, consent_date: dt.date) -> None:
@@ -222,16 +226,43 @@ class ServerTrial:
         completed_on: dt.date,
         source: str = "staff_entry",
     ) -> tuple[QuestionnaireView, ...]:
-        from lumbar.operations.responses import QuestionnaireView
-
         recorded = post_json(
             self.server,
-            f"{_participant(reference)}/visits/{_segment(visit)}",
+            _visit(reference, visit),
             {"questionnaires": questionnaires, "completed_on": completed_on, "source": source},
         )
-        return tuple(
-            QuestionnaireView(**(found | {"completed_on": _date(found["completed_on"])}))
-            for found in recorded
+        return tuple(_questionnaire(found) for found in recorded)
+
+    def edit_questionnaire(
+        self,
+        reference: str,
+        visit: str,
+        instrument: str,
+        answers: Mapping[str, Any],
+        reason: str,
+        *,
+        completed_on: dt.date | None = None,
+    ) -> QuestionnaireView:
+        return _questionnaire(
+            post_json(
+                self.server,
+                f"{_visit(reference, visit)}/{_segment(instrument)}/edit",
+                {"answers": answers, "reason": reason, "completed_on": completed_on},
+            )
+        )
+
+    def questionnaires(self, reference: str, visit: str) -> list[QuestionnaireView]:
+        return [_questionnaire(found) for found in get_json(self.server, _visit(reference, visit))]
+
+    def treatment_plan(self, reference: str) -> TreatmentPlan:
+        from lumbar.operations.treatment import TreatmentPlan
+
+        found = get_json(self.server, f"{_participant(reference)}/plan")
+        return TreatmentPlan(
+            **(
+                found
+                | {name: tuple(found[name]) for name in ("techniques", "body_regions", "home_care")}
+            )
         )
 
     def randomize(self, reference: str) -> Assignment:
@@ -324,6 +355,27 @@ def _segment(text: str) -> str:
 
 def _participant(reference: str) -> str:
     return f"/participants/{_segment(reference)}"
+
+
+def _visit(reference: str, visit: str) -> str:
+    return f"{_participant(reference)}/visits/{_segment(visit)}"
+
+
+def _screening(found: dict[str, Any]) -> ScreeningView:
+    from lumbar.operations.enrolment import ScreeningView
+
+    return ScreeningView(
+        found["screening_number"],
+        found["status"],
+        tuple(found["reasons"]),
+        tuple(found["unanswered"]),
+    )
+
+
+def _questionnaire(found: dict[str, Any]) -> QuestionnaireView:
+    from lumbar.operations.responses import QuestionnaireView
+
+    return QuestionnaireView(**(found | {"completed_on": _date(found["completed_on"])}))
 
 
 def _date(text: str) -> dt.date:

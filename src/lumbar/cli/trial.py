@@ -283,9 +283,10 @@ def screening_update(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Add or correct screening answers before enrolment (a reason is required)."""
-    result = open_trial(db, actor, key_file).update_screening(
+    result = staff_trial(db, actor, key_file, server).update_screening(
         reference, parse_answers(answers, answer or []), reason
     )
     typer.echo(f"{result.screening_number}: {result.status}")
