@@ -67,8 +67,8 @@ def get_json(
 def post_json(server: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
     """``POST`` a JSON body to one API path on ``server``; the JSON body of its answer.
 
-    Dates in ``body`` are sent as ISO text; a field that is None is left out (the server
-    takes its default: for a date, today by the trial's clock, as the database would).
+    Dates in ``body`` are sent as ISO text; a field that is None is left out (the API's
+    default applies).
     """
     given = {name: value for name, value in (body or {}).items() if value is not None}
     return _request(server, "POST", path, json.dumps(given, default=_json_value).encode())
@@ -84,7 +84,17 @@ def _json_value(value: object) -> str:
     """A value JSON has no type for: a date (as answers in YAML may be) as its ISO text."""
     if isinstance(value, dt.date):
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    raise OperationError(
+        "cannot send this to the server",
+        [
+            Problem(
+                "--server",
+                "JSON cannot carry a value of this kind",
+                type(value).__name__,
+                "give a number, yes/no, a date or text",
+            )
+        ],
+    )
 
 
 def _request(server: str, method: str, path: str, data: bytes | None = None) -> Any:
