@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from lumbar.operations import Principal, Trial
@@ -62,3 +68,24 @@ def coordinator(client: TestClient) -> TestClient:
     response = sign_in(client, "coord")
     assert response.status_code == 303, response.text  # type: ignore[attr-defined]
     return client
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """``app`` served over HTTP on a free port of this machine, in a thread; its address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if running.started:
+            break
+        time.sleep(0.05)
+    assert running.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)

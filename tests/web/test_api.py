@@ -6,15 +6,12 @@ through the operations; refusals are checked for their status and their shape.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
@@ -29,7 +26,7 @@ from lumbar.operations.vocabulary import PERMISSIONS
 from lumbar.web.api import create_api
 from lumbar.web.app import create_app
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
-from tests.web.conftest import CHEAP
+from tests.web.conftest import CHEAP, served
 
 pytestmark = pytest.mark.integration
 
@@ -211,6 +208,50 @@ def test_the_trial_and_the_due_list(client: TestClient, world: World) -> None:
     assert [visit["visit"] for visit in due.json()] == [
         visit.visit for visit in world.as_("coord").due()
     ]
+    assert about["now"].startswith(world.clock.today.isoformat())  # the trial's clock
+    later = world.clock.today + dt.timedelta(days=40)
+    on = client.get(f"{API}/participants/{study_id}/schedule?on={later}", headers=headers)
+    assert [visit["status"] for visit in on.json()] == [
+        visit.status for visit in world.as_("coord").schedule(study_id, later)
+    ]
+    assert "missed" in {visit["status"] for visit in on.json()}
+
+
+def test_adverse_events_are_listed_and_updated_within_the_owners_sites(
+    client: TestClient, world: World
+) -> None:
+    seattle, new_york = world.randomized(), world.randomized("NYC", coordinator="coord_nyc")
+    events = {
+        study_id: world.as_(coordinator).report_adverse_event(
+            study_id,
+            "a fall",
+            world.clock.today,
+            severity="mild",
+            serious=False,
+            relatedness="not_related",
+        )
+        for study_id, coordinator in ((seattle, "coord_open"), (new_york, "coord_nyc"))
+    }
+    headers = bearer(token(client, "coord_open"))
+    listed = client.get(f"{API}/adverse-events", headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert [event["study_id"] for event in listed.json()] == [seattle]
+    ours, theirs = events[seattle].id, events[new_york].id
+    change = {"outcome": "recovered", "reason": "called back"}
+    updated = client.post(f"{API}/adverse-events/{ours}", headers=headers, json=change)
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["outcome"] == "recovered"
+    assert world.as_("coord_open").adverse_events()[0].outcome == "recovered"
+    body = assert_refusal(
+        client.post(f"{API}/adverse-events/{theirs}", headers=headers, json=change), 404
+    )
+    assert body["error"] == "unknown adverse event"
+    # A blinded coordinator, who may not read the events, changes none either (the page
+    # shows them the event first).
+    blinded = bearer(token(client, "coord"))
+    assert_refusal(client.get(f"{API}/adverse-events", headers=blinded), 403)
+    assert_refusal(client.post(f"{API}/adverse-events/{ours}", headers=blinded, json=change), 403)
+    assert world.as_("stat_open").adverse_events()[1].outcome == "unknown"
 
 
 def test_a_therapist_logs_a_session_and_an_adverse_event(client: TestClient, world: World) -> None:
@@ -354,6 +395,14 @@ def test_an_unknown_route_or_method_gets_the_error_shape(client: TestClient) -> 
 REFERENCE_ROUTES = [
     ("GET", "/participants/{ref}", None),
     ("GET", "/participants/{ref}/schedule", None),
+    ("POST", "/participants/{ref}/screening", {"answers": {"age": 50}, "reason": "misheard"}),
+    ("GET", "/participants/{ref}/visits/baseline", None),
+    (
+        "POST",
+        "/participants/{ref}/visits/baseline/rdq/edit",
+        {"answers": {"rdq_01": 0}, "reason": "read back"},
+    ),
+    ("GET", "/participants/{ref}/plan", None),
     ("POST", "/participants/{ref}/consent", {"version": "1.0", "consent_date": "2026-01-05"}),
     ("POST", "/participants/{ref}/enrol", None),
     (
@@ -393,7 +442,9 @@ def test_another_sites_participant_is_404_on_every_route(
 ) -> None:
     new_york = world.randomized("NYC", coordinator="coord_nyc")
     # Seattle staff who could otherwise do it: the therapist for sessions and events.
-    username = "ther" if "sessions" in route or "adverse" in route else "coord_open"
+    username = (
+        "ther" if any(word in route for word in ("sessions", "adverse", "plan")) else "coord_open"
+    )
     headers = bearer(token(client, username))
     path = API + route.format(ref=new_york)
     body = assert_refusal(client.request(method, path, headers=headers, json=json), 404)
@@ -496,22 +547,10 @@ def test_the_fuzzed_document_is_the_one_served(client: TestClient) -> None:
 @pytest.fixture
 def server(world: World) -> Iterator[str]:
     """The web application served over HTTP on this machine, in a thread."""
-    app = create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if running.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        running.should_exit = True
-        thread.join(timeout=10)
+    with served(
+        create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
+    ) as address:
+        yield address
 
 
 def test_the_cli_lists_participants_from_a_server_with_a_token(

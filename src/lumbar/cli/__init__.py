@@ -3,7 +3,10 @@
 Commands parse arguments, call one function of the packages below, and draw
 the result. Commands on a trial take ``--db`` (or ``LUMBAR_DB``), ``--as`` (or
 ``LUMBAR_USER``) and ``--key-file`` (or ``LUMBAR_KEY_FILE``; or the key itself in
-``LUMBAR_KEY``). The reference is generated from ``--help`` into docs/cli.md.
+``LUMBAR_KEY``). Site staff's commands (:data:`~lumbar.cli._common.SERVER_COMMANDS`) take
+``--server URL`` instead (or ``LUMBAR_SERVER``): they go through the server's JSON API
+with the token in ``LUMBAR_TOKEN`` (:mod:`lumbar.cli.remote`). The reference is generated
+from ``--help`` into docs/cli.md.
 
 Start-up is kept light: a command module imports what its command runs (pandas, SciPy,
 matplotlib, the database) inside the command, so ``lumbar --version`` and the commands

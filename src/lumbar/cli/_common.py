@@ -29,6 +29,7 @@ from lumbar.formatting import SYNTHETIC, SYNTHETIC_NOTE
 
 __all__ = [
     "EXIT_REFUSED",
+    "SERVER_COMMANDS",
     "LumbarGroup",
     "app",
     "console",
@@ -98,10 +99,37 @@ class LumbarGroup(TyperGroup):
             raise typer.Exit(EXIT_REFUSED) from None
 
 
+SERVER_COMMANDS = (
+    "screening add",
+    "screening update",
+    "consent",
+    "enrol",
+    "questionnaire add",
+    "questionnaire visit",
+    "questionnaire edit",
+    "questionnaire list",
+    "randomize",
+    "session plan",
+    "session log",
+    "ae add",
+    "ae update",
+    "ae list",
+    "withdraw",
+    "schedule",
+    "due",
+    "participants",
+)
+"""The commands that take ``--server`` (each has its counterpart in the API, lumbar.web.api)."""
+
 app = typer.Typer(
     cls=LumbarGroup,
     name="lumbar",
-    help="lumbar runs randomized trials of treatments for chronic low back pain.",
+    help="lumbar runs randomized trials of treatments for chronic low back pain.\n\n"
+    "Commands on a trial open its database (--db). Site staff's commands can instead go "
+    "through a lumbar server's API with a personal token (--server URL, token in "
+    "LUMBAR_TOKEN), so no database credentials are needed: "
+    + ", ".join(SERVER_COMMANDS)
+    + ". Every other command opens the database.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,

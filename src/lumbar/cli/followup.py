@@ -26,8 +26,10 @@ from lumbar.cli.trial import (
     KeyFile,
     ProtocolOption,
     Reference,
+    Server,
     open_trial,
     protocol_of,
+    staff_trial,
     today_of,
 )
 from lumbar.errors import InstrumentError, LumbarError, Problem
@@ -72,9 +74,10 @@ def questionnaire_add(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a completed questionnaire (checked and scored before it is stored)."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     view = trial.record_questionnaire(
         reference,
         visit,
@@ -181,9 +184,10 @@ def questionnaire_visit(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a visit's questionnaires together: every one is stored, or none."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     views = trial.record_visit(
         reference,
         visit,
@@ -212,13 +216,14 @@ def questionnaire_edit(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Correct a questionnaire's answers or date; the old values stay in the audit trail.
 
     A corrected date (--completed) is checked like a new one, and the questionnaire's
     window status follows it.
     """
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     view = trial.edit_questionnaire(
         reference,
         visit,
@@ -228,6 +233,23 @@ def questionnaire_edit(
         completed_on=None if completed is None else parse_date(completed, "--completed", None),
     )
     _echo_questionnaire(view)
+
+
+@questionnaire_app.command("list")
+def questionnaire_list(
+    reference: Reference,
+    visit: Annotated[str, typer.Argument(help="The visit id, e.g. baseline or week_10.")],
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+    server: Server = None,
+) -> None:
+    """The questionnaires recorded for a participant at one visit, with their scores."""
+    views = staff_trial(db, actor, key_file, server).questionnaires(reference, visit)
+    for view in views:
+        _echo_questionnaire(view)
+    if not views:
+        typer.echo(f"{reference} {visit}: no questionnaire recorded")
 
 
 def _echo_questionnaire(view: QuestionnaireView) -> None:
@@ -308,13 +330,14 @@ def session_log(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Log a treatment session you gave.
 
     Techniques must be those of the participant's arm ('lumbar session plan STUDY_ID'
     shows it); the lists below are the protocol's.
     """
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     number = trial.log_session(
         reference,
         parse_date(date, "--date", today_of(trial)),
@@ -333,9 +356,10 @@ def session_plan(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """A participant's arm and what its sessions may record (unblinded users only)."""
-    plan = open_trial(db, actor, key_file).treatment_plan(reference)
+    plan = staff_trial(db, actor, key_file, server).treatment_plan(reference)
     typer.echo(f"{plan.study_id}: {plan.arm} ({plan.arm_label})")
     typer.echo(f"  sessions: {plan.attended} of {plan.planned} logged")
     if plan.stopped:
@@ -375,9 +399,10 @@ def ae_add(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record an adverse event."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     event = trial.report_adverse_event(
         reference,
         description,
@@ -399,9 +424,10 @@ def ae_update(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record how an adverse event turned out."""
-    updated = open_trial(db, actor, key_file).update_adverse_event(
+    updated = staff_trial(db, actor, key_file, server).update_adverse_event(
         event, outcome=outcome, reason=reason
     )
     typer.echo(f"adverse event {updated.id}: {updated.outcome}")
@@ -412,6 +438,7 @@ def ae_list(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """List adverse events at your sites."""
     rows = [
@@ -424,7 +451,7 @@ def ae_list(
             e.relatedness,
             e.outcome,
         )
-        for e in open_trial(db, actor, key_file).adverse_events()
+        for e in staff_trial(db, actor, key_file, server).adverse_events()
     ]
     echo_table(
         "Adverse events",
@@ -442,8 +469,9 @@ def withdraw(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record a stop of treatment, a withdrawal of consent, or loss to follow-up."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     trial.withdraw(reference, kind, reason, parse_date(date, "--date", today_of(trial)))
     typer.echo(f"{reference}: {kind.replace('_', ' ')}")

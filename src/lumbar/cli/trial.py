@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lumbar.cli._common import app, echo_table, parse_answers, parse_date
-from lumbar.errors import MAX_SHOWN_PROBLEMS, AccessError, Problem
+from lumbar.errors import MAX_SHOWN_PROBLEMS, AccessError, OperationError, Problem
 from lumbar.operations import (
     EXPORT_FORMATS,
 )
@@ -22,10 +22,11 @@ from lumbar.operations import (
 # The operations, protocols and instruments are imported where a command uses them, so a
 # command loads only what it runs (lumbar.operations above reads only its vocabulary).
 if TYPE_CHECKING:  # typer ships click as a private module; only its types are needed here
+    from lumbar.cli.remote import ServerTrial
     from lumbar.operations import Trial
     from lumbar.protocol import Protocol
 
-__all__ = ["open_trial", "protocol_of", "today_of"]
+__all__ = ["open_trial", "protocol_of", "staff_trial", "today_of"]
 
 site_app = typer.Typer(help="Add and list sites.", no_args_is_help=True, rich_markup_mode=None)
 screening_app = typer.Typer(
@@ -69,6 +70,16 @@ KeyFile = Annotated[
         "or set LUMBAR_KEY).",
     ),
 ]
+Server = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="LUMBAR_SERVER",
+        help="A lumbar server's address (https://...): go through its API as the owner of "
+        "the token in LUMBAR_TOKEN instead of opening the database (not with --db; --as "
+        "and --key-file are not used).",
+    ),
+]
 Reference = Annotated[
     str, typer.Argument(help="A study id (SEA-0001) or screening number (S00001).")
 ]
@@ -101,6 +112,31 @@ def open_trial(db: str | None, actor: str | None, key_file: Path | None) -> Tria
     return Trial.open(db, _actor(actor), key_file=key_file)
 
 
+def staff_trial(
+    db: str | None, actor: str | None, key_file: Path | None, server: str | None
+) -> Trial | ServerTrial:
+    """The trial of ``--db`` opened as ``--as``, or with ``--server`` the trial on that
+    server as the owner of the token in LUMBAR_TOKEN (site staff's commands take either)."""
+    if not server:
+        return open_trial(db, actor, key_file)
+    if db:
+        raise OperationError(
+            "the database or a server?",
+            [
+                Problem(
+                    "--server",
+                    "cannot be given with --db (or LUMBAR_DB): a command opens the database "
+                    "or asks a server, not both",
+                    server,
+                    "leave out --db (unset LUMBAR_DB), or leave out --server (unset LUMBAR_SERVER)",
+                )
+            ],
+        )
+    from lumbar.cli.remote import ServerTrial
+
+    return ServerTrial(server)
+
+
 def _actor(actor: str | None) -> str:
     if not actor:
         raise AccessError(
@@ -118,7 +154,7 @@ def protocol_of(protocol: str | None, db: str | None) -> Protocol:
     return resolve_protocol(protocol) if protocol is not None else read_protocol(db)
 
 
-def today_of(trial: Trial) -> dt.date:
+def today_of(trial: Trial | ServerTrial) -> dt.date:
     return trial.clock().date()
 
 
@@ -210,9 +246,12 @@ def screening_add(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Screen a person: record the answers and the verdict with every reason."""
-    result = open_trial(db, actor, key_file).screen(site, parse_answers(answers, answer or []))
+    result = staff_trial(db, actor, key_file, server).screen(
+        site, parse_answers(answers, answer or [])
+    )
     typer.echo(f"{result.screening_number}: {result.status}")
     for reason in result.reasons:
         typer.echo(f"  {reason}")
@@ -244,9 +283,10 @@ def screening_update(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Add or correct screening answers before enrolment (a reason is required)."""
-    result = open_trial(db, actor, key_file).update_screening(
+    result = staff_trial(db, actor, key_file, server).update_screening(
         reference, parse_answers(answers, answer or []), reason
     )
     typer.echo(f"{result.screening_number}: {result.status}")
@@ -296,9 +336,10 @@ def consent(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Record an eligible person's consent (you are recorded as who took it)."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     day = parse_date(date, "--date", today_of(trial))
     trial.consent(reference, version, day)
     typer.echo(f"{reference}: consent version {version} on {day}")
@@ -310,20 +351,10 @@ def enrol(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Enrol an eligible, consented person; prints their study id."""
-    typer.echo(open_trial(db, actor, key_file).enrol(reference))
-
-
-Server = Annotated[
-    str | None,
-    typer.Option(
-        "--server",
-        envvar="LUMBAR_SERVER",
-        help="A lumbar server's address (https://...): ask its API with the token in "
-        "LUMBAR_TOKEN instead of opening the database.",
-    ),
-]
+    typer.echo(staff_trial(db, actor, key_file, server).enrol(reference))
 
 
 @app.command("participants")
@@ -334,18 +365,10 @@ def participants(
     server: Server = None,
 ) -> None:
     """List everyone screened at your sites and where they stand."""
-    if server:
-        from lumbar.cli.remote import get_json
-
-        rows = [
-            (p["screening_number"], p["study_id"], p["site"], p["status"])
-            for p in get_json(server, "/participants")
-        ]
-    else:
-        rows = [
-            (p.screening_number, p.study_id, p.site, p.status)
-            for p in open_trial(db, actor, key_file).participants()
-        ]
+    rows = [
+        (p.screening_number, p.study_id, p.site, p.status)
+        for p in staff_trial(db, actor, key_file, server).participants()
+    ]
     echo_table("Participants", ("screening", "study id", "site", "status"), rows)
 
 
@@ -358,9 +381,10 @@ def randomize(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Randomize an enrolled participant whose baseline is complete."""
-    assignment = open_trial(db, actor, key_file).randomize(reference)
+    assignment = staff_trial(db, actor, key_file, server).randomize(reference)
     arm = assignment.arm or "randomized (arm concealed: you are blinded)"
     typer.echo(
         f"{assignment.study_id}: {arm} (stratum {assignment.stratum}, {assignment.randomized_on})"
@@ -419,9 +443,10 @@ def schedule(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """A participant's follow-up visits and where each stands."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     rows = [
         (
             s.visit,
@@ -450,9 +475,10 @@ def due(
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
+    server: Server = None,
 ) -> None:
     """Who is due or overdue for a follow-up visit, by site (--missed: and who missed one)."""
-    trial = open_trial(db, actor, key_file)
+    trial = staff_trial(db, actor, key_file, server)
     rows = [
         (s.site, s.study_id, s.visit, s.status, s.target, s.closes)
         for s in trial.due(site, parse_date(on, "--on", today_of(trial)), missed=missed)

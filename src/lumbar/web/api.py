@@ -43,7 +43,8 @@ from lumbar.errors import AccessError, AnswerError, LumbarError, OperationError,
 from lumbar.operations import Trial
 from lumbar.operations.authentication import authenticate_token
 from lumbar.operations.context import Context
-from lumbar.operations.enrolment import ParticipantView
+from lumbar.operations.enrolment import ParticipantView, ScreeningView
+from lumbar.operations.responses import QuestionnaireView
 from lumbar.operations.schedule import VisitStatus
 from lumbar.operations.vocabulary import (
     OUTCOMES,
@@ -75,6 +76,8 @@ Reference = Annotated[
         description="A study id or a screening number",
     ),
 ]
+
+VisitId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 def _iso_date(value: object) -> object:
@@ -122,6 +125,11 @@ class ScreeningIn(Body):
     answers: Answers = Field(description="Answers to the protocol's eligibility questions")
 
 
+class ScreeningUpdateIn(Body):
+    answers: Answers = Field(description="The answers added or corrected")
+    reason: Text = Field(description="Why the answers change")
+
+
 class ConsentIn(Body):
     version: Name = Field(description="The consent form's version")
     consent_date: IsoDate
@@ -133,6 +141,14 @@ class VisitIn(Body):
     )
     completed_on: IsoDate
     source: Literal[SOURCES] = "staff_entry"  # type: ignore[valid-type]
+
+
+class QuestionnaireEditIn(Body):
+    answers: Answers = Field(default={}, description="The answers that change")
+    reason: Text = Field(description="Why the answers or the date change")
+    completed_on: IsoDate | None = Field(
+        default=None, description="The corrected completion date (the window follows it)"
+    )
 
 
 class SessionIn(Body):
@@ -151,6 +167,11 @@ class AdverseEventIn(Body):
     serious: bool
     relatedness: Literal[RELATEDNESS]  # type: ignore[valid-type]
     outcome: Literal[OUTCOMES] = "unknown"  # type: ignore[valid-type]
+
+
+class AdverseEventUpdateIn(Body):
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    reason: Text
 
 
 class WithdrawalIn(Body):
@@ -177,6 +198,10 @@ class TrialOut(Out):
     synthetic: bool
     sites: list[SiteOut] = Field(description="The sites the token's owner works at")
     allocation_source: str
+    now: dt.datetime = Field(
+        description="Now by the trial's clock: its date is the today that dates are checked "
+        "against and that a client takes for a date not given"
+    )
 
 
 class ParticipantOut(Out):
@@ -222,6 +247,18 @@ class AssignmentOut(Out):
     stratum: str
     arm: str | None = Field(description="The arm, for an unblinded owner; null otherwise")
     randomized_on: dt.date
+
+
+class TreatmentPlanOut(Out):
+    study_id: str
+    arm: str
+    arm_label: str
+    planned: int
+    attended: int
+    techniques: list[str]
+    body_regions: list[str]
+    home_care: list[str]
+    stopped: bool = Field(description="Stopped treatment or left the trial: no more sessions")
 
 
 class SessionOut(Out):
@@ -457,6 +494,29 @@ def _visit_out(visit: VisitStatus) -> VisitOut:
     )
 
 
+def _screening_out(view: ScreeningView) -> ScreeningOut:
+    return ScreeningOut(
+        screening_number=view.screening_number,
+        status=view.status,
+        reasons=list(view.reasons),
+        unanswered=list(view.unanswered),
+    )
+
+
+def _questionnaire_out(view: QuestionnaireView) -> QuestionnaireOut:
+    return QuestionnaireOut(
+        study_id=view.study_id,
+        visit=view.visit,
+        instrument=view.instrument,
+        completed_on=view.completed_on,
+        source=view.source,
+        scores=dict(view.scores),
+        window=view.window,
+        days_from_target=view.days_from_target,
+        flag=view.flag,
+    )
+
+
 # ---------------------------------------------------------------------- the application
 
 
@@ -494,6 +554,7 @@ def create_api(context: Context) -> FastAPI:
             synthetic=info.synthetic,
             sites=[SiteOut(code=code, name=name) for code, name in info.sites],
             allocation_source=info.allocation_source,
+            now=trial.clock(),
         )
 
     @api.get("/participants", response_model=list[ParticipantOut])
@@ -505,18 +566,22 @@ def create_api(context: Context) -> FastAPI:
         return _participant_out(_participant(trial, reference))
 
     @api.get("/participants/{reference}/schedule", response_model=list[VisitOut])
-    def schedule(reference: Reference, trial: TokenTrial) -> list[VisitOut]:
-        return [_visit_out(visit) for visit in trial.schedule(reference)]
+    def schedule(
+        reference: Reference,
+        trial: TokenTrial,
+        on: Annotated[dt.date | None, Query(description="The day it stands on (today)")] = None,
+    ) -> list[VisitOut]:
+        return [_visit_out(visit) for visit in trial.schedule(reference, on)]
 
     @api.post("/screenings", response_model=ScreeningOut, status_code=201)
     def screen(body: ScreeningIn, trial: TokenTrial) -> ScreeningOut:
-        view = trial.screen(body.site, body.answers)
-        return ScreeningOut(
-            screening_number=view.screening_number,
-            status=view.status,
-            reasons=list(view.reasons),
-            unanswered=list(view.unanswered),
-        )
+        return _screening_out(trial.screen(body.site, body.answers))
+
+    @api.post("/participants/{reference}/screening", response_model=ScreeningOut)
+    def update_screening(
+        reference: Reference, body: ScreeningUpdateIn, trial: TokenTrial
+    ) -> ScreeningOut:
+        return _screening_out(trial.update_screening(reference, body.answers, body.reason))
 
     @api.post("/participants/{reference}/consent", response_model=ParticipantOut)
     def consent(reference: Reference, body: ConsentIn, trial: TokenTrial) -> ParticipantOut:
@@ -535,7 +600,7 @@ def create_api(context: Context) -> FastAPI:
     )
     def record_visit(
         reference: Reference,
-        visit: Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
+        visit: VisitId,
         body: VisitIn,
         trial: TokenTrial,
     ) -> list[QuestionnaireOut]:
@@ -546,20 +611,34 @@ def create_api(context: Context) -> FastAPI:
             completed_on=body.completed_on,
             source=body.source,
         )
-        return [
-            QuestionnaireOut(
-                study_id=view.study_id,
-                visit=view.visit,
-                instrument=view.instrument,
-                completed_on=view.completed_on,
-                source=view.source,
-                scores=dict(view.scores),
-                window=view.window,
-                days_from_target=view.days_from_target,
-                flag=view.flag,
-            )
-            for view in views
-        ]
+        return [_questionnaire_out(view) for view in views]
+
+    @api.get("/participants/{reference}/visits/{visit}", response_model=list[QuestionnaireOut])
+    def questionnaires(
+        reference: Reference, visit: VisitId, trial: TokenTrial
+    ) -> list[QuestionnaireOut]:
+        return [_questionnaire_out(view) for view in trial.questionnaires(reference, visit)]
+
+    @api.post(
+        "/participants/{reference}/visits/{visit}/{instrument}/edit",
+        response_model=QuestionnaireOut,
+    )
+    def edit_questionnaire(
+        reference: Reference,
+        visit: VisitId,
+        instrument: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        body: QuestionnaireEditIn,
+        trial: TokenTrial,
+    ) -> QuestionnaireOut:
+        view = trial.edit_questionnaire(
+            reference,
+            visit,
+            instrument,
+            body.answers,
+            body.reason,
+            completed_on=body.completed_on,
+        )
+        return _questionnaire_out(view)
 
     @api.post("/participants/{reference}/randomize", response_model=AssignmentOut)
     def randomize(reference: Reference, trial: TokenTrial) -> AssignmentOut:
@@ -569,6 +648,21 @@ def create_api(context: Context) -> FastAPI:
             stratum=assignment.stratum,
             arm=assignment.arm,
             randomized_on=assignment.randomized_on,
+        )
+
+    @api.get("/participants/{reference}/plan", response_model=TreatmentPlanOut)
+    def treatment_plan(reference: Reference, trial: TokenTrial) -> TreatmentPlanOut:
+        plan = trial.treatment_plan(reference)
+        return TreatmentPlanOut(
+            study_id=plan.study_id,
+            arm=plan.arm,
+            arm_label=plan.arm_label,
+            planned=plan.planned,
+            attended=plan.attended,
+            techniques=list(plan.techniques),
+            body_regions=list(plan.body_regions),
+            home_care=list(plan.home_care),
+            stopped=plan.stopped,
         )
 
     @api.post("/participants/{reference}/sessions", response_model=SessionOut, status_code=201)
@@ -611,6 +705,22 @@ def create_api(context: Context) -> FastAPI:
             relatedness=body.relatedness,
             outcome=body.outcome,
         )
+        return AdverseEventOut(**vars(event))
+
+    @api.get("/adverse-events", response_model=list[AdverseEventOut])
+    def all_adverse_events(trial: TokenTrial) -> list[AdverseEventOut]:
+        return [AdverseEventOut(**vars(event)) for event in trial.adverse_events()]
+
+    @api.post("/adverse-events/{event_id}", response_model=AdverseEventOut)
+    def update_adverse_event(
+        event_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        body: AdverseEventUpdateIn,
+        trial: TokenTrial,
+    ) -> AdverseEventOut:
+        # As the page: only who may read the events (their descriptions can reveal arms)
+        # changes one; the operation then finds it among those at the owner's sites.
+        trial.adverse_events()
+        event = trial.update_adverse_event(event_id, outcome=body.outcome, reason=body.reason)
         return AdverseEventOut(**vars(event))
 
     @api.post("/participants/{reference}/withdrawal", response_model=ParticipantOut)
