@@ -43,9 +43,7 @@ from lumbar.errors import AccessError, AnswerError, LumbarError, OperationError,
 from lumbar.operations import Trial
 from lumbar.operations.authentication import authenticate_token
 from lumbar.operations.context import Context
-from lumbar.operations.enrolment import ParticipantView, ScreeningView
-from lumbar.operations.responses import QuestionnaireView
-from lumbar.operations.schedule import VisitStatus
+from lumbar.operations.enrolment import ParticipantView
 from lumbar.operations.vocabulary import (
     OUTCOMES,
     RELATEDNESS,
@@ -112,9 +110,10 @@ class Body(BaseModel):
 
 
 class Out(BaseModel):
-    """A response body."""
+    """A response body, made from an operation's view by its attributes
+    (``ParticipantOut.model_validate(view)``): one model a view, no copying by hand."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
 
 # ---------------------------------------------------------------------- requests
@@ -471,52 +470,6 @@ def _participant(trial: Trial, reference: str) -> ParticipantView:
     raise NotFoundError()
 
 
-def _participant_out(view: ParticipantView) -> ParticipantOut:
-    return ParticipantOut(
-        screening_number=view.screening_number,
-        study_id=view.study_id,
-        site=view.site,
-        status=view.status,
-    )
-
-
-def _visit_out(visit: VisitStatus) -> VisitOut:
-    return VisitOut(
-        study_id=visit.study_id,
-        site=visit.site,
-        visit=visit.visit,
-        target=visit.target,
-        opens=visit.opens,
-        closes=visit.closes,
-        status=visit.status,
-        completed_on=visit.completed_on,
-        out_of_window=visit.out_of_window,
-    )
-
-
-def _screening_out(view: ScreeningView) -> ScreeningOut:
-    return ScreeningOut(
-        screening_number=view.screening_number,
-        status=view.status,
-        reasons=list(view.reasons),
-        unanswered=list(view.unanswered),
-    )
-
-
-def _questionnaire_out(view: QuestionnaireView) -> QuestionnaireOut:
-    return QuestionnaireOut(
-        study_id=view.study_id,
-        visit=view.visit,
-        instrument=view.instrument,
-        completed_on=view.completed_on,
-        source=view.source,
-        scores=dict(view.scores),
-        window=view.window,
-        days_from_target=view.days_from_target,
-        flag=view.flag,
-    )
-
-
 # ---------------------------------------------------------------------- the application
 
 
@@ -559,11 +512,11 @@ def create_api(context: Context) -> FastAPI:
 
     @api.get("/participants", response_model=list[ParticipantOut])
     def participants(trial: TokenTrial) -> list[ParticipantOut]:
-        return [_participant_out(view) for view in trial.participants()]
+        return [ParticipantOut.model_validate(view) for view in trial.participants()]
 
     @api.get("/participants/{reference}", response_model=ParticipantOut)
     def participant(reference: Reference, trial: TokenTrial) -> ParticipantOut:
-        return _participant_out(_participant(trial, reference))
+        return ParticipantOut.model_validate(_participant(trial, reference))
 
     @api.get("/participants/{reference}/schedule", response_model=list[VisitOut])
     def schedule(
@@ -571,27 +524,29 @@ def create_api(context: Context) -> FastAPI:
         trial: TokenTrial,
         on: Annotated[dt.date | None, Query(description="The day it stands on (today)")] = None,
     ) -> list[VisitOut]:
-        return [_visit_out(visit) for visit in trial.schedule(reference, on)]
+        return [VisitOut.model_validate(visit) for visit in trial.schedule(reference, on)]
 
     @api.post("/screenings", response_model=ScreeningOut, status_code=201)
     def screen(body: ScreeningIn, trial: TokenTrial) -> ScreeningOut:
-        return _screening_out(trial.screen(body.site, body.answers))
+        return ScreeningOut.model_validate(trial.screen(body.site, body.answers))
 
     @api.post("/participants/{reference}/screening", response_model=ScreeningOut)
     def update_screening(
         reference: Reference, body: ScreeningUpdateIn, trial: TokenTrial
     ) -> ScreeningOut:
-        return _screening_out(trial.update_screening(reference, body.answers, body.reason))
+        return ScreeningOut.model_validate(
+            trial.update_screening(reference, body.answers, body.reason)
+        )
 
     @api.post("/participants/{reference}/consent", response_model=ParticipantOut)
     def consent(reference: Reference, body: ConsentIn, trial: TokenTrial) -> ParticipantOut:
         trial.consent(reference, body.version, body.consent_date)
-        return _participant_out(_participant(trial, reference))
+        return ParticipantOut.model_validate(_participant(trial, reference))
 
     @api.post("/participants/{reference}/enrol", response_model=ParticipantOut)
     def enrol(reference: Reference, trial: TokenTrial) -> ParticipantOut:
         study_id = trial.enrol(reference)
-        return _participant_out(_participant(trial, study_id))
+        return ParticipantOut.model_validate(_participant(trial, study_id))
 
     @api.post(
         "/participants/{reference}/visits/{visit}",
@@ -611,13 +566,15 @@ def create_api(context: Context) -> FastAPI:
             completed_on=body.completed_on,
             source=body.source,
         )
-        return [_questionnaire_out(view) for view in views]
+        return [QuestionnaireOut.model_validate(view) for view in views]
 
     @api.get("/participants/{reference}/visits/{visit}", response_model=list[QuestionnaireOut])
     def questionnaires(
         reference: Reference, visit: VisitId, trial: TokenTrial
     ) -> list[QuestionnaireOut]:
-        return [_questionnaire_out(view) for view in trial.questionnaires(reference, visit)]
+        return [
+            QuestionnaireOut.model_validate(view) for view in trial.questionnaires(reference, visit)
+        ]
 
     @api.post(
         "/participants/{reference}/visits/{visit}/{instrument}/edit",
@@ -638,32 +595,15 @@ def create_api(context: Context) -> FastAPI:
             body.reason,
             completed_on=body.completed_on,
         )
-        return _questionnaire_out(view)
+        return QuestionnaireOut.model_validate(view)
 
     @api.post("/participants/{reference}/randomize", response_model=AssignmentOut)
     def randomize(reference: Reference, trial: TokenTrial) -> AssignmentOut:
-        assignment = trial.randomize(reference)
-        return AssignmentOut(
-            study_id=assignment.study_id,
-            stratum=assignment.stratum,
-            arm=assignment.arm,
-            randomized_on=assignment.randomized_on,
-        )
+        return AssignmentOut.model_validate(trial.randomize(reference))
 
     @api.get("/participants/{reference}/plan", response_model=TreatmentPlanOut)
     def treatment_plan(reference: Reference, trial: TokenTrial) -> TreatmentPlanOut:
-        plan = trial.treatment_plan(reference)
-        return TreatmentPlanOut(
-            study_id=plan.study_id,
-            arm=plan.arm,
-            arm_label=plan.arm_label,
-            planned=plan.planned,
-            attended=plan.attended,
-            techniques=list(plan.techniques),
-            body_regions=list(plan.body_regions),
-            home_care=list(plan.home_care),
-            stopped=plan.stopped,
-        )
+        return TreatmentPlanOut.model_validate(trial.treatment_plan(reference))
 
     @api.post("/participants/{reference}/sessions", response_model=SessionOut, status_code=201)
     def log_session(reference: Reference, body: SessionIn, trial: TokenTrial) -> SessionOut:
@@ -683,7 +623,7 @@ def create_api(context: Context) -> FastAPI:
     def adverse_events(reference: Reference, trial: TokenTrial) -> list[AdverseEventOut]:
         view = _participant(trial, reference)
         return [
-            AdverseEventOut(**vars(event))
+            AdverseEventOut.model_validate(event)
             for event in trial.adverse_events()
             if event.study_id == view.study_id
         ]
@@ -705,11 +645,11 @@ def create_api(context: Context) -> FastAPI:
             relatedness=body.relatedness,
             outcome=body.outcome,
         )
-        return AdverseEventOut(**vars(event))
+        return AdverseEventOut.model_validate(event)
 
     @api.get("/adverse-events", response_model=list[AdverseEventOut])
     def all_adverse_events(trial: TokenTrial) -> list[AdverseEventOut]:
-        return [AdverseEventOut(**vars(event)) for event in trial.adverse_events()]
+        return [AdverseEventOut.model_validate(event) for event in trial.adverse_events()]
 
     @api.post("/adverse-events/{event_id}", response_model=AdverseEventOut)
     def update_adverse_event(
@@ -721,12 +661,12 @@ def create_api(context: Context) -> FastAPI:
         # changes one; the operation then finds it among those at the owner's sites.
         trial.adverse_events()
         event = trial.update_adverse_event(event_id, outcome=body.outcome, reason=body.reason)
-        return AdverseEventOut(**vars(event))
+        return AdverseEventOut.model_validate(event)
 
     @api.post("/participants/{reference}/withdrawal", response_model=ParticipantOut)
     def withdraw(reference: Reference, body: WithdrawalIn, trial: TokenTrial) -> ParticipantOut:
         trial.withdraw(reference, body.kind, body.reason, body.effective_date)
-        return _participant_out(_participant(trial, reference))
+        return ParticipantOut.model_validate(_participant(trial, reference))
 
     @api.get("/due", response_model=list[VisitOut])
     def due(
@@ -735,16 +675,19 @@ def create_api(context: Context) -> FastAPI:
         on: Annotated[dt.date | None, Query()] = None,
         missed: bool = False,
     ) -> list[VisitOut]:
-        return [_visit_out(visit) for visit in trial.due(site, on, missed=missed)]
+        return [VisitOut.model_validate(visit) for visit in trial.due(site, on, missed=missed)]
 
     @api.get("/notifications", response_model=list[NotificationOut])
     def notifications(trial: TokenTrial, waiting: bool = False) -> list[NotificationOut]:
-        return [NotificationOut(**vars(notice)) for notice in trial.notifications(waiting=waiting)]
+        return [
+            NotificationOut.model_validate(notice)
+            for notice in trial.notifications(waiting=waiting)
+        ]
 
     @api.post("/notifications/{notification_id}/acknowledge", response_model=NotificationOut)
     def acknowledge_notification(
         notification_id: Annotated[int, Path(ge=1, le=2**31 - 1)], trial: TokenTrial
     ) -> NotificationOut:
-        return NotificationOut(**vars(trial.acknowledge_notification(notification_id)))
+        return NotificationOut.model_validate(trial.acknowledge_notification(notification_id))
 
     return api
