@@ -7,6 +7,7 @@ import gc
 import json
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from lumbar.errors import AccessError, StoreError
 from lumbar.operations import Context, Principal, Trial, restore, upgrade
 from lumbar.operations.authentication import resume_web_session, start_web_session
 from lumbar.operations.upgrade import OLDEST_UPGRADABLE
-from lumbar.store.database import Database, _alembic_config, schema_head, schema_revisions
+from lumbar.store.database import (
+    Database,
+    _alembic_config,
+    _alembic_revisions,
+    _chain_of_scripts,
+    schema_head,
+    schema_revisions,
+)
 from lumbar.store.schema import AuditRecord
 from tests import postgres as pg
 from tests.clitools import Cli
@@ -94,7 +102,7 @@ def older(world: World) -> World:
 
 
 @pytest.fixture
-def new_target(world: World, tmp_path: Path) -> object:
+def new_target(world: World, tmp_path: Path) -> Iterator[str]:
     if world.url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'restored.db'}"
         return
@@ -110,6 +118,23 @@ def test_the_head_is_the_last_shipped_migration_script() -> None:
     scripts = sorted(path.name.split("_", 1)[0] for path in folder.glob("[0-9]*_*.py"))
     assert schema_revisions() == tuple(scripts)
     assert schema_head() == scripts[-1]
+    # Read as text (every opening asks), the chain is the one alembic walks.
+    assert _chain_of_scripts() == _alembic_revisions()
+
+
+def test_scripts_that_are_not_one_chain_are_left_to_alembic(tmp_path: Path) -> None:
+    def script(name: str, revision: str, down: str | None) -> None:
+        parent = "None" if down is None else f'"{down}"'
+        (tmp_path / name).write_text(f'revision = "{revision}"\ndown_revision = {parent}\n')
+
+    script("a.py", "0001", None)
+    script("b.py", "0002", "0001")
+    (tmp_path / "notes.txt").write_text('revision = "0009"\n')
+    assert _chain_of_scripts(tmp_path) == ("0001", "0002")
+    script("c.py", "0003", "0001")  # a fork: 0002 and 0003 both revise 0001
+    assert _chain_of_scripts(tmp_path) is None
+    (tmp_path / "c.py").write_text('revision = "0003"\ndown_revision = ("0001", "0002")\n')
+    assert _chain_of_scripts(tmp_path) is None  # a merge
 
 
 def test_opening_an_older_trial_names_both_revisions_and_changes_nothing(older: World) -> None:

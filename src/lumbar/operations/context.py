@@ -681,7 +681,8 @@ def read_protocol(url: str | None) -> Protocol:
         if not database.is_initialised():
             raise no_trial(database, given=bool(url))
         with database.read() as session:
-            record = session.execute(select(TrialRecord)).scalar_one()
+            # Two columns every schema has: a help text reads an older trial's protocol too.
+            record = session.execute(select(TrialRecord.id, TrialRecord.protocol_yaml)).one()
             return parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
     finally:
         database.dispose()

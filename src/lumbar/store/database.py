@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -321,11 +322,50 @@ class Database:
 def schema_revisions() -> tuple[str, ...]:
     """Every schema revision this lumbar knows, oldest first (the last is the newest).
 
-    Read from the shipped migration scripts once per process (the scripts cannot change
-    under a running lumbar); a fork in them (two scripts revising one) is a packaging
-    error, refused here rather than guessed at.
+    Read from the shipped migration scripts once per process (they cannot change under a
+    running lumbar). Every trial opened asks, so the scripts' ``revision`` and
+    ``down_revision`` lines are read as text (a few milliseconds) rather than through
+    alembic, which imports every script (a fifth of a second); scripts that are not one
+    plain chain (a merge, a fork) are left to alembic, which refuses a fork.
     """
-    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only opening a trial asks
+    return _chain_of_scripts() or _alembic_revisions()
+
+
+def _chain_of_scripts(folder: Traversable | None = None) -> tuple[str, ...] | None:
+    """The revisions of the migration scripts (in ``folder``, by default the shipped ones) as
+    one chain, oldest first; None when they are not a plain chain of string revisions."""
+    if folder is None:
+        folder = resources.files("lumbar.store").joinpath("migrations").joinpath("versions")
+    after: dict[str | None, str] = {}
+    for script in folder.iterdir():
+        if not script.name.endswith(".py"):
+            continue
+        source = script.read_text(encoding="utf-8")
+        revision = _REVISION.search(source)
+        down = _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            return None
+        parent = None if down["parent"] == "None" else down["parent"].strip("\"'")
+        if parent in after:
+            return None  # two scripts revise one: a fork
+        after[parent] = revision["revision"]
+    chain: list[str] = []
+    current = after.get(None)
+    while current is not None and len(chain) <= len(after):
+        chain.append(current)
+        current = after.get(current)
+    return tuple(chain) if chain and len(chain) == len(after) else None
+
+
+_REVISION = re.compile(r"""^revision(?:\s*:[^=]+)?\s*=\s*["'](?P<revision>[^"']+)["']\s*$""", re.M)
+_DOWN_REVISION = re.compile(
+    r"""^down_revision(?:\s*:[^=]+)?\s*=\s*(?P<parent>None|["'][^"']+["'])\s*$""", re.M
+)
+
+
+def _alembic_revisions() -> tuple[str, ...]:
+    """The revisions as alembic reads them (it imports every script); StoreError on a fork."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only an irregular chain asks
 
     scripts = ScriptDirectory.from_config(_alembic_config())
     heads = scripts.get_heads()
