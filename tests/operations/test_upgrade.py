@@ -18,7 +18,7 @@ from sqlalchemy import inspect, select, text
 from lumbar.errors import AccessError, StoreError
 from lumbar.operations import Context, Principal, Trial, restore, upgrade
 from lumbar.operations.authentication import resume_web_session, start_web_session
-from lumbar.operations.upgrade import OLDEST_UPGRADABLE
+from lumbar.operations.upgrades import OLDEST_UPGRADABLE
 from lumbar.store.database import (
     Database,
     _alembic_config,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
     from lumbar.operations.treatment import Adherence, TreatmentPlan
     from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
-    from lumbar.operations.upgrade import Upgraded, upgrade
+    from lumbar.operations.upgrades import Upgraded, upgrade
     from lumbar.operations.vocabulary import (
         EXPORT_FORMATS,
         GRANTS,
@@ -95,7 +95,7 @@ _WHERE = {
     "Trial": "lumbar.operations.trial",
     "TrialCreated": "lumbar.operations.trial",
     "TrialInfo": "lumbar.operations.trial",
-    "Upgraded": "lumbar.operations.upgrade",
+    "Upgraded": "lumbar.operations.upgrades",
     "VisitStatus": "lumbar.operations.schedule",
     "WITHDRAWAL_KINDS": "lumbar.operations.vocabulary",
     "authenticate_password": "lumbar.operations.authentication",
@@ -107,7 +107,7 @@ _WHERE = {
     "read_allocation_csv": "lumbar.operations.allocation",
     "read_protocol": "lumbar.operations.context",
     "restore": "lumbar.operations.backups",
-    "upgrade": "lumbar.operations.upgrade",
+    "upgrade": "lumbar.operations.upgrades",
     "visit_statuses": "lumbar.operations.schedule",
 }
 """Each public name and the module that defines it."""

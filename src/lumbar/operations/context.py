@@ -168,7 +168,7 @@ class Context:
         for (no identity key: identifiers; no randomization key: arms; no audit key: writes).
         A database whose schema is older or newer than this lumbar's is refused, saying
         which (:meth:`~lumbar.store.Database.require_current_schema`): an older one is
-        brought up to date with ``lumbar upgrade`` (:mod:`lumbar.operations.upgrade`).
+        brought up to date with ``lumbar upgrade`` (:mod:`lumbar.operations.upgrades`).
         The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`; on
         PostgreSQL checked at opening and by every write) until :meth:`close`, so a
         restore cannot replace the database under it; ``lease=False`` only for a
