@@ -19,6 +19,7 @@ from lumbar.errors import AccessError, StoreError
 from lumbar.operations import Context, Principal, Trial, restore, upgrade
 from lumbar.operations.authentication import resume_web_session, start_web_session
 from lumbar.operations.upgrades import OLDEST_UPGRADABLE
+from lumbar.store import audit
 from lumbar.store.database import (
     Database,
     _alembic_config,
@@ -288,3 +289,27 @@ def test_upgrade_refuses_a_trial_older_than_the_keyed_audit_trail(world: World) 
     database.dispose()
     with pytest.raises(StoreError, match="too old to upgrade"):
         upgrade(world.url, actor="admin", key_file=world.key_file)
+
+
+def test_rows_a_migration_rewrites_are_imaged_again_and_the_trail_stays_intact(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Questionnaires written as a lumbar before revision 0005 wrote them: their row images
+    # lack the two columns 0005 adds and fills (window_status, days_from_target).
+    added = {"window_status", "days_from_target"}
+    older_columns = tuple(name for name in audit._IMAGED["questionnaire"] if name not in added)
+    monkeypatch.setitem(audit._IMAGED, "questionnaire", older_columns)
+    world.randomized()
+    monkeypatch.undo()
+    downgrade(world.url, "0004")
+    upgraded = upgrade(
+        world.url, actor="admin", key_file=world.key_file, backup_file=tmp_path / "b.backup"
+    )
+    assert upgraded.from_revision == "0004"
+    assert upgraded.rows_imaged > 0  # every questionnaire the migration filled
+    admin = world.as_("admin")
+    try:
+        report = admin.verify_audit()
+        assert report.intact, report.findings
+    finally:
+        admin.close()

@@ -311,8 +311,6 @@ class AuditFinding:
     detail: str
     table: str | None = None
     """The data table of a row that differs (None: a finding about the chain itself)."""
-    columns: tuple[str, ...] = ()
-    """The columns that differ, for a row changed outside lumbar."""
 
 
 @dataclass(frozen=True)
@@ -453,7 +451,6 @@ def verify_data(
                         f"{where}: {', '.join(differ)} changed outside lumbar "
                         f"(last written at record {seq})",
                         table.name,
-                        tuple(differ),
                     )
                 )
         for primary_key, (seq, image) in wanted.items():
