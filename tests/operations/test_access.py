@@ -190,6 +190,7 @@ def test_every_permission_refuses_other_roles_naming_those_who_may(
         "verify_randomization": [lambda t: t.verify_randomization()],
         "backup": [lambda t: t.authorize("backup")],
         "restore": [lambda t: t.authorize("restore")],
+        "upgrade": [lambda t: t.authorize("upgrade")],
     }
     assert set(operations) == set(PERMISSIONS) - {"view"}, "a permission without a check"
     # Every permission but viewing is withheld from some role.

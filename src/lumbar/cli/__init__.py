@@ -20,7 +20,18 @@ from typing import Annotated
 import typer
 
 from lumbar import PROTOCOL_FORMAT, __version__
-from lumbar.cli import analysis, design, followup, meta, reference, report, trial, users, web
+from lumbar.cli import (
+    analysis,
+    design,
+    followup,
+    meta,
+    reference,
+    report,
+    trial,
+    upgrade,
+    users,
+    web,
+)
 from lumbar.cli._common import EXIT_REFUSED, app
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "reference",
     "report",
     "trial",
+    "upgrade",
     "users",
     "web",
 ]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
     from lumbar.operations.treatment import Adherence, TreatmentPlan
     from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
+    from lumbar.operations.upgrades import Upgraded, upgrade
     from lumbar.operations.vocabulary import (
         EXPORT_FORMATS,
         GRANTS,
@@ -94,6 +95,7 @@ _WHERE = {
     "Trial": "lumbar.operations.trial",
     "TrialCreated": "lumbar.operations.trial",
     "TrialInfo": "lumbar.operations.trial",
+    "Upgraded": "lumbar.operations.upgrades",
     "VisitStatus": "lumbar.operations.schedule",
     "WITHDRAWAL_KINDS": "lumbar.operations.vocabulary",
     "authenticate_password": "lumbar.operations.authentication",
@@ -105,6 +107,7 @@ _WHERE = {
     "read_allocation_csv": "lumbar.operations.allocation",
     "read_protocol": "lumbar.operations.context",
     "restore": "lumbar.operations.backups",
+    "upgrade": "lumbar.operations.upgrades",
     "visit_statuses": "lumbar.operations.schedule",
 }
 """Each public name and the module that defines it."""
@@ -149,6 +152,7 @@ __all__ = [
     "Trial",
     "TrialCreated",
     "TrialInfo",
+    "Upgraded",
     "VisitStatus",
     "authenticate_password",
     "authenticate_survey",
@@ -159,6 +163,7 @@ __all__ = [
     "read_allocation_csv",
     "read_protocol",
     "restore",
+    "upgrade",
     "visit_statuses",
 ]
 

@@ -71,7 +71,7 @@ from lumbar.operations import _postgresql as postgresql
 from lumbar.operations.context import Clock, Context, Principal, Transaction, utc_now
 from lumbar.operations.scope import load_scope
 from lumbar.protocol import parse_protocol
-from lumbar.store.audit import AuditReport, verify_trail, write_anchor
+from lumbar.store.audit import AuditReport, verify_chain, verify_trail, write_anchor
 from lumbar.store.database import Database, default_key_file, schema_revisions
 from lumbar.store.lease import discard_unused, exclusive_lease
 from lumbar.store.schema import AuditHead, TrialRecord
@@ -128,13 +128,21 @@ class Restored:
 # ---------------------------------------------------------------------- the one check
 
 
-def _check_backup(session: Session, keys: Keys, *, source: str) -> BackupCheck:
+def _check_backup(
+    session: Session, keys: Keys, *, source: str, revision: str | None = None
+) -> BackupCheck:
     """Check a copy of a trial completely; StoreError naming ``source`` and the rule.
 
     The one place backup and restore decide whether a copy counts: a lumbar trial, of
     this lumbar's newest schema, whose keys at hand are its own (the audit key is
     needed), whose protocol reads, and whose audit trail and data verify against each
     other (:func:`_verify_audit`). It only reads.
+
+    ``revision``: the older schema the copy must have instead (the backup an upgrade
+    makes before migrating). This lumbar's tables are the newest schema's, so of such a
+    copy it checks the audit chain's links and head, not the data against the trail; the
+    upgrade checks those on the database itself, in the transaction that migrates it,
+    which holds exactly what the copy holds (nothing writes while it runs).
     """
     connection = session.connection()
     tables = inspect(connection)
@@ -143,17 +151,18 @@ def _check_backup(session: Session, keys: Keys, *, source: str) -> BackupCheck:
             "not a usable backup",
             [Problem("backup", "holds no lumbar trial", source, "use a file 'lumbar backup' made")],
         )
-    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     known = schema_revisions()
-    if revision != known[-1]:
-        newer = revision not in known
+    wanted = revision or known[-1]
+    if found != wanted:
+        newer = found not in known
         raise StoreError(
             "not a usable backup",
             [
                 Problem(
                     "backup",
-                    f"has schema {revision}; this lumbar "
-                    + (f"knows schemas up to {known[-1]} only" if newer else f"needs {known[-1]}"),
+                    f"has schema {found}; this lumbar "
+                    + (f"knows schemas up to {known[-1]} only" if newer else f"needs {wanted}"),
                     source,
                     "restore it with the lumbar version that made it"
                     if newer
@@ -161,7 +170,17 @@ def _check_backup(session: Session, keys: Keys, *, source: str) -> BackupCheck:
                 )
             ],
         )
-    record = session.execute(select(TrialRecord)).scalar_one()
+    # The columns every schema since the keyed chain has, not the whole newest row.
+    record = session.execute(
+        select(
+            TrialRecord.id,
+            TrialRecord.created_at,
+            TrialRecord.key_check,
+            TrialRecord.randomization_key_check,
+            TrialRecord.audit_key_check,
+            TrialRecord.protocol_yaml,
+        )
+    ).one()
     identity = TrialIdentity(record.id, record.created_at)
     checks = {
         "identity": record.key_check,
@@ -186,7 +205,7 @@ def _check_backup(session: Session, keys: Keys, *, source: str) -> BackupCheck:
             [*error.problems, Problem("backup", f"holds trial {identity}", source)],
             error.source,
         ) from None
-    report = _verify_audit(session, audit)
+    report = _verify_audit(session, audit) if wanted == known[-1] else verify_chain(session, audit)
     if not report.intact:
         shown = report.findings[:20]
         raise StoreError(
@@ -211,7 +230,7 @@ def _check_backup(session: Session, keys: Keys, *, source: str) -> BackupCheck:
                 ),
             ],
         )
-    return BackupCheck(identity, str(revision), report)
+    return BackupCheck(identity, str(found), report)
 
 
 def _verify_audit(session: Session, key: Vault) -> AuditReport:
@@ -243,12 +262,27 @@ def backup(
     database.dispose()
     if keys is None:
         keys = load_keys(key_file or default_key_file(database.url))
+    try:
+        write_backup(database, target, keys)
+    finally:
+        database.dispose()
+    return target
+
+
+def write_backup(
+    database: Database, target: Path, keys: Keys, *, revision: str | None = None
+) -> BackupCheck:
+    """Copy ``database`` to ``target`` (a new, owner-only file) and check the copy; the
+    caller has decided who may. ``revision``: the older schema the database is at (see
+    :func:`_check_backup`), for the backup an upgrade makes first.
+
+    A copy that fails its check is kept as ``<target>.failed`` and StoreError says why.
+    """
     os.close(_create_owner_only(target))
     try:
         if database.backend == "sqlite":
-            _backup_sqlite(database, target, keys)
-        else:
-            _backup_postgresql(database, target, keys)
+            return _backup_sqlite(database, target, keys, revision)
+        return _backup_postgresql(database, target, keys, revision)
     except _CheckFailedError as failure:
         failed = _failed_name(target)
         os.replace(target, failed)
@@ -266,9 +300,6 @@ def backup(
     except BaseException:
         _remove_sqlite(target)
         raise
-    finally:
-        database.dispose()
-    return target
 
 
 class _CheckFailedError(Exception):
@@ -279,14 +310,16 @@ class _CheckFailedError(Exception):
         self.error = error
 
 
-def _checked(session: Session, keys: Keys, target: Path) -> BackupCheck:
+def _checked(session: Session, keys: Keys, target: Path, revision: str | None) -> BackupCheck:
     try:
-        return _check_backup(session, keys, source=str(target))
+        return _check_backup(session, keys, source=str(target), revision=revision)
     except LumbarError as error:
         raise _CheckFailedError(error) from None
 
 
-def _backup_sqlite(database: Database, target: Path, keys: Keys) -> BackupCheck:
+def _backup_sqlite(
+    database: Database, target: Path, keys: Keys, revision: str | None
+) -> BackupCheck:
     source_path = database.sqlite_path
     assert source_path is not None
     with (
@@ -304,12 +337,14 @@ def _backup_sqlite(database: Database, target: Path, keys: Keys) -> BackupCheck:
     reader = _read_only(target)
     try:
         with Session(reader) as session:
-            return _checked(session, keys, target)
+            return _checked(session, keys, target, revision)
     finally:
         reader.dispose()
 
 
-def _backup_postgresql(database: Database, target: Path, keys: Keys) -> BackupCheck:
+def _backup_postgresql(
+    database: Database, target: Path, keys: Keys, revision: str | None
+) -> BackupCheck:
     """``pg_dump`` one snapshot, check that same snapshot, and read the archive back."""
     with postgresql.pg_access(database.url) as (conninfo, env):
         connection = database.engine.connect().execution_options(isolation_level="REPEATABLE READ")
@@ -328,7 +363,7 @@ def _backup_postgresql(database: Database, target: Path, keys: Keys) -> BackupCh
             )
             os.chmod(target, OWNER_ONLY)
             _fsync(target)
-            check = _checked(Session(bind=connection), keys, target)
+            check = _checked(Session(bind=connection), keys, target, revision)
         try:
             postgresql.run(["pg_restore", "--list", str(target)], "pg_restore", env)
         except StoreError as error:

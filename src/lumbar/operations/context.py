@@ -166,6 +166,9 @@ class Context:
 
         Keys missing from the key file are allowed: what they guard is refused when asked
         for (no identity key: identifiers; no randomization key: arms; no audit key: writes).
+        A database whose schema is older or newer than this lumbar's is refused, saying
+        which (:meth:`~lumbar.store.Database.require_current_schema`): an older one is
+        brought up to date with ``lumbar upgrade`` (:mod:`lumbar.operations.upgrades`).
         The open trial holds the trial's shared lease (:mod:`lumbar.store.lease`; on
         PostgreSQL checked at opening and by every write) until :meth:`close`, so a
         restore cannot replace the database under it; ``lease=False`` only for a
@@ -182,6 +185,7 @@ class Context:
                     # A connection made before the lease may be to a file a restore has
                     # since replaced: every connection from now on is made under it.
                     database.dispose()
+            database.require_current_schema()
             if keys is None:
                 keys = load_keys(key_file or default_key_file(database.url))
             with database.read() as session:
@@ -677,7 +681,8 @@ def read_protocol(url: str | None) -> Protocol:
         if not database.is_initialised():
             raise no_trial(database, given=bool(url))
         with database.read() as session:
-            record = session.execute(select(TrialRecord)).scalar_one()
+            # Two columns every schema has: a help text reads an older trial's protocol too.
+            record = session.execute(select(TrialRecord.id, TrialRecord.protocol_yaml)).one()
             return parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
     finally:
         database.dispose()

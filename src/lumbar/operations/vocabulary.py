@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "verify_randomization": frozenset({"admin", "monitor", "statistician"}),
     "backup": frozenset({"admin"}),
     "restore": frozenset({"admin"}),
+    "upgrade": frozenset({"admin"}),
 }
 """Each permission and the roles that hold it."""
 
@@ -78,6 +79,7 @@ WHAT = {
     "verify_randomization": "check the allocation list",
     "backup": "back up the trial",
     "restore": "restore the trial",
+    "upgrade": "upgrade the trial's database",
 }
 """Each permission in words, for error messages."""
 

@@ -26,11 +26,13 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
@@ -45,7 +47,15 @@ except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["DEFAULT_URL", "Database", "default_key_file", "resolve_url", "schema_revisions"]
+__all__ = [
+    "DEFAULT_URL",
+    "Database",
+    "Migration",
+    "default_key_file",
+    "resolve_url",
+    "schema_head",
+    "schema_revisions",
+]
 
 DEFAULT_URL = "sqlite:///lumbar.db"
 """A SQLite file named lumbar.db in the working folder."""
@@ -212,6 +222,15 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema up to the newest migration."""
+        with self.migrating() as migration:
+            migration.run()
+
+    @contextmanager
+    def migrating(self) -> Iterator[Migration]:
+        """One write transaction to migrate the schema in: the block may read the database
+        before it calls :meth:`Migration.run`, and check and record the migration after;
+        the whole is committed when the block ends, or nothing is (an error undoes the
+        migration too, on both databases: their DDL is transactional)."""
         try:
             connection = self.engine.connect()
         except DBAPIError as error:
@@ -220,11 +239,12 @@ class Database:
             connection.info["lumbar_write"] = True
             try:
                 with connection.begin():
-                    from alembic import command  # noqa: PLC0415 - only creating a trial migrates
-
-                    config = _alembic_config()
-                    config.attributes["connection"] = connection
-                    command.upgrade(config, "head")
+                    session = Session(bind=connection, autoflush=True, expire_on_commit=False)
+                    try:
+                        yield Migration(connection, session)
+                        session.flush()
+                    finally:
+                        session.close()
             except DBAPIError as error:
                 translated = _translated(self.url, error)
                 if translated is None:
@@ -233,16 +253,171 @@ class Database:
             finally:
                 connection.info.pop("lumbar_write", None)
 
+    def revision(self) -> str | None:
+        """The schema revision this database is at (None: it records none): one small read."""
+        try:
+            with self.engine.connect() as connection:
+                connection.info["lumbar_write"] = False
+                try:
+                    return stored_revision(connection)
+                finally:
+                    connection.info.pop("lumbar_write", None)
+        except DBAPIError as error:
+            raise _unreachable(self.url, error) from None
+
+    def require_current_schema(self) -> None:
+        """Refuse a database whose schema is not this lumbar's newest (StoreError saying
+        which revision it is at, which this lumbar needs, and what to do)."""
+        revision = self.revision()
+        head = schema_head()
+        if revision == head:
+            return
+        shown = self.display_url
+        if revision is None:
+            raise StoreError(
+                "not a lumbar trial database, or it is damaged",
+                [
+                    Problem(
+                        "db",
+                        "holds a trial table but records no schema revision (alembic_version)",
+                        shown,
+                        "check that this is the trial's database; if it was damaged, restore "
+                        "the latest backup with lumbar restore",
+                    )
+                ],
+            )
+        if revision in schema_revisions():
+            raise StoreError(
+                "the trial database needs an upgrade",
+                [
+                    Problem(
+                        "db",
+                        f"is at schema revision {revision}, made by an older lumbar; "
+                        f"this lumbar needs revision {head}",
+                        shown,
+                        f"back it up and upgrade it: 'lumbar upgrade --db {shown} --as ADMIN' "
+                        "makes the backup first, then upgrades; nothing was changed",
+                    )
+                ],
+            )
+        raise StoreError(
+            "the trial database is newer than this lumbar",
+            [
+                Problem(
+                    "db",
+                    f"is at schema revision {revision}, which this lumbar does not "
+                    f"know (it knows revisions up to {head}): a newer lumbar made it",
+                    shown,
+                    "upgrade lumbar to the version that made it (or a newer one); "
+                    "nothing was changed",
+                )
+            ],
+        )
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+@cache
 def schema_revisions() -> tuple[str, ...]:
-    """Every schema revision this lumbar knows, oldest first (the last is the newest)."""
-    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only restore asks
+    """Every schema revision this lumbar knows, oldest first (the last is the newest).
+
+    Read from the shipped migration scripts once per process (they cannot change under a
+    running lumbar). Every trial opened asks, so the scripts' ``revision`` and
+    ``down_revision`` lines are read as text (a few milliseconds) rather than through
+    alembic, which imports every script (a fifth of a second); scripts that are not one
+    plain chain (a merge, a fork) are left to alembic, which refuses a fork.
+    """
+    return _chain_of_scripts() or _alembic_revisions()
+
+
+def _chain_of_scripts(folder: Traversable | None = None) -> tuple[str, ...] | None:
+    """The revisions of the migration scripts (in ``folder``, by default the shipped ones) as
+    one chain, oldest first; None when they are not a plain chain of string revisions."""
+    if folder is None:
+        folder = resources.files("lumbar.store").joinpath("migrations").joinpath("versions")
+    after: dict[str | None, str] = {}
+    for script in folder.iterdir():
+        if not script.name.endswith(".py"):
+            continue
+        source = script.read_text(encoding="utf-8")
+        revision = _REVISION.search(source)
+        down = _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            return None
+        parent = None if down["parent"] == "None" else down["parent"].strip("\"'")
+        if parent in after:
+            return None  # two scripts revise one: a fork
+        after[parent] = revision["revision"]
+    chain: list[str] = []
+    current = after.get(None)
+    while current is not None and len(chain) <= len(after):
+        chain.append(current)
+        current = after.get(current)
+    return tuple(chain) if chain and len(chain) == len(after) else None
+
+
+_REVISION = re.compile(r"""^revision(?:\s*:[^=]+)?\s*=\s*["'](?P<revision>[^"']+)["']\s*$""", re.M)
+_DOWN_REVISION = re.compile(
+    r"""^down_revision(?:\s*:[^=]+)?\s*=\s*(?P<parent>None|["'][^"']+["'])\s*$""", re.M
+)
+
+
+def _alembic_revisions() -> tuple[str, ...]:
+    """The revisions as alembic reads them (it imports every script); StoreError on a fork."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only an irregular chain asks
 
     scripts = ScriptDirectory.from_config(_alembic_config())
+    heads = scripts.get_heads()
+    if len(heads) != 1:
+        raise StoreError(
+            "this lumbar's schema migrations are broken",
+            [
+                Problem(
+                    "migrations",
+                    "must end in one newest revision",
+                    ", ".join(sorted(heads)),
+                    "reinstall lumbar; a developer: give one of the scripts down_revision "
+                    "the other",
+                )
+            ],
+        )
     return tuple(reversed([script.revision for script in scripts.walk_revisions()]))
+
+
+class Migration:
+    """A schema migration under way: its transaction's session, and :meth:`run`."""
+
+    def __init__(self, connection: Connection, session: Session):
+        self._connection = connection
+        self.session = session
+
+    def run(self) -> None:
+        """Migrate to the newest revision, in the transaction."""
+        from alembic import command  # noqa: PLC0415 - only creating or upgrading a trial migrates
+
+        self.session.flush()
+        config = _alembic_config()
+        config.attributes["connection"] = self._connection
+        command.upgrade(config, "head")
+
+
+def schema_head() -> str:
+    """The newest schema revision this lumbar's migration scripts know."""
+    return schema_revisions()[-1]
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The schema revision alembic recorded in the database on ``connection`` (None: none),
+    read in a transaction of its own (a connection outside any transaction)."""
+    try:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        connection.rollback()  # PostgreSQL: the failed statement ended the transaction
+        if inspect(connection).has_table("alembic_version"):
+            raise
+        return None
+    return None if revision is None else str(revision)
 
 
 def _alembic_config() -> Config:

@@ -1,4 +1,5 @@
-"""Who has the trial open: a shared lease every open trial holds, and restore takes whole.
+"""Who has the trial open: a shared lease every open trial holds, and a restore or an
+upgrade takes whole.
 
 A restore must never lose a write: a process that has the trial open (the command
 line running a command, the web server for its whole life) holds a **shared** lease
@@ -426,14 +427,14 @@ def _describe_rows(rows: Any) -> list[Holder]:
 def _refused(mode: str, found: list[Holder], shown: str) -> StoreError:
     if mode == "shared":
         return StoreError(
-            "the trial is being restored",
+            "the trial is being restored or upgraded",
             [
-                *(Problem("db", f"is being restored by {holder}", shown) for holder in found),
+                *(Problem("db", f"is held whole by {holder}", shown) for holder in found),
                 Problem(
                     "db",
-                    "is being restored" if not found else "is held by the restore",
+                    "is being restored or upgraded" if not found else "is held by that command",
                     shown,
-                    "wait until the restore has finished, then run the command again",
+                    "wait until it has finished, then run the command again",
                 ),
             ],
         )
@@ -443,10 +444,10 @@ def _refused(mode: str, found: list[Holder], shown: str) -> StoreError:
             *(Problem("db", f"is open in {holder}", shown) for holder in found),
             Problem(
                 "db",
-                "must not be open anywhere while it is restored "
+                "must not be open anywhere while it is restored or upgraded "
                 + ("(a process holds it but left no record of itself)" if not found else ""),
                 shown,
-                "finish or stop those commands (and the web server), then restore again",
+                "finish or stop those commands (and the web server), then run this one again",
             ),
         ],
     )
