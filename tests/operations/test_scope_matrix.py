@@ -107,6 +107,8 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "consent": lambda t: t.consent(target.screening, "1.0", today),
         "enrol": lambda t: t.enrol(target.screening),
         "participants": lambda t: t.participants(),
+        "participant": lambda t: t.participant(target.randomized),
+        "participant_counts": lambda t: t.participant_counts(),
         "record_questionnaire": lambda t: t.record_questionnaire(
             target.randomized, "week_10", "rdq", rdq_answers(3), completed_on=today
         ),

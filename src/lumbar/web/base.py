@@ -138,6 +138,12 @@ class Page:
         self._me: StaffView | None = None
 
     @property
+    def role(self) -> str:
+        """The member of staff's role, from the scope their session was checked with."""
+        scope = self.trial.principal.scope
+        return self.me.role if scope is None else scope.role
+
+    @property
     def me(self) -> StaffView:
         """The member of staff: role, sites, blinding (asked once a request)."""
         if self._me is None:
@@ -209,13 +215,13 @@ def render(
             "trial_title": context.protocol.trial.title,
             "synthetic": context.synthetic,
             "user": None if page is None else page.user,
-            "role": None if setting_up else page.me.role,  # type: ignore[union-attr]
+            "role": None if setting_up else page.role,  # type: ignore[union-attr]
             "may": frozenset()
             if setting_up
             else frozenset(
                 name
                 for name, roles in PERMISSIONS.items()
-                if page.me.role in roles  # type: ignore[union-attr]
+                if page.role in roles  # type: ignore[union-attr]
             ),
             "csrf": None if page is None else page.csrf,
             "path": request.url.path,
