@@ -121,7 +121,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "edit_questionnaire": lambda t: t.edit_questionnaire(
             target.randomized, "baseline", "rdq", {"rdq_24": 1}, "misread"
         ),
-        "questionnaires": lambda t: t.questionnaires(target.randomized, "baseline"),
+        "questionnaires": lambda t: t.questionnaires(target.randomized),
         "questionnaire": lambda t: t.questionnaire(target.randomized, "baseline", "rdq"),
         "randomize": lambda t: t.randomize(target.waiting),
         "withdraw": lambda t: t.withdraw(target.waiting, "withdrew_consent", "moved", today),

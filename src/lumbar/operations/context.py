@@ -302,12 +302,14 @@ class Context:
                     )
                 ],
             )
+        if principal.scope is not None:
+            principal.scope.require(permission)  # refused before any session is opened
         audit = self.key("audit") if write else None
         with self._session(write, per_participant=per_participant) as session:
             scope = principal.scope
             if scope is None:
                 scope = load_scope(session, principal.username, principal.permissions)
-            scope.require(permission)
+                scope.require(permission)
             unit = Unit(session, scope, principal.origin, self.now(), audit)
             unit.lock_participant = per_participant and write and self.db.backend != "sqlite"
             yield unit

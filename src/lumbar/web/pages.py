@@ -202,15 +202,17 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
     trial = page.trial
     questionnaires: list[tuple[str, list[tuple[Instrument, Any]]]] | None = []
     try:
-        for visit in trial.protocol.visits:
-            recorded = {view.instrument: view for view in trial.questionnaires(study_id, visit.id)}
-            assert questionnaires is not None
-            questionnaires.append(
-                (
-                    visit.id,
-                    [(INSTRUMENTS.get(name), recorded.get(name)) for name in visit.instruments],
-                )
+        recorded = {(view.visit, view.instrument): view for view in trial.questionnaires(study_id)}
+        questionnaires = [
+            (
+                visit.id,
+                [
+                    (INSTRUMENTS.get(name), recorded.get((visit.id, name)))
+                    for name in visit.instruments
+                ],
             )
+            for visit in trial.protocol.visits
+        ]
     except AccessError:
         questionnaires = None
     plan: Any = None
