@@ -11,7 +11,8 @@ life. A :class:`Principal` is who acts: a member of staff whose identity the
 command line takes on the operator's word (``Principal.operator``), or one
 proven by a password or token (:mod:`lumbar.operations.authentication`). Each
 operation runs in one :class:`Unit` of work: it loads the principal's
-:class:`~lumbar.operations.scope.Scope`, checks the permission, does its reads
+:class:`~lumbar.operations.scope.Scope` (a web request's principal brings it, read
+with their session: :attr:`Principal.scope`), checks the permission, does its reads
 and writes, and appends its audit records in the same transaction. A refused
 operation raises before anything is committed, so nothing already stored is
 lost or changed. Work done for someone who is not a member of staff (lumbar
