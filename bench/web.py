@@ -58,12 +58,15 @@ P99_TARGET_MS = 100.0
 SAVE_FACTOR = 2.0
 """Issue 11: saving within 2x of the bare endpoint's throughput."""
 
+KEEP_ALIVE = """Both servers keep an idle connection 300 s (uvicorn's default is 5 s): while the
+saves are made ready (untimed) a client's connection idles longer than that, and a request
+sent as the server closes it fails (httpx.ReadError) without saying anything of the pages."""
 APP = """
 import sys, uvicorn
 from pathlib import Path
 from lumbar.web.app import create_app
 uvicorn.run(create_app(sys.argv[1], key_file=Path(sys.argv[2])), host="127.0.0.1",
-            port=int(sys.argv[3]), log_level="warning", access_log=False)
+            port=int(sys.argv[3]), log_level="warning", access_log=False, timeout_keep_alive=300)
 """
 PEER = """
 import sqlite3, sys, threading, uvicorn
@@ -85,7 +88,8 @@ def insert() -> dict[str, bool]:
     db.execute("INSERT INTO peer (note) VALUES ('bench')")
     db.execute("COMMIT")
     return {"ok": True}
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            timeout_keep_alive=300)
 """
 
 

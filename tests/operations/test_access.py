@@ -273,6 +273,7 @@ def test_another_sites_participants_are_as_if_they_did_not_exist(world: World) -
 
     # Lists leave them out.
     assert [(v.study_id, v.site) for v in coord.participants()] == [(seattle, "SEA")]
+    assert coord.participant_counts() == {"SEA": {"randomized": 1}}
     assert [s.study_id for s in coord.due()] == [seattle]
     assert {s.study_id for s in world.as_("monitor").due()} == {seattle, new_york}
     coord_open = world.as_("coord_open")  # adherence and adverse events need an unblinded user
@@ -282,6 +283,7 @@ def test_another_sites_participants_are_as_if_they_did_not_exist(world: World) -
 
     before = snapshot(coord)
     by_reference: dict[str, Callable[[str], object]] = {
+        "participant": coord.participant,
         "schedule": coord.schedule,
         "assignment": coord.assignment,
         "record_questionnaire": lambda ref: coord.record_questionnaire(

@@ -36,8 +36,14 @@ def test_a_recorded_questionnaire_reads_back_with_its_answers_scores_and_edit_hi
     assert edit.reason == "paper form misread"
     assert edit.old["answers"] == {"rdq_20": 0}
     assert edit.new["answers"] == {"rdq_20": 1}
-    instruments = [view.instrument for view in coord.questionnaires(study_id, "baseline")]
-    assert instruments == list(world.protocol.baseline.instruments)
+    baseline = coord.questionnaires(study_id, "baseline")
+    assert [view.instrument for view in baseline] == list(world.protocol.baseline.instruments)
+    for view in baseline:  # each with its own scores
+        one = coord.questionnaire(study_id, "baseline", view.instrument)
+        assert one is not None
+        assert view.scores == one.view.scores
+    assert baseline[0].scores != baseline[1].scores
+    assert coord.questionnaires(study_id) == baseline  # every visit: the baseline is all so far
     coord.close()
 
 

@@ -109,6 +109,8 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "consent": lambda t: t.consent(target.screening, "1.0", today),
         "enrol": lambda t: t.enrol(target.screening),
         "participants": lambda t: t.participants(),
+        "participant": lambda t: t.participant(target.randomized),
+        "participant_counts": lambda t: t.participant_counts(),
         "record_questionnaire": lambda t: t.record_questionnaire(
             target.randomized, "week_10", "rdq", rdq_answers(3), completed_on=today
         ),
@@ -121,7 +123,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "edit_questionnaire": lambda t: t.edit_questionnaire(
             target.randomized, "baseline", "rdq", {"rdq_24": 1}, "misread"
         ),
-        "questionnaires": lambda t: t.questionnaires(target.randomized, "baseline"),
+        "questionnaires": lambda t: t.questionnaires(target.randomized),
         "questionnaire": lambda t: t.questionnaire(target.randomized, "baseline", "rdq"),
         "randomize": lambda t: t.randomize(target.waiting),
         "withdraw": lambda t: t.withdraw(target.waiting, "withdrew_consent", "moved", today),

@@ -356,3 +356,41 @@ def test_a_visit_is_recorded_whole_or_not_at_all(world: World) -> None:
         coord.record_visit(
             study_id, "baseline", {"rdq": rdq_answers(1)}, completed_on=world.clock.today
         )
+
+
+def test_one_participant_and_the_counts_agree_with_the_list(world: World) -> None:
+    coord = world.as_("coord")
+    today = world.clock.today
+    for answers in (eligible_answers(world.protocol), {"age": 50}):
+        coord.screen("SEA", answers)
+    coord.screen("SEA", eligible_answers(world.protocol, age=70))
+    consented = coord.screen("SEA", eligible_answers(world.protocol)).screening_number
+    coord.consent(consented, "1.0", today)
+    coord.consent(consented, "1.1", today)  # two consents: still one participant
+    world.enrolled()
+    for kinds in (
+        (),
+        ("discontinued_treatment",),
+        ("withdrew_consent",),
+        ("discontinued_treatment", "lost_to_follow_up"),
+    ):
+        study_id = world.randomized()
+        for kind in kinds:
+            coord.withdraw(study_id, kind, "moved away", today)
+    world.enrolled("NYC", "coord_nyc")  # another site's: neither listed nor counted
+    listed = coord.participants()
+    assert {view.status for view in listed} == {
+        *("eligible", "incomplete", "ineligible", "consented", "enrolled", "randomized"),
+        *("discontinued_treatment", "withdrew_consent", "lost_to_follow_up"),
+    }
+    for view in listed:
+        assert coord.participant(view.screening_number) == view
+        if view.study_id is not None:
+            assert coord.participant(view.study_id) == view
+    counts: dict[str, dict[str, int]] = {}
+    for view in listed:
+        counts.setdefault(view.site, {}).setdefault(view.status, 0)
+        counts[view.site][view.status] += 1
+    assert coord.participant_counts() == counts
+    with pytest.raises(OperationError, match="unknown participant"):
+        coord.participant("NYC-0001")

@@ -69,3 +69,21 @@ def test_the_dashboard_shows_recruitment_against_the_plan_and_follow_up_by_visit
     arms = {arm.id for arm in Trial(context, Principal.operator("stat")).protocol.arms}
     main = text.split("<main", 1)[1]
     assert not any(arm in main for arm in arms)
+
+
+def test_the_dashboard_counts_participants_by_site_and_status_as_the_list_shows_them(
+    coordinator: TestClient, world: World
+) -> None:
+    for _ in range(2):
+        world.randomized("SEA")
+    world.randomized("NYC", coordinator="coord_nyc")
+    coord = world.as_("coord")
+    coord.screen("SEA", {"age": 50})  # incomplete
+    statuses = sorted(view.status for view in coord.participants())
+    assert statuses == ["incomplete", "randomized", "randomized"]
+    coord.close()
+    text = coordinator.get("/").text
+    row = '<td class="num">1</td><td class="num">2</td></tr>'
+    assert '<th scope="col">incomplete</th><th scope="col">randomized</th></tr>' in text
+    assert f'<tr><th scope="row">SEA</th>{row}' in text
+    assert f'<tfoot><tr><th scope="row">All</th>{row}</tfoot>' in text

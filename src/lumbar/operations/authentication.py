@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.context import SYSTEM_ACTOR, Context, Principal, Transaction
+from lumbar.operations.scope import load_scope
 from lumbar.store.schema import (
     ApiToken,
     LoginFailure,
@@ -720,6 +721,7 @@ def resume_web_session(context: Context, token: str) -> Principal:
             # Once they confirm a second factor in this session (a current code from the
             # app), the session has seen both factors and opens everything their role may.
             second_factor_due=second_factor_due(context, staff),
+            scope=None if why is not None else load_scope(session, staff.username),
         )
         stale = now - row.last_seen_at >= dt.timedelta(minutes=1)
     if why is not None:

@@ -11,7 +11,8 @@ life. A :class:`Principal` is who acts: a member of staff whose identity the
 command line takes on the operator's word (``Principal.operator``), or one
 proven by a password or token (:mod:`lumbar.operations.authentication`). Each
 operation runs in one :class:`Unit` of work: it loads the principal's
-:class:`~lumbar.operations.scope.Scope`, checks the permission, does its reads
+:class:`~lumbar.operations.scope.Scope` (a web request's principal brings it, read
+with their session: :attr:`Principal.scope`), checks the permission, does its reads
 and writes, and appends its audit records in the same transaction. A refused
 operation raises before anything is committed, so nothing already stored is
 lost or changed. Work done for someone who is not a member of staff (lumbar
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -96,6 +97,12 @@ class Principal:
     """Signed in with a password alone where the protocol requires a second factor
     (``access.second_factor``): they may only enrol one (units opened with
     ``second_factor_setup``) until they sign in with it."""
+    scope: Scope | None = field(default=None, compare=False, repr=False)
+    """Their scope, read in the transaction that checked their web session, so that the
+    units of work of that one request use it instead of reading it again; None: each unit
+    reads it. Only :func:`~lumbar.operations.authentication.resume_web_session` sets it,
+    and the web app makes its principal anew at every request: a deactivation, a revoked
+    session or a change of role, sites or grants takes effect at the next request."""
 
     @classmethod
     def operator(cls, username: str) -> Principal:
@@ -300,10 +307,14 @@ class Context:
                     )
                 ],
             )
+        if principal.scope is not None:
+            principal.scope.require(permission)  # refused before any session is opened
         audit = self.key("audit") if write else None
         with self._session(write, per_participant=per_participant) as session:
-            scope = load_scope(session, principal.username, principal.permissions)
-            scope.require(permission)
+            scope = principal.scope
+            if scope is None:
+                scope = load_scope(session, principal.username, principal.permissions)
+                scope.require(permission)
             unit = Unit(session, scope, principal.origin, self.now(), audit)
             unit.lock_participant = per_participant and write and self.db.backend != "sqlite"
             yield unit
@@ -481,6 +492,7 @@ class Unit(Transaction):
         self.lock_participant = False
         """Lock the participant :meth:`participant` finds (a per-participant unit of work
         on PostgreSQL: see :meth:`Context._session`)."""
+        self._site_codes: dict[int, str] | None = None
 
     # ------------------------------------------------------------------ lookups
 
@@ -572,10 +584,12 @@ class Unit(Transaction):
         return site
 
     def site_codes(self) -> dict[int, str]:
-        """Site id → code, for the user's sites."""
-        return dict(
-            self.session.execute(self.scope.visible_sites(select(Site.id, Site.code))).all()
-        )
+        """Site id → code, for the user's sites (read once a unit)."""
+        if self._site_codes is None:
+            self._site_codes = dict(
+                self.session.execute(self.scope.visible_sites(select(Site.id, Site.code))).all()
+            )
+        return self._site_codes
 
 
 class Service:

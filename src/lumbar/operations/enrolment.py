@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import (
@@ -25,6 +25,7 @@ from lumbar.operations.context import (
     not_before_consent,
     require_text,
 )
+from lumbar.operations.schedule import FOLLOW_UP_ENDS
 from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol import check_screening_answers, evaluate_eligibility
 from lumbar.store.schema import (
@@ -463,58 +464,67 @@ class EnrolmentService(Service):
     def participants(self) -> list[ParticipantView]:
         """Everyone screened at your sites, with where they stand."""
         with self._unit("view", write=False) as unit:
-            session = unit.session
             codes = unit.site_codes()
-            query = (
-                select(
-                    Participant.screening_number,
-                    Participant.study_id,
-                    Participant.site_id,
-                    Participant.eligibility,
-                    Consent.id.is_not(None),
-                    Allocation.participant_id.is_not(None),
-                    Withdrawal.kind,
+            rows = unit.session.execute(unit.scope.visible(_LISTED)).all()
+            return [
+                ParticipantView(number, study_id, codes[site_id], status)
+                for number, study_id, site_id, status in rows
+            ]
+
+    def participant(self, reference: str) -> ParticipantView:
+        """One participant at your sites, by study id or screening number, as
+        :meth:`participants` lists them ("unknown participant" for anyone it does not list)."""
+        with self._unit("view", write=False) as unit:
+            found = unit.participant(reference)
+            number, study_id, site_id, status = unit.session.execute(
+                _LISTED.where(Participant.id == found.id)
+            ).one()
+            return ParticipantView(number, study_id, unit.site_codes()[site_id], status)
+
+    def participant_counts(self) -> dict[str, dict[str, int]]:
+        """Site code → status → participants screened at your sites (counted in the
+        database: the statuses :meth:`participants` shows, without listing everyone)."""
+        with self._unit("view", write=False) as unit:
+            codes = unit.site_codes()
+            listed = unit.scope.visible(
+                select(Participant.site_id, _STATUS.label("status"))
+            ).subquery()
+            rows = unit.session.execute(
+                select(listed.c.site_id, listed.c.status, func.count()).group_by(
+                    listed.c.site_id, listed.c.status
                 )
-                .outerjoin(Consent, Consent.participant_id == Participant.id)
-                .outerjoin(Allocation, Allocation.participant_id == Participant.id)
-                .outerjoin(Withdrawal, Withdrawal.participant_id == Participant.id)
-                .order_by(Participant.screening_number)
-            )
-            rows: dict[str, tuple[str | None, int, str, bool, bool, set[str]]] = {}
-            for (
-                number,
-                study_id,
-                site_id,
-                eligibility,
-                consented,
-                randomized,
-                kind,
-            ) in session.execute(unit.scope.visible(query)).all():
-                # A person with two consents or two withdrawals has two rows: merge them.
-                _, _, _, _, _, kinds = rows.setdefault(
-                    number, (study_id, site_id, eligibility, consented, randomized, set())
-                )
-                if kind is not None:
-                    kinds.add(kind)
-            views = []
-            for number, (
-                study_id,
-                site_id,
-                eligibility,
-                consented,
-                randomized,
-                kinds,
-            ) in rows.items():
-                ending = sorted(kinds & {"withdrew_consent", "lost_to_follow_up"})
-                if ending or kinds:
-                    status = (ending or sorted(kinds))[0]
-                elif randomized:
-                    status = "randomized"
-                elif study_id is not None:
-                    status = "enrolled"
-                elif consented:
-                    status = "consented"
-                else:
-                    status = eligibility
-                views.append(ParticipantView(number, study_id, codes[site_id], status))
-            return views
+            ).all()
+            counts: dict[str, dict[str, int]] = {}
+            for site_id, status, count in rows:
+                counts.setdefault(codes[site_id], {})[status] = int(count)
+            return counts
+
+
+def _status() -> Any:
+    """Where a participant stands, as SQL: a withdrawal kind when they have one (those that
+    end follow-up first, then in alphabetical order), else randomized, enrolled, consented,
+    or the eligibility screening found."""
+    ending = sorted(set(WITHDRAWAL_KINDS) & set(FOLLOW_UP_ENDS))
+    kinds = [*ending, *sorted(set(WITHDRAWAL_KINDS) - set(ending))]
+
+    def exists(table: Any, *conditions: Any) -> Any:
+        return (
+            select(table.participant_id)
+            .where(table.participant_id == Participant.id, *conditions)
+            .exists()
+        )
+
+    return case(
+        *((exists(Withdrawal, Withdrawal.kind == kind), literal(kind)) for kind in kinds),
+        (exists(Allocation), literal("randomized")),
+        (Participant.study_id.is_not(None), literal("enrolled")),
+        (exists(Consent), literal("consented")),
+        else_=Participant.eligibility,
+    )
+
+
+_STATUS = _status()
+_LISTED = select(
+    Participant.screening_number, Participant.study_id, Participant.site_id, _STATUS
+).order_by(Participant.screening_number)
+"""Each participant's screening number, study id, site id and status, in order."""

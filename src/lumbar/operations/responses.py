@@ -244,20 +244,25 @@ class ResponseService(Service):
 
     # ------------------------------------------------------------------ reading
 
-    def questionnaires(self, reference: str, visit: str) -> list[QuestionnaireView]:
-        """The questionnaires recorded for a participant at one visit (those who record
-        questionnaires may read them; the answers say nothing about the arm)."""
-        _known_visit(self.protocol, visit)
+    def questionnaires(self, reference: str, visit: str | None = None) -> list[QuestionnaireView]:
+        """The questionnaires recorded for a participant at one visit, or at every visit
+        when ``visit`` is None, in the order recorded (those who record questionnaires may
+        read them; the answers say nothing about the arm)."""
+        if visit is not None:
+            _known_visit(self.protocol, visit)
         with self._unit("questionnaire", write=False) as unit:
             participant = unit.enrolled(reference)
-            rows = unit.session.execute(
-                select(Questionnaire)
-                .where(Questionnaire.participant_id == participant.id, Questionnaire.visit == visit)
-                .order_by(Questionnaire.id)
-            ).scalars()
+            query = select(Questionnaire).where(Questionnaire.participant_id == participant.id)
+            if visit is not None:
+                query = query.where(Questionnaire.visit == visit)
+            rows = list(unit.session.execute(query.order_by(Questionnaire.id)).scalars())
+            scores: dict[int, dict[str, float | None]] = {row.id: {} for row in rows}
+            for score in unit.session.execute(
+                select(QuestionnaireScore).where(QuestionnaireScore.questionnaire_id.in_(scores))
+            ).scalars():
+                scores[score.questionnaire_id][score.score] = score.value
             return [
-                _view(self.protocol, str(participant.study_id), row, self._scores_of(unit, row.id))
-                for row in rows
+                _view(self.protocol, str(participant.study_id), row, scores[row.id]) for row in rows
             ]
 
     def questionnaire(

@@ -234,7 +234,10 @@ class ScheduleService(Service):
     def _statuses(
         self, unit: Unit, participant_ids: Sequence[int], today: dt.date
     ) -> list[VisitStatus]:
-        """The visit statuses of these participants (already checked visible): three queries."""
+        """The visit statuses of these participants (already checked visible): three queries,
+        none when there is no one."""
+        if not participant_ids:
+            return []
         session = unit.session
         codes = unit.site_codes()
         recorded = recorded_questionnaires(session, participant_ids)

@@ -262,6 +262,8 @@ class Trial:
     enrol = Operation("_enrolment", EnrolmentService.enrol)
     withdraw = Operation("_enrolment", EnrolmentService.withdraw)
     participants = Operation("_enrolment", EnrolmentService.participants)
+    participant = Operation("_enrolment", EnrolmentService.participant)
+    participant_counts = Operation("_enrolment", EnrolmentService.participant_counts)
 
     record_questionnaire = Operation("_responses", ResponseService.record_questionnaire)
     record_visit = Operation("_responses", ResponseService.record_visit)

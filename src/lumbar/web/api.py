@@ -464,10 +464,12 @@ TokenTrial = Annotated[Trial, Depends(token_trial)]
 
 def _participant(trial: Trial, reference: str) -> ParticipantView:
     """The participant ``reference`` names, among those the operations let the owner see."""
-    for view in trial.participants():
-        if reference in (view.study_id, view.screening_number):
-            return view
-    raise NotFoundError()
+    try:
+        return trial.participant(reference)
+    except OperationError as error:
+        if is_unknown(error):
+            raise NotFoundError() from None
+        raise
 
 
 # ---------------------------------------------------------------------- the application

@@ -31,7 +31,6 @@ tests/web/ (docs/security.md lists them against OWASP ASVS):
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lumbar import __version__
 from lumbar.errors import AccessError
@@ -105,20 +106,7 @@ def create_app(
     app.state.reports_dir = report.reports_dir_for(context.db.url, reports_dir)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        if secure_cookies:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
-        return response
+    app.add_middleware(_SecurityHeaders, secure_cookies=secure_cookies)
 
     @app.exception_handler(SignInNeededError)
     async def sign_in_needed(request: Request, error: SignInNeededError) -> Response:
@@ -184,6 +172,36 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(report.router)
     return app
+
+
+class _SecurityHeaders:
+    """Adds the security headers to every response (a plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` would run each request in a task and streams of its own)."""
+
+    def __init__(self, app: ASGIApp, *, secure_cookies: bool) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = not scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if page:
+                    headers.setdefault("Cache-Control", "no-store")
+                if self.secure_cookies:
+                    headers.setdefault(
+                        "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def from_environment() -> FastAPI:

@@ -113,6 +113,7 @@ def templates() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value shown is escaped, free text included
+        auto_reload=False,  # the templates ship with lumbar: no file check at every page
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -149,6 +150,12 @@ class Page:
     def may(self, permission: str) -> bool:
         """Whether the user's role holds ``permission`` (to leave out what would be refused)."""
         return self.me.role in PERMISSIONS[permission]
+
+    @property
+    def role(self) -> str:
+        """The member of staff's role, from the scope their session was checked with."""
+        scope = self.trial.principal.scope
+        return self.me.role if scope is None else scope.role
 
     @property
     def me(self) -> StaffView:
@@ -222,13 +229,13 @@ def render(
             "trial_title": context.protocol.trial.title,
             "synthetic": context.synthetic,
             "user": None if page is None else page.user,
-            "role": None if setting_up else page.me.role,  # type: ignore[union-attr]
+            "role": None if setting_up else page.role,  # type: ignore[union-attr]
             "may": frozenset()
             if setting_up
             else frozenset(
                 name
                 for name, roles in PERMISSIONS.items()
-                if page.me.role in roles  # type: ignore[union-attr]
+                if page.role in roles  # type: ignore[union-attr]
             ),
             "csrf": None if page is None else page.csrf,
             "path": request.url.path,

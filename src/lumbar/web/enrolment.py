@@ -375,10 +375,8 @@ def unblind_post(reference: str, request: Request, form: CheckedForm, page: Sign
 
 def _participant(page: Page, reference: str) -> ParticipantView:
     """The participant the URL names, among those the operations show this user."""
-    for view in page.trial.participants():
-        if reference in (view.study_id, view.screening_number):
-            return view
-    raise NotFoundError()
+    view: ParticipantView = _call(page.trial.participant, reference)
+    return view
 
 
 def _read(operation: Any, reference: str) -> Any:

@@ -121,11 +121,8 @@ def sign_out_post(request: Request, _form: CheckedForm) -> Response:
 def dashboard(request: Request, page: SignedIn) -> Response:
     trial = page.trial
     today = trial.clock().date()
-    participants = trial.participants()
-    by_status = Counter(view.status for view in participants)
-    by_site: dict[str, Counter[str]] = {}
-    for view in participants:
-        by_site.setdefault(view.site, Counter())[view.status] += 1
+    by_site = {site: Counter(counts) for site, counts in trial.participant_counts().items()}
+    by_status = sum(by_site.values(), Counter[str]())
     visits = trial.due(on=today)
     progress = trial.progress(on=today)
     events: list[Any] | None
@@ -166,7 +163,7 @@ def participants(request: Request, page: SignedIn) -> Response:
     return render(
         request,
         "participants.html",
-        {"me": page.me, "participants": page.trial.participants()},
+        {"participants": page.trial.participants()},
         page=page,
     )
 
@@ -174,12 +171,12 @@ def participants(request: Request, page: SignedIn) -> Response:
 @router.get("/participants/{reference}")
 def participant(reference: str, request: Request, page: SignedIn) -> Response:
     trial = page.trial
-    found = [
-        view for view in trial.participants() if reference in (view.study_id, view.screening_number)
-    ]
-    if not found:
-        raise NotFoundError()
-    view = found[0]
+    try:
+        view = trial.participant(reference)
+    except OperationError as error:
+        if is_unknown(error):
+            raise NotFoundError() from None
+        raise
     schedule: list[Any] = []
     if view.study_id is not None:
         try:
@@ -192,7 +189,6 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
         request,
         "participant.html",
         {
-            "me": page.me,
             "participant": view,
             "schedule": schedule,
             "today": trial.clock().date(),
@@ -208,15 +204,17 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
     trial = page.trial
     questionnaires: list[tuple[str, list[tuple[Instrument, Any]]]] | None = []
     try:
-        for visit in trial.protocol.visits:
-            recorded = {view.instrument: view for view in trial.questionnaires(study_id, visit.id)}
-            assert questionnaires is not None
-            questionnaires.append(
-                (
-                    visit.id,
-                    [(INSTRUMENTS.get(name), recorded.get(name)) for name in visit.instruments],
-                )
+        recorded = {(view.visit, view.instrument): view for view in trial.questionnaires(study_id)}
+        questionnaires = [
+            (
+                visit.id,
+                [
+                    (INSTRUMENTS.get(name), recorded.get((visit.id, name)))
+                    for name in visit.instruments
+                ],
             )
+            for visit in trial.protocol.visits
+        ]
     except AccessError:
         questionnaires = None
     plan: Any = None
