@@ -10,6 +10,7 @@ from sqlalchemy import select
 import lumbar.operations.safety
 from lumbar.errors import AccessError, OperationError
 from lumbar.operations.context import Unit
+from lumbar.operations.outbox import queue_serious_adverse_event
 from lumbar.store.schema import AdverseEvent, AuditRecord, OutboxMessage, Participant
 from tests.operations.test_access import snapshot
 from tests.operations.world import World
@@ -108,7 +109,7 @@ def test_an_event_and_its_notice_are_stored_together_or_not_at_all(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seattle = world.randomized("SEA")
-    real = lumbar.operations.safety.queue_serious_adverse_event
+    real = queue_serious_adverse_event
 
     def queue_then_fail(unit: Unit, *args: Any) -> OutboxMessage:
         real(unit, *args)

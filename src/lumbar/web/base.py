@@ -149,7 +149,7 @@ class Page:
 
     def may(self, permission: str) -> bool:
         """Whether the user's role holds ``permission`` (to leave out what would be refused)."""
-        return self.me.role in PERMISSIONS[permission]
+        return self.role in PERMISSIONS[permission]
 
     @property
     def role(self) -> str:

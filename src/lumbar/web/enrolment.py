@@ -28,7 +28,6 @@ from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol.model import Question
 from lumbar.web.base import (
     CheckedForm,
-    NotFoundError,
     Page,
     SignedIn,
     form_refusal,
@@ -375,7 +374,7 @@ def unblind_post(reference: str, request: Request, form: CheckedForm, page: Sign
 
 def _participant(page: Page, reference: str) -> ParticipantView:
     """The participant the URL names, among those the operations show this user."""
-    view: ParticipantView = _call(page.trial.participant, reference)
+    view: ParticipantView = _read(page.trial.participant, reference)
     return view
 
 
