@@ -257,7 +257,11 @@ def test_every_write_appends_its_records_and_reads_append_nothing(
             study_id, "fainted", today, severity="severe", serious=True, relatedness="unlikely"
         )
     )
-    assert entries(added) == [("ther", "adverse_event.serious", "adverse_event", str(serious.id))]
+    # ... and its notice for the monitors, queued in the same unit of work.
+    assert entries(added) == [
+        ("ther", "adverse_event.serious", "adverse_event", str(serious.id)),
+        ("ther", "notification.queue", "outbox", "1"),
+    ]
 
     _, added = writes(
         lambda: coord.update_adverse_event(event.id, outcome="recovered", reason="phone call")
