@@ -19,6 +19,7 @@ longer shown to them.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import re
@@ -198,11 +199,14 @@ def _page(
 
 
 def _replace(folder: Path, building: Path) -> None:
-    """Put the new report in place of the old (each a whole folder)."""
+    """Put the new report in place of the old (each a whole folder), one at a time: two
+    reports of one user finished at once (two tabs, two workers) are swapped in turn."""
     old = folder.with_name(f".{folder.name}-old")
-    if old.exists():
-        shutil.rmtree(old)
-    if folder.exists():
-        folder.rename(old)
-    building.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with open(folder.with_name(f".{folder.name}.lock"), "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if old.exists():
+            shutil.rmtree(old)
+        if folder.exists():
+            folder.rename(old)
+        building.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
