@@ -179,6 +179,8 @@ def test_every_response_carries_the_security_headers(coordinator: TestClient) ->
         assert response.headers["referrer-policy"] == "no-referrer"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["cache-control"] == "no-store"
+    # A browser's own request for an icon is answered (no 404 in its console).
+    assert coordinator.get("/favicon.ico").status_code == 204
 
 
 def test_the_next_page_after_sign_in_stays_on_this_site(client: TestClient) -> None:

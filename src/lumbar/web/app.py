@@ -165,6 +165,10 @@ def create_app(
             status_code=404,
         )
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # no icon: answered, so no browser logs a 404
+
     app.mount(api.API_PREFIX, api.create_api(context))
     app.include_router(pages.router)
     app.include_router(enrolment.router)
