@@ -399,6 +399,33 @@ CASES = [
         "reads protocol format 1",
         "lumbar_protocol",
     ),
+    Case(
+        "message channel unknown",
+        _set("messages.channel", "pigeon"),
+        "messages.channel",
+        "'email' or 'sms'",
+        "channel",
+    ),
+    Case(
+        "reminders out of order",
+        _set("messages.reminders_after_days", [14, 7]),
+        "messages.reminders_after_days[1]",
+        "later than the one before",
+    ),
+    Case(
+        "reminder after the window closes",
+        _set("messages.reminders_after_days", [7, 40]),
+        "messages.reminders_after_days",
+        "would come after it closes",
+        "reminders_after_days",
+    ),
+    Case(
+        "last reminder before the window opens",
+        _set("messages.last_days_before_close", 30),
+        "messages.last_days_before_close",
+        "before it opens",
+        "last_days_before_close",
+    ),
 ]
 
 

@@ -90,7 +90,7 @@ def test_hash_is_pinned_for_the_shipped_protocol(reference: Protocol) -> None:
     # A change to the shipped file or to hashing must be deliberate: update this value
     # (and say so in the changelog) when the reference protocol really changes.
     assert reference.content_hash == (
-        "73cce3cd6ef2fe1093a5bace379bce39bc7d02a6116c4caaa0bb3d780c4bf882"
+        "5a1c6532febcb698fe1036174407cd35bb6904b28533f6f4ab442a228d2224c0"
     )
 
 
@@ -150,3 +150,16 @@ def test_resolve_takes_a_name_or_a_path(
 def test_unknown_shipped_name_lists_the_shipped_ones() -> None:
     with pytest.raises(ProtocolError, match="massage-clbp"):
         shipped_protocol("massage")
+
+
+def test_reference_messages_are_planned_inside_each_window(reference: Protocol) -> None:
+    # The reference protocol's addition: invitation, reminders after 7 and 14 days, and a
+    # last one 3 days before the window closes. Week 10's window is days 63 to 91.
+    assert reference.messages is not None
+    assert reference.messages.channel == "email"
+    week_10 = reference.visit("week_10")
+    planned = [(m.id, m.day) for m in reference.messages.plan(week_10)]
+    assert planned == [("invitation", 63), ("reminder_1", 70), ("reminder_2", 77), ("last", 88)]
+    for visit in reference.follow_up_visits:
+        for message in reference.messages.plan(visit):
+            assert visit.timing(message.day).window == "in_window"

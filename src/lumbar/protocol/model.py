@@ -11,7 +11,8 @@ can point at the line.
 
 Sections of a protocol file, in order: ``lumbar_protocol`` (the format version),
 ``trial``, ``arms``, ``vocabulary``, ``eligibility``, ``visits``,
-``randomization``, ``outcomes``, ``analysis``. ``docs/protocol.md`` describes
+``randomization``, ``outcomes``, ``analysis``, ``access``, ``messages``.
+``docs/protocol.md`` describes
 each field.
 """
 
@@ -40,6 +41,7 @@ from lumbar._declared import (
     refuse,
 )
 from lumbar.instruments import INSTRUMENTS, Instrument, MeasurementProperties
+from lumbar.protocol.messages import ParticipantMessages
 from lumbar.protocol.rules import check_protocol
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "Eligibility",
     "OutOfWindowRule",
     "Outcome",
+    "ParticipantMessages",
     "Protocol",
     "Question",
     "Randomization",
@@ -658,6 +661,11 @@ class Protocol(Frozen):
     outcomes: tuple[Outcome, ...] = Field(min_length=1)
     analysis: AnalysisPlan
     access: Access = Access()
+    messages: ParticipantMessages | None = Field(
+        default=None,
+        description="invitations and reminders sent to participants for their follow-up "
+        "visits; none when absent",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Protocol:

@@ -59,8 +59,47 @@ def check_protocol(protocol: Protocol) -> None:
     _check_randomization(protocol, questions, problems)
     _check_outcomes(protocol, problems)
     _check_analysis(protocol, questions, problems)
+    _check_messages(protocol, problems)
     if problems.found:
         raise ProtocolError("the protocol is not valid", problems.found)
+
+
+def _check_messages(protocol: Protocol, problems: _Problems) -> None:
+    """Reminders come in order, and every message of every follow-up visit falls inside
+    that visit's window (a message after the window closes would invite an answer that
+    no longer counts)."""
+    messages = protocol.messages
+    if messages is None:
+        return
+    days = messages.reminders_after_days
+    for index, day in enumerate(days):
+        if day < 1 or (index > 0 and day <= days[index - 1]):
+            problems.add(
+                ("messages", "reminders_after_days", index),
+                "reminders are counted in days after the window opens, each at least 1 and "
+                "later than the one before",
+                "list them in increasing order, e.g. [7, 14]",
+                day,
+            )
+    for visit in protocol.follow_up_visits:
+        length = visit.latest_day - visit.earliest_day
+        if days and days[-1] > length:
+            problems.add(
+                ("messages", "reminders_after_days"),
+                f"the window of {visit.id} is {length} days long, so a reminder {days[-1]} "
+                "days after it opens would come after it closes",
+                f"keep every reminder within {length} days",
+                days[-1],
+            )
+        last = messages.last_days_before_close
+        if last is not None and last > length:
+            problems.add(
+                ("messages", "last_days_before_close"),
+                f"the window of {visit.id} is {length} days long, so {last} days before it "
+                "closes is before it opens",
+                f"give at most {length} days",
+                last,
+            )
 
 
 def _check_arms(protocol: Protocol, problems: _Problems) -> None:
