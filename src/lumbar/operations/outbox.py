@@ -151,7 +151,7 @@ class OutboxService(Service):
             .join(Site, Site.id == OutboxMessage.site_id)
             .outerjoin(Participant, Participant.id == OutboxMessage.participant_id)
             .outerjoin(Staff, Staff.id == OutboxMessage.acknowledged_by)
-            .where(unit.scope.site_filter(OutboxMessage.site_id))
+            .where(OutboxMessage.channel == "inbox", unit.scope.site_filter(OutboxMessage.site_id))
         )
         if unit.scope.role != "admin":
             query = query.where(OutboxMessage.recipient_role == unit.scope.role)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -481,16 +482,31 @@ class Withdrawal(Base):
 class OutboxMessage(Base):
     """A message queued for someone, written in the same unit of work as what it reports.
 
-    Today: a serious adverse event, addressed to the monitors of the participant's site
-    (``recipient_role`` and ``site_id``, so a monitor who joins later sees it too) on the
-    ``inbox`` channel (shown in lumbar, acknowledged by one of them). The payload holds no
-    free text and no identifier: a message may be read by someone blinded.
+    Two kinds of recipient. Staff: a serious adverse event, addressed to the monitors of the
+    participant's site (``recipient_role`` and ``site_id``, so a monitor who joins later sees
+    it too) on the ``inbox`` channel (shown in lumbar, acknowledged by one of them); the
+    payload holds no free text and no identifier, because a message may be read by someone
+    blinded. A participant (``recipient_role`` ``participant``): an invitation or reminder
+    to answer a follow-up visit on the ``email`` or ``sms`` channel, due at ``due_at``, sent
+    by ``lumbar worker`` to the contact sealed in the vault (never copied here).
+
+    A participant's message goes ``queued`` → ``sending`` (claimed by a worker, with
+    ``claimed_at`` and ``claimed_by``) → ``sent``, ``skipped`` (``reason``: nothing to ask
+    any more) or ``failed`` (``last_error``: the attempts ran out); a failed attempt puts it
+    back to ``queued`` until ``next_attempt_at``.
     """
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint("status in ('queued', 'acknowledged', 'cancelled')", name="status"),
-        CheckConstraint("channel in ('inbox')", name="channel"),
+        CheckConstraint(
+            "status in ('queued', 'sending', 'sent', 'skipped', 'failed', 'acknowledged', "
+            "'cancelled')",
+            name="status",
+        ),
+        CheckConstraint("channel in ('inbox', 'email', 'sms')", name="channel"),
+        CheckConstraint("channel = 'inbox' or participant_id is not null", name="recipient"),
+        UniqueConstraint("participant_id", "recipient_role", "subject"),
+        Index("ix_outbox_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -500,12 +516,23 @@ class OutboxMessage(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), index=True)
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id"))
     subject: Mapped[str] = mapped_column(String(64))
-    """What the message is about, as ``<table>:<id>`` (``adverse_event:12``)."""
+    """What the message is about, as ``<table>:<id>`` (``adverse_event:12``), or for a
+    participant's message ``visit:<visit>:<message>`` (``visit:week_10:reminder_1``)."""
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[dt.datetime]
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    due_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None]
+    claimed_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(64))
+    """Why a participant's message was skipped."""
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    """The last attempt's failure, as the transport put it (never the address)."""
 
 
 class AuditRecord(Base):
