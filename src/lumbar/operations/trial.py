@@ -292,6 +292,9 @@ class Trial:
     adverse_event_table = Operation("_safety", SafetyService.adverse_event_table)
     notifications = Operation("_outbox", OutboxService.notifications)
     acknowledge_notification = Operation("_outbox", OutboxService.acknowledge_notification)
+    participant_messages = Operation("_outbox", OutboxService.participant_messages)
+    plan_messages = Operation("_outbox", OutboxService.plan_messages)
+    send_messages = Operation("_outbox", OutboxService.send_messages)
 
     dataset = Operation("_dataset", DatasetService.dataset)
     export = Operation("_dataset", DatasetService.export)
