@@ -22,6 +22,7 @@ import pytest
 
 from lumbar.errors import LumbarError
 from lumbar.operations import Trial
+from lumbar.operations.transports import FileTransport
 from lumbar.operations.trial import Operation
 from tests.operations.world import World, answers_for, eligible_answers, rdq_answers
 
@@ -154,6 +155,11 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "adverse_event_table": lambda t: t.adverse_event_table(),
         "notifications": lambda t: t.notifications(),
         "acknowledge_notification": lambda t: t.acknowledge_notification(target.notification),
+        "participant_messages": lambda t: t.participant_messages(target.randomized),
+        "plan_messages": lambda t: t.plan_messages(),
+        "send_messages": lambda t: t.send_messages(
+            FileTransport(tmp_path / "messages"), link_base="https://trial.example.org/s/"
+        ),
         "set_password": lambda t: t.set_password("a long passphrase for the matrix"),
         "enrol_totp": lambda t: t.enrol_totp(),
         "confirm_totp": lambda t: t.confirm_totp("000000"),
