@@ -1,0 +1,172 @@
+"""The transports against real servers the tests start: SMTP (aiosmtpd) and an HTTP stub
+for SMS, and the development file transport."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from lumbar.operations.transports import (
+    DeliveryError,
+    Envelope,
+    FileTransport,
+    HttpSmsTransport,
+    SmtpTransport,
+)
+from tests.operations.test_reminders import ADDRESS, LINK, WEEK_10_OPENS, _participant
+from tests.operations.world import World
+
+pytestmark = pytest.mark.integration
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")  # the dev extra
+
+
+class _Inbox:
+    """An aiosmtpd handler keeping every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse = False
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if self.refuse:
+            return "550 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    with socket.socket() as probe:  # a free port (the controller checks it by connecting)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def _envelope(channel: str = "email", to: str = ADDRESS) -> Envelope:
+    return Envelope(7, channel, to, "Your 10 weeks questionnaires", f"Answer here: {LINK}abc")
+
+
+def test_smtp_delivers_to_a_real_smtp_server(smtp_server: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp_server
+    SmtpTransport("127.0.0.1", port, sender="trial@example.org").send(_envelope())
+    ((mail_from, recipients, content),) = inbox.messages
+    assert (mail_from, recipients) == ("trial@example.org", [ADDRESS])
+    message = message_from_bytes(content)
+    assert message["Subject"] == "Your 10 weeks questionnaires"
+    assert message["Message-ID"] == "<lumbar-outbox-7@example.org>"
+    assert f"{LINK}abc" in message.get_payload()
+
+
+def test_smtp_refusal_is_permanent_and_names_no_address(smtp_server: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp_server
+    inbox.refuse = True
+    with pytest.raises(DeliveryError) as caught:
+        SmtpTransport("127.0.0.1", port, sender="trial@example.org").send(_envelope())
+    assert caught.value.permanent
+    assert ADDRESS not in str(caught.value)
+
+
+def test_smtp_server_that_is_not_there_is_worth_trying_again(tmp_path: Path) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        SmtpTransport("127.0.0.1", 1, sender="trial@example.org", timeout=5).send(_envelope())
+    assert not caught.value.permanent
+
+
+def test_the_worker_sends_reminders_through_a_real_smtp_server(
+    world: World, smtp_server: tuple[_Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    study_id = _participant(world)
+    worker = world.as_("coord")
+    transport = SmtpTransport("127.0.0.1", port, sender="trial@example.org")
+    world.clock.advance(WEEK_10_OPENS)
+    assert worker.send_messages(transport, link_base=LINK).sent == 1
+    world.clock.advance(7)
+    assert worker.send_messages(transport, link_base=LINK).sent == 1
+    assert [recipients for _, recipients, _ in inbox.messages] == [[ADDRESS], [ADDRESS]]
+    sent = [m.message for m in worker.participant_messages(study_id) if m.status == "sent"]
+    assert sent == ["invitation", "reminder_1"]
+
+
+def test_the_file_transport_writes_one_json_line_a_message(tmp_path: Path) -> None:
+    transport = FileTransport(tmp_path / "outbox")
+    transport.send(_envelope())
+    transport.send(_envelope("sms", "+1 206 555 0100"))
+    lines = (tmp_path / "outbox" / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+    shown = [json.loads(line) for line in lines]
+    assert [(m["channel"], m["to"]) for m in shown] == [
+        ("email", ADDRESS),
+        ("sms", "+1 206 555 0100"),
+    ]
+
+
+class _SmsStub(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, Any], str | None]]] = []
+    status: ClassVar[int] = 202
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        body = json.loads(self.rfile.read(length))
+        type(self).received.append((body, self.headers.get("Authorization")))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sms_stub() -> Iterator[tuple[type[_SmsStub], str]]:
+    handler = type("Stub", (_SmsStub,), {"received": [], "status": 202})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield handler, f"http://127.0.0.1:{server.server_port}/messages"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_sms_is_posted_as_json_to_the_configured_url(
+    sms_stub: tuple[type[_SmsStub], str],
+) -> None:
+    handler, url = sms_stub
+    HttpSmsTransport(url, token="s3cret").send(_envelope("sms", "+1 206 555 0100"))
+    ((body, authorization),) = handler.received
+    assert body == {"id": 7, "to": "+1 206 555 0100", "text": f"Answer here: {LINK}abc"}
+    assert authorization == "Bearer s3cret"
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(400, True), (429, False), (503, False)])
+def test_sms_service_refusals_say_whether_to_try_again(
+    sms_stub: tuple[type[_SmsStub], str], status: int, permanent: bool
+) -> None:
+    handler, url = sms_stub
+    handler.status = status
+    with pytest.raises(DeliveryError) as caught:
+        HttpSmsTransport(url).send(_envelope("sms", "+1 206 555 0100"))
+    assert caught.value.permanent is permanent
+    assert "555" not in str(caught.value)
