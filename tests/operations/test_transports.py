@@ -3,6 +3,7 @@ for SMS, and the development file transport."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from lumbar.operations.context import utc_now
 from lumbar.operations.transports import (
     DeliveryError,
     Envelope,
@@ -21,6 +23,7 @@ from lumbar.operations.transports import (
     HttpSmsTransport,
     SmtpTransport,
 )
+from tests.clitools import Cli
 from tests.operations.test_reminders import ADDRESS, LINK, WEEK_10_OPENS, _participant
 from tests.operations.world import World
 
@@ -170,3 +173,29 @@ def test_sms_service_refusals_say_whether_to_try_again(
         HttpSmsTransport(url).send(_envelope("sms", "+1 206 555 0100"))
     assert caught.value.permanent is permanent
     assert "555" not in str(caught.value)
+
+
+def test_lumbar_worker_once_sends_what_is_due_through_the_file_transport(
+    world: World, tmp_path: Path
+) -> None:
+    # The command runs on the real clock: randomize the participant 63 days before now.
+    world.clock.now = utc_now() - dt.timedelta(days=WEEK_10_OPENS)
+    _participant(world)
+    cli = Cli(world.url, world.key_file)
+    folder = tmp_path / "messages"
+    arguments = ("worker", "--once", "--transport", "file", "--folder", str(folder))
+    output = cli(*arguments, "--link-base", LINK, user="coord")
+    assert "queued 12, sent 1, skipped 0" in output
+    (line,) = (folder / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+    shown = json.loads(line)
+    assert (shown["channel"], shown["to"]) == ("email", ADDRESS)
+    assert LINK in shown["text"]
+    assert ADDRESS not in output
+    again = cli(*arguments, "--link-base", LINK, user="coord")
+    assert "queued 0, sent 0" in again
+
+
+def test_lumbar_worker_says_what_the_smtp_transport_needs(world: World) -> None:
+    cli = Cli(world.url, world.key_file)
+    output = cli("worker", "--once", "--transport", "smtp", "--link-base", LINK, code=2)
+    assert "--smtp-from" in output

@@ -31,6 +31,7 @@ from lumbar.cli import (
     upgrade,
     users,
     web,
+    worker,
 )
 from lumbar.cli._common import EXIT_REFUSED, app
 
@@ -48,6 +49,7 @@ __all__ = [
     "upgrade",
     "users",
     "web",
+    "worker",
 ]
 
 
