@@ -273,6 +273,7 @@ def test_two_workers_send_each_message_once(world: World) -> None:
     assert errors == []
     ids = [envelope.id for envelope in transport.sent]
     assert len(ids) == len(set(ids)) == len(participants)
+    assert world.as_("admin").verify_audit().intact  # claims side by side keep one chain
 
 
 @pytest.fixture
