@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from lumbar.errors import OperationError
 from lumbar.operations import Trial
 from lumbar.operations.outbox import BACKOFF, INTERRUPTED, LEASE, MAX_ATTEMPTS, MessageView
 from lumbar.operations.transports import DeliveryError, Envelope
@@ -358,3 +359,8 @@ def test_a_participant_randomized_later_gets_messages_too(world: World) -> None:
     _participant(world)
     assert worker.plan_messages() == 12
     assert worker.plan_messages() == 0
+
+
+def test_a_transport_for_another_channel_is_refused(world: World) -> None:
+    with pytest.raises(OperationError, match="sends sms; the protocol's messages go by email"):
+        _worker(world).send_messages(Recording(channels=("sms",)), link_base=LINK)

@@ -180,7 +180,7 @@ def test_lumbar_worker_once_sends_what_is_due_through_the_file_transport(
 ) -> None:
     # The command runs on the real clock: randomize the participant 63 days before now.
     world.clock.now = utc_now() - dt.timedelta(days=WEEK_10_OPENS)
-    _participant(world)
+    study_id = _participant(world)
     cli = Cli(world.url, world.key_file)
     folder = tmp_path / "messages"
     arguments = ("worker", "--once", "--transport", "file", "--folder", str(folder))
@@ -193,6 +193,10 @@ def test_lumbar_worker_once_sends_what_is_due_through_the_file_transport(
     assert ADDRESS not in output
     again = cli(*arguments, "--link-base", LINK, user="coord")
     assert "queued 0, sent 0" in again
+    history = cli("messages", study_id, user="coord")
+    for shown in ("invitation", "sent", "reminder_1", "queued"):
+        assert shown in history
+    assert ADDRESS not in history
 
 
 def test_lumbar_worker_says_what_the_smtp_transport_needs(world: World) -> None:

@@ -10,14 +10,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lumbar.cli._common import app, console
-from lumbar.cli.trial import As, Db, KeyFile, open_trial
+from lumbar.cli._common import app, console, echo_table
+from lumbar.cli.trial import As, Db, KeyFile, Reference, open_trial
 from lumbar.errors import OperationError, Problem
 
 if TYPE_CHECKING:
     from lumbar.operations.transports import Transport
 
-__all__ = ["SMS_TOKEN_ENV", "SMTP_PASSWORD_ENV", "TransportName", "worker_command"]
+__all__ = [
+    "SMS_TOKEN_ENV",
+    "SMTP_PASSWORD_ENV",
+    "TransportName",
+    "messages_command",
+    "worker_command",
+]
 
 SMTP_PASSWORD_ENV = "LUMBAR_SMTP_PASSWORD"
 SMS_TOKEN_ENV = "LUMBAR_SMS_TOKEN"
@@ -103,6 +109,35 @@ def worker_command(
         out.print("Stopped.")
     finally:
         trial.close()
+
+
+@app.command("messages")
+def messages_command(
+    reference: Reference, db: Db = None, actor: As = None, key_file: KeyFile = None
+) -> None:
+    """A participant's invitations and reminders: when due, and what became of each."""
+    trial = open_trial(db, actor, key_file)
+    try:
+        rows = [
+            (
+                m.visit,
+                m.message,
+                m.channel,
+                m.due_at.date().isoformat(),
+                m.status,
+                m.attempts,
+                m.sent_at.isoformat(timespec="minutes") if m.sent_at else None,
+                m.reason or m.last_error,
+            )
+            for m in trial.participant_messages(reference)
+        ]
+    finally:
+        trial.close()
+    echo_table(
+        f"Messages to {reference}",
+        ("visit", "message", "channel", "due", "status", "attempts", "sent", "why"),
+        rows,
+    )
 
 
 def _transport(

@@ -352,6 +352,20 @@ class OutboxService(Service):
         """One worker step: plan, then claim the messages due now on the transport's
         channels, check each again, send it and record what happened (see the module's
         description). ``link_base``: the survey link is it followed by the token."""
+        declared = self.protocol.messages
+        if declared is not None and declared.channel not in transport.channels:
+            raise OperationError(
+                "the transport cannot send the protocol's messages",
+                [
+                    Problem(
+                        "transport",
+                        f"sends {', '.join(transport.channels)}; the protocol's messages go "
+                        f"by {declared.channel}",
+                        type(transport).__name__,
+                        "choose a transport for " + declared.channel,
+                    )
+                ],
+            )
         worker = worker or f"{socket.gethostname()}:{os.getpid()}"[:64]
         planned = self.plan_messages()
         outcomes = {"sent": 0, "skipped": 0, "retrying": 0, "failed": 0}
