@@ -171,8 +171,9 @@ def test_a_worker_that_was_down_sends_the_latest_message_not_a_backlog(world: Wo
     assert shown["invitation"] == shown["reminder_1"] == ("skipped", "a later message is due")
 
 
-def test_a_contact_that_does_not_fit_the_channel_is_skipped(world: World) -> None:
-    study_id = _participant(world, contact="+1 206 555 0100")
+@pytest.mark.parametrize("contact", ["+1 206 555 0100", "12 High Street, Seattle"])
+def test_a_contact_that_does_not_fit_the_channel_is_skipped(world: World, contact: str) -> None:
+    study_id = _participant(world, contact=contact)
     worker, transport = _worker(world), Recording()
     world.clock.advance(WEEK_10_OPENS)
     assert worker.send_messages(transport, link_base=LINK).skipped == 1
@@ -180,6 +181,8 @@ def test_a_contact_that_does_not_fit_the_channel_is_skipped(world: World) -> Non
         "skipped",
         "no e-mail address in the vault",
     )
+    issued = world.as_("admin").audit_records(action="survey_token.issue", limit=10)
+    assert issued.records == ()  # no link is made for a message that cannot go
 
 
 def test_failed_attempts_are_tried_again_after_a_doubling_wait(world: World) -> None:

@@ -54,6 +54,7 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -445,6 +446,11 @@ class OutboxService(Service):
                 _finish(unit, message, "skipped", reason=reason)
                 return "skipped"
         try:
+            contact = EnrolmentService(self.context, self.principal).identity(claimed.study_id)
+            to = _address(contact.contact, claimed.channel)
+            if to is None:
+                missing = "e-mail address" if claimed.channel == "email" else "telephone number"
+                return self._record(claimed, "skipped", reason=f"no {missing} in the vault")
             days = math.ceil(
                 (_start_of(closes + dt.timedelta(days=1)) - self.context.now())
                 / dt.timedelta(days=1)
@@ -452,16 +458,11 @@ class OutboxService(Service):
             link = SurveyLinkService(self.context, self.principal).issue_survey_token(
                 claimed.study_id, claimed.visit, max(1, min(MAX_SURVEY_DAYS, days))
             )
-            contact = EnrolmentService(self.context, self.principal).identity(claimed.study_id)
         except AccessError:
             raise
         except OperationError as error:
             # The link service checks again too: nothing due, or follow-up ended.
             return self._record(claimed, "skipped", reason=error.summary)
-        to = contact.contact
-        if to is None or (("@" in to) != (claimed.channel == "email")):
-            missing = "no e-mail address" if claimed.channel == "email" else "no telephone number"
-            return self._record(claimed, "skipped", reason=f"{missing} in the vault")
         envelope = Envelope(
             claimed.id,
             claimed.channel,
@@ -541,6 +542,20 @@ def _view(
         acknowledged_at=message.acknowledged_at,
         acknowledged_by=acknowledged_by,
     )
+
+
+_TELEPHONE = re.compile(r"\+?[0-9][0-9 ()./-]{5,30}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _address(contact: str | None, channel: str) -> str | None:
+    """The contact, when it is what ``channel`` sends to: an e-mail address for ``email``,
+    a telephone number for ``sms`` (a postal address is neither)."""
+    if contact is None:
+        return None
+    contact = contact.strip()
+    pattern = _EMAIL if channel == "email" else _TELEPHONE
+    return contact if pattern.fullmatch(contact) else None
 
 
 def _start_of(day: dt.date) -> dt.datetime:
