@@ -23,9 +23,10 @@ from lumbar.operations.transports import (
     HttpSmsTransport,
     SmtpTransport,
 )
+from lumbar.protocol import Protocol, shipped_protocol
 from tests.clitools import Cli
 from tests.operations.test_reminders import ADDRESS, LINK, WEEK_10_OPENS, _participant
-from tests.operations.world import World
+from tests.operations.world import World, build_world
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +204,21 @@ def test_lumbar_worker_says_what_the_smtp_transport_needs(world: World) -> None:
     cli = Cli(world.url, world.key_file)
     output = cli("worker", "--once", "--transport", "smtp", "--link-base", LINK, code=2)
     assert "--smtp-from" in output
+
+
+def test_the_worker_sends_an_sms_protocols_messages_through_the_http_stub(
+    database_url: str, tmp_path: Path, sms_stub: tuple[type[_SmsStub], str]
+) -> None:
+    handler, url = sms_stub
+    reference = shipped_protocol("massage-clbp")
+    by_sms = Protocol.model_validate(
+        {**reference.model_dump(by_alias=True), "messages": {"channel": "sms"}}
+    )
+    world = build_world(database_url, tmp_path, protocol=by_sms)
+    _participant(world, contact="+1 206 555 0100")
+    world.clock.advance(WEEK_10_OPENS)
+    worker = world.as_("coord")
+    assert worker.send_messages(HttpSmsTransport(url), link_base=LINK).sent == 1
+    ((body, _),) = handler.received
+    assert body["to"] == "+1 206 555 0100"
+    assert LINK in body["text"]
