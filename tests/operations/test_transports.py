@@ -30,8 +30,6 @@ from tests.operations.world import World, build_world
 
 pytestmark = pytest.mark.integration
 
-aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")  # the dev extra
-
 
 class _Inbox:
     """An aiosmtpd handler keeping every message it is given."""
@@ -55,6 +53,8 @@ class _Inbox:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    """A real SMTP server (aiosmtpd, of the dev extra) on a free port of this machine."""
+    aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
     inbox = _Inbox()
     with socket.socket() as probe:  # a free port (the controller checks it by connecting)
         probe.bind(("127.0.0.1", 0))
