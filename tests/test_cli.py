@@ -119,6 +119,7 @@ def test_schema_is_json_schema_of_the_protocol() -> None:
         "outcomes",
         "analysis",
         "access",
+        "session_rating",
     }
 
 
