@@ -87,9 +87,7 @@ def test_a_rating_out_of_range_or_undeclared_is_refused_at_its_field_and_nothing
     assert world.as_("ther").sessions(study_id) == []
 
 
-def test_ratings_are_required_when_the_protocol_says_so(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_ratings_are_required_when_the_protocol_says_so(database_url: str, tmp_path: Path) -> None:
     data = shipped_protocol("massage-clbp").model_dump(mode="json", by_alias=True)
     data["session_rating"]["required"] = True
     world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
@@ -101,9 +99,7 @@ def test_ratings_are_required_when_the_protocol_says_so(
     assert log(world, study_id, {"bothersomeness": 5, "pain_intensity": 0}) == 1
 
 
-def test_without_a_declared_rating_any_rating_is_refused(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_without_a_declared_rating_any_rating_is_refused(database_url: str, tmp_path: Path) -> None:
     data = shipped_protocol("massage-clbp").model_dump(mode="json", by_alias=True)
     del data["session_rating"]
     world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
@@ -121,9 +117,10 @@ def test_the_database_refuses_a_rating_out_of_range(world: World) -> None:
     log(world, study_id, {"bothersomeness": 3})
     database = Database(world.url)
     try:
-        with pytest.raises(IntegrityError, match="(?i)check"), database.engine.begin() as connection:
+        with database.engine.begin() as connection:
             connection.info["lumbar_write"] = True
-            connection.execute(text("UPDATE session_rating SET value = 11"))
+            with pytest.raises(IntegrityError, match=r"(?i)check"):
+                connection.execute(text("UPDATE session_rating SET value = 11"))
     finally:
         database.dispose()
 
