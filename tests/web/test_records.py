@@ -492,7 +492,8 @@ def test_the_session_form_takes_the_ratings_and_shows_an_out_of_range_one_at_its
     assert session.ratings == {"bothersomeness": 7}
     ther.close()
     listed = therapist.get(logged.headers["location"])
-    assert "Back pain bothersomeness (0-10) before" in listed.text
+    assert "Back pain bothersomeness (0-10), before the session" in listed.text
+    assert "Pain intensity before" in listed.text
     row = re.search(r'<th scope="row">1</th>(.*?)</tr>', listed.text, re.S)
     assert row is not None
     assert '<td class="num">7</td>' in row.group(1)
