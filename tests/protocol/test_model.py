@@ -150,3 +150,41 @@ def test_resolve_takes_a_name_or_a_path(
 def test_unknown_shipped_name_lists_the_shipped_ones() -> None:
     with pytest.raises(ProtocolError, match="massage-clbp"):
         shipped_protocol("massage")
+
+
+def test_the_reference_protocol_adds_a_per_session_rating(reference: Protocol) -> None:
+    rating = reference.session_rating
+    assert rating is not None
+    assert rating.instruments == ("bothersomeness", "pain_intensity")
+    assert rating.required is False
+    assert "Addition to the published design" in rating.note
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "rule"),
+    [
+        ({"instruments": ["rdq"]}, "session_rating.instruments[0]", "single-item 0-10 rating"),
+        ({"instruments": ["nothing"]}, "session_rating.instruments[0]", "single-item 0-10"),
+        (
+            {"instruments": ["pain_intensity", "pain_intensity"]},
+            "session_rating.instruments[1]",
+            "listed twice",
+        ),
+    ],
+)
+def test_a_session_rating_names_single_item_0_to_10_ratings_once(
+    reference_data: dict[str, Any], change: dict[str, Any], where: str, rule: str
+) -> None:
+    reference_data["session_rating"] |= change
+    with pytest.raises(ProtocolError) as caught:
+        Protocol.model_validate(reference_data)
+    assert [(p.where, rule in p.rule) for p in caught.value.problems] == [(where, True)]
+
+
+def test_a_session_rating_needs_an_arm_with_sessions(reference_data: dict[str, Any]) -> None:
+    for arm in reference_data["arms"]:
+        arm["sessions"] = {"planned": 0}
+        arm.pop("techniques", None)
+        arm.pop("home_care", None)
+    with pytest.raises(ProtocolError, match="needs an arm with planned sessions"):
+        Protocol.model_validate(reference_data)
