@@ -120,6 +120,7 @@ def test_schema_is_json_schema_of_the_protocol() -> None:
         "analysis",
         "access",
         "messages",
+        "session_rating",
     }
 
 

@@ -162,6 +162,29 @@ def test_a_technique_of_another_arm_is_refused_naming_the_allowed_ones(
     assert "1 of 10 logged" in cli("session", "plan", study_id, user="tom")
 
 
+def test_a_session_is_logged_with_its_ratings_and_a_bad_one_is_named_by_its_flag(
+    cli: Cli, tmp_path: Path
+) -> None:
+    study_id = randomized(cli, answers_file(tmp_path / "a.yaml"))  # seed 11: relaxation
+    plan = cli("session", "plan", study_id, user="tom")
+    assert "ratings before a session (0-10, each may be left out): " in plan
+    assert "bothersomeness, pain_intensity" in plan
+    session = ["session", "log", study_id, "--minutes", "60", "--technique", "effleurage"]
+    session += ["--region", "low_back"]
+    refused = cli(
+        *session, "--rating", "bothersomeness=11", "--rating", "mood=3", user="tom", code=2
+    )
+    assert "--rating bothersomeness: must be a whole number from 0 to 10 (received 11)" in refused
+    assert "--rating mood: is not a rating the protocol asks before a session" in refused
+    assert "the protocol's ratings are: bothersomeness, pain_intensity" in refused
+    not_a_number = cli(*session, "--rating", "pain_intensity=some", user="tom", code=2)
+    assert "--rating pain_intensity: must be a whole number from 0 to 10" in not_a_number
+    assert "0 of 10 logged" in cli("session", "plan", study_id, user="tom")
+    assert "session 1 logged" in cli(
+        *session, "--rating", "bothersomeness=6", "--rating", "pain_intensity=", user="tom"
+    )
+
+
 def test_due_lists_missed_visits_when_asked(cli: Cli, tmp_path: Path) -> None:
     study_id = randomized(cli, answers_file(tmp_path / "a.yaml"))
     soon = (dt.date.today() + dt.timedelta(days=30)).isoformat()

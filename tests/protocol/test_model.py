@@ -90,7 +90,7 @@ def test_hash_is_pinned_for_the_shipped_protocol(reference: Protocol) -> None:
     # A change to the shipped file or to hashing must be deliberate: update this value
     # (and say so in the changelog) when the reference protocol really changes.
     assert reference.content_hash == (
-        "5a1c6532febcb698fe1036174407cd35bb6904b28533f6f4ab442a228d2224c0"
+        "eb2dba39de08256948c9c5bc40dd4949206fbbcd7f84748374d049a2e9d9699e"
     )
 
 
@@ -163,3 +163,41 @@ def test_reference_messages_are_planned_inside_each_window(reference: Protocol) 
     for visit in reference.follow_up_visits:
         for message in reference.messages.plan(visit):
             assert visit.timing(message.day).window == "in_window"
+
+
+def test_the_reference_protocol_adds_a_per_session_rating(reference: Protocol) -> None:
+    rating = reference.session_rating
+    assert rating is not None
+    assert rating.instruments == ("bothersomeness", "pain_intensity")
+    assert rating.required is False
+    assert "Addition to the published design" in rating.note
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "rule"),
+    [
+        ({"instruments": ["rdq"]}, "session_rating.instruments[0]", "single-item 0-10 rating"),
+        ({"instruments": ["nothing"]}, "session_rating.instruments[0]", "single-item 0-10"),
+        (
+            {"instruments": ["pain_intensity", "pain_intensity"]},
+            "session_rating.instruments[1]",
+            "listed twice",
+        ),
+    ],
+)
+def test_a_session_rating_names_single_item_0_to_10_ratings_once(
+    reference_data: dict[str, Any], change: dict[str, Any], where: str, rule: str
+) -> None:
+    reference_data["session_rating"] |= change
+    with pytest.raises(ProtocolError) as caught:
+        Protocol.model_validate(reference_data)
+    assert [(p.where, rule in p.rule) for p in caught.value.problems] == [(where, True)]
+
+
+def test_a_session_rating_needs_an_arm_with_sessions(reference_data: dict[str, Any]) -> None:
+    for arm in reference_data["arms"]:
+        arm["sessions"] = {"planned": 0}
+        arm.pop("techniques", None)
+        arm.pop("home_care", None)
+    with pytest.raises(ProtocolError, match="needs an arm with planned sessions"):
+        Protocol.model_validate(reference_data)

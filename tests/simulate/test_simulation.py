@@ -54,11 +54,31 @@ def test_a_seed_gives_the_same_trial(small: SyntheticTrial, tmp_path: Path) -> N
     try:
         pd.testing.assert_frame_equal(first.dataset(), second.dataset())
         pd.testing.assert_frame_equal(first.consort_records(), second.consort_records())
+        pd.testing.assert_frame_equal(first.sessions_table(), second.sessions_table())
     finally:
         first.close()
         second.close()
     other = synthetic_trial(tmp_path / "other", participants=36, seed=5)
     assert other.summary != small.summary
+
+
+def test_sessions_carry_ratings_that_follow_the_simulated_trajectory(
+    small: SyntheticTrial,
+) -> None:
+    statistician = small.open("statistician")
+    try:
+        table = statistician.sessions_table()
+    finally:
+        statistician.close()
+    assert len(table) == small.summary.sessions
+    for column in ("rating_bothersomeness", "rating_pain_intensity"):
+        assert table[column].notna().all()
+        assert table[column].between(0, 10).all()
+    # Massage arms improve over the first ten weeks: the ratings before the last sessions
+    # are lower than before the first.
+    first = table[table["day"] < 10]["rating_bothersomeness"].mean()
+    last = table[table["day"] > 50]["rating_bothersomeness"].mean()
+    assert last < first - 1
 
 
 def test_assumptions_are_documented_and_checked() -> None:

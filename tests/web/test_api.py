@@ -293,6 +293,45 @@ def test_a_therapist_logs_a_session_and_an_adverse_event(client: TestClient, wor
     assert [item["id"] for item in listed.json()] == [event.id]
 
 
+def test_a_session_takes_its_ratings_and_one_out_of_range_is_refused_at_its_field(
+    client: TestClient, world: World
+) -> None:
+    study_ids = [world.randomized() for _ in range(6)]
+    massage = next(s for s in study_ids if world.arm(s) != "usual_care")
+    arm = world.protocol.arm(world.arm(massage))
+    headers = bearer(token(client, "ther"))
+    plan = client.get(f"{API}/participants/{massage}/plan", headers=headers).json()
+    assert (plan["ratings"], plan["ratings_required"]) == (
+        ["bothersomeness", "pain_intensity"],
+        False,
+    )
+    session = {
+        "session_date": world.clock.today.isoformat(),
+        "minutes": 60,
+        "techniques": [arm.techniques[0]],
+        "body_regions": ["low_back"],
+    }
+    url = f"{API}/participants/{massage}/sessions"
+    body = assert_refusal(
+        client.post(
+            url,
+            headers=headers,
+            json=session | {"ratings": {"bothersomeness": 12, "pain_intensity": 3}},
+        ),
+        409,
+    )
+    (problem,) = body["problems"]
+    assert (problem["where"], problem["received"]) == ("rating_bothersomeness", 12)
+    assert "from 0 to 10" in problem["rule"]
+    assert world.as_("ther").sessions(massage) == []
+    logged = client.post(
+        url, headers=headers, json=session | {"ratings": {"bothersomeness": 8, "pain_intensity": 3}}
+    )
+    assert logged.status_code == 201, logged.text
+    (stored,) = world.as_("ther").sessions(massage)
+    assert stored.ratings == {"bothersomeness": 8, "pain_intensity": 3}
+
+
 def test_a_serious_event_reaches_the_monitor_who_acknowledges_it(
     client: TestClient, world: World
 ) -> None:

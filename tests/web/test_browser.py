@@ -460,6 +460,7 @@ def therapist_day(tab: Page, served: Served) -> None:
     tab.get_by_role("link", name="Log a session").click()
     heading(tab, f"Log a session: {study_id}")
     accessible(tab, "the session form")
+    screenshot(tab, "session-form")
     tab.get_by_role("button", name="Log the session").click()
     expect(tab.get_by_role("alert")).to_be_visible()
     accessible(tab, "the session form with its messages")
@@ -470,6 +471,7 @@ def therapist_day(tab: Page, served: Served) -> None:
         "minutes": "90",
         str(technique.get_attribute("name")): "1",
         str(region.get_attribute("name")): "1",
+        "rating_bothersomeness": "6",
         "notes": "<script>alert(1)</script> eased",
     }
     by_keyboard(tab, wanted, "Log the session")

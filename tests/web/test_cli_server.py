@@ -177,8 +177,26 @@ def test_a_coordinators_walk_through_prints_the_same_by_server_as_by_database(
         techniques[0],
         "--region",
         protocol.vocabulary.body_regions[0].id,
+        "--rating",
+        "bothersomeness=6",
     )
     assert f"{study_id}: session 1 logged" in logged
+    out_of_range = both.same(
+        "ther",
+        "session",
+        "log",
+        study_id,
+        "--minutes",
+        "50",
+        "--technique",
+        techniques[0],
+        "--region",
+        protocol.vocabulary.body_regions[0].id,
+        "--rating",
+        "pain_intensity=11",
+        code=2,
+    )
+    assert "--rating pain_intensity: must be a whole number from 0 to 10" in out_of_range
     reported = both.same(
         "coord_open",
         "ae",

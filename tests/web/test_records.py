@@ -454,6 +454,51 @@ def test_another_sites_coordinator_gets_404_for_every_page_and_form(
         assert post(browser, url, data).status_code == 404, url
 
 
+def test_the_session_form_takes_the_ratings_and_shows_an_out_of_range_one_at_its_field(
+    world: World, client: TestClient
+) -> None:
+    study_id = treated(world)
+    therapist = signed_in_as(client, "ther")
+    ther = world.as_("ther")
+    plan = ther.treatment_plan(study_id)
+    url = f"/participants/{study_id}/sessions/new"
+    form = therapist.get(url)
+    for name in ("rating_bothersomeness", "rating_pain_intensity"):
+        assert f'name="{name}"' in form.text
+    fields = {
+        "session_date": world.clock.today.isoformat(),
+        "minutes": "50",
+        f"technique_{plan.techniques[0]}": "1",
+        "region_low_back": "1",
+    }
+    refused = post(
+        therapist, url, fields | {"rating_bothersomeness": "11", "rating_pain_intensity": "4"}
+    )
+    assert refused.status_code == 422
+    assert "must be a whole number from 0 to 10" in message_beside(
+        refused.text, "rating_bothersomeness"
+    )
+    assert 'id="rating_pain_intensity-error"' not in refused.text
+    assert 'value="11"' in refused.text  # what was typed is kept, to correct it
+    typed = post(therapist, url, fields | {"rating_pain_intensity": "four"})
+    assert typed.status_code == 422
+    assert "whole number" in message_beside(typed.text, "rating_pain_intensity")
+    assert ther.sessions(study_id) == []
+    logged = post(
+        therapist, url, fields | {"rating_bothersomeness": "7", "rating_pain_intensity": ""}
+    )
+    assert logged.status_code == 303, logged.text
+    (session,) = ther.sessions(study_id)
+    assert session.ratings == {"bothersomeness": 7}
+    ther.close()
+    listed = therapist.get(logged.headers["location"])
+    assert "Back pain bothersomeness (0-10), before the session" in listed.text
+    assert "Pain intensity before" in listed.text
+    row = re.search(r'<th scope="row">1</th>(.*?)</tr>', listed.text, re.S)
+    assert row is not None
+    assert '<td class="num">7</td>' in row.group(1)
+
+
 def test_the_blinded_assessor_sees_no_arm_and_no_technique(
     world: World, client: TestClient
 ) -> None:

@@ -79,6 +79,10 @@ def as_flags(error: LumbarError) -> LumbarError:
 def _flagged(problem: Problem) -> Problem:
     if problem.where in FLAGS:
         return dataclasses.replace(problem, where=FLAGS[problem.where])
+    if problem.where.startswith("rating_"):  # a session's rating: --rating name=value
+        return dataclasses.replace(
+            problem, where=f"--rating {problem.where.removeprefix('rating_')}"
+        )
     if problem.where.startswith("columns."):  # a column mapping: --column ours=theirs
         ours = problem.where.removeprefix("columns.")
         return dataclasses.replace(problem, where=f"--column {ours}={problem.received}")

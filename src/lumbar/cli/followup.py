@@ -284,6 +284,13 @@ class _SessionLogCommand(TyperCommand):
         if advice:
             with formatter.section("Home-care advice by arm"):
                 formatter.write_dl(advice)
+        rating = protocol.session_rating
+        if rating is not None:
+            with formatter.section("Ratings before a session (--rating NAME=VALUE, 0-10)"):
+                formatter.write_text(
+                    ", ".join(rating.instruments)
+                    + ("; every one is required" if rating.required else "; each may be left out")
+                )
 
 
 def _help_protocol(args: list[str] | None) -> tuple[Protocol, str]:
@@ -327,6 +334,14 @@ def session_log(
         list[str] | None, typer.Option(help="Home-care advice given (repeat).")
     ] = None,
     notes: Annotated[str, typer.Option(help="Notes (no identifiers, please).")] = "",
+    rating: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A 0-10 rating the participant gave before the session, as name=value "
+            "(repeat; e.g. bothersomeness=6).",
+            metavar="NAME=VALUE",
+        ),
+    ] = None,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
@@ -335,8 +350,14 @@ def session_log(
     """Log a treatment session you gave.
 
     Techniques must be those of the participant's arm ('lumbar session plan STUDY_ID'
-    shows it); the lists below are the protocol's.
+    shows it); the lists below are the protocol's, and so are the ratings asked before
+    a session.
     """
+    ratings = {
+        name: value
+        for name, value in parse_answers(None, rating or [], "--rating").items()
+        if value is not None
+    }
     trial = staff_trial(db, actor, key_file, server)
     number = trial.log_session(
         reference,
@@ -346,6 +367,7 @@ def session_log(
         region,
         home_care=home_care or [],
         notes=notes,
+        ratings=ratings,
     )
     typer.echo(f"{reference}: session {number} logged")
 
@@ -369,6 +391,9 @@ def session_plan(
         typer.echo("  body regions: " + ", ".join(plan.body_regions))
     if plan.home_care:
         typer.echo("  home care: " + "; ".join(plan.home_care))
+    if plan.planned and plan.ratings:
+        required = "required" if plan.ratings_required else "each may be left out"
+        typer.echo(f"  ratings before a session (0-10, {required}): " + ", ".join(plan.ratings))
 
 
 @app.command("adherence")

@@ -271,7 +271,10 @@ class ServerTrial:
         return TreatmentPlan(
             **(
                 found
-                | {name: tuple(found[name]) for name in ("techniques", "body_regions", "home_care")}
+                | {
+                    name: tuple(found[name])
+                    for name in ("techniques", "body_regions", "home_care", "ratings")
+                }
             )
         )
 
@@ -291,6 +294,7 @@ class ServerTrial:
         *,
         home_care: Sequence[str] = (),
         notes: str = "",
+        ratings: Mapping[str, int] | None = None,
     ) -> int:
         logged = post_json(
             self.server,
@@ -302,6 +306,7 @@ class ServerTrial:
                 "body_regions": list(body_regions),
                 "home_care": list(home_care),
                 "notes": notes,
+                "ratings": dict(ratings or {}),
             },
         )
         return int(logged["number"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,15 @@ from sqlalchemy import bindparam, func, insert, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit, not_before_consent
-from lumbar.store.schema import Allocation, Participant, Staff, TreatmentSession, Withdrawal
+from lumbar.protocol import RATING_MAXIMUM, RATING_MINIMUM
+from lumbar.store.schema import (
+    Allocation,
+    Participant,
+    SessionRating,
+    Staff,
+    TreatmentSession,
+    Withdrawal,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +60,10 @@ class TreatmentPlan:
     home_care: tuple[str, ...]
     stopped: bool
     """Stopped treatment or left the trial: no more sessions are logged."""
+    ratings: tuple[str, ...] = ()
+    """The 0-10 ratings (instrument names) the protocol asks before each session."""
+    ratings_required: bool = False
+    """Whether a session is logged only with every rating given."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class SessionView:
     body_regions: tuple[str, ...]
     home_care: tuple[str, ...]
     notes: str
+    ratings: Mapping[str, int]
+    """The 0-10 ratings given before the session, by instrument; a rating left out is absent."""
 
 
 class TreatmentService(Service):
@@ -82,8 +96,13 @@ class TreatmentService(Service):
         *,
         home_care: Sequence[str] = (),
         notes: str = "",
+        ratings: Mapping[str, int] | None = None,
     ) -> int:
-        """Log one treatment session given by the acting therapist; returns its number."""
+        """Log one treatment session given by the acting therapist; returns its number.
+
+        ``ratings``: the 0-10 ratings the participant gave before the session, by
+        instrument name, as the protocol's ``session_rating`` declares them.
+        """
         with self._unit("session", per_participant=True) as unit:
             unit.scope.require_unblinded("logging sessions")
             participant = unit.enrolled(reference)
@@ -150,6 +169,8 @@ class TreatmentService(Service):
                         "check the id",
                     )
                 )
+            ratings = dict(ratings or {})
+            problems += self._rating_problems(ratings)
             if problems:
                 raise OperationError("the session was not logged", problems)
             connection = unit.session.connection()
@@ -169,6 +190,12 @@ class TreatmentService(Service):
                 },
             ).scalar_one()
             unit.rows.add(TreatmentSession.__table__, (session_id,))
+            for instrument, value in ratings.items():
+                rating_id = connection.execute(
+                    _INSERT_RATING,
+                    {"session_id": session_id, "instrument": instrument, "value": value},
+                ).scalar_one()
+                unit.rows.add(SessionRating.__table__, (rating_id,))
             number = connection.execute(_SESSIONS_OF, {"participant": participant.id}).scalar_one()
             # Techniques and home care differ by arm: the audit keeps a keyed code of the
             # session's content (verifiable with the audit key), not the content, so the
@@ -178,6 +205,7 @@ class TreatmentService(Service):
                 "body_regions": list(body_regions),
                 "home_care": list(home_care),
                 "notes": notes,
+                "ratings": ratings,
             }
             unit.audit(
                 "session.log",
@@ -215,6 +243,8 @@ class TreatmentService(Service):
                 tuple(term.id for term in self.protocol.vocabulary.body_regions),
                 tuple(arm.home_care),
                 self._stopped_treatment(unit, participant),
+                self._rated(),
+                bool(self.protocol.session_rating and self.protocol.session_rating.required),
             )
 
     def sessions(self, reference: str) -> list[SessionView]:
@@ -229,6 +259,13 @@ class TreatmentService(Service):
                 .where(TreatmentSession.participant_id == participant.id)
                 .order_by(TreatmentSession.id)
             ).all()
+            ratings: dict[int, dict[str, int]] = {}
+            for session_id, instrument, value in unit.session.execute(
+                select(SessionRating.session_id, SessionRating.instrument, SessionRating.value)
+                .join(TreatmentSession, TreatmentSession.id == SessionRating.session_id)
+                .where(TreatmentSession.participant_id == participant.id)
+            ).all():
+                ratings.setdefault(session_id, {})[instrument] = value
             return [
                 SessionView(
                     number,
@@ -239,6 +276,11 @@ class TreatmentService(Service):
                     tuple(row.body_regions),
                     tuple(row.home_care),
                     row.notes,
+                    {
+                        name: ratings[row.id][name]
+                        for name in self._rated()
+                        if name in ratings.get(row.id, {})
+                    },
                 )
                 for number, (row, therapist) in enumerate(rows, start=1)
             ]
@@ -277,12 +319,24 @@ class TreatmentService(Service):
             return rows
 
     def sessions_table(self) -> pd.DataFrame:
-        """Every session at your sites, de-identified: participant, arm, day, minutes, content.
+        """Every session at your sites, de-identified: participant, arm, day, minutes, content,
+        and a ``rating_<instrument>`` column for each rating the protocol asks before a
+        session (empty where it was not given).
 
         Days count from randomization; notes are left out (free text). Unblinded users only.
         """
         with self._unit("treatment_records", write=False) as unit:
             unit.scope.require_unblinded("the sessions table")
+            rated = self._rated()
+            ratings: dict[int, dict[str, int]] = {}
+            for session_id, instrument, value in unit.session.execute(
+                unit.scope.visible(
+                    select(SessionRating.session_id, SessionRating.instrument, SessionRating.value)
+                    .join(TreatmentSession, TreatmentSession.id == SessionRating.session_id)
+                    .join(Participant, Participant.id == TreatmentSession.participant_id)
+                )
+            ).all():
+                ratings.setdefault(session_id, {})[instrument] = value
             rows = []
             for session, participant, allocation in unit.session.execute(
                 unit.scope.visible(
@@ -302,6 +356,7 @@ class TreatmentService(Service):
                         "body_regions": list(session.body_regions),
                         "home_care": list(session.home_care),
                     }
+                    | {f"rating_{name}": ratings.get(session.id, {}).get(name) for name in rated}
                 )
             columns = [
                 "participant",
@@ -311,10 +366,57 @@ class TreatmentService(Service):
                 "techniques",
                 "body_regions",
                 "home_care",
+                *(f"rating_{name}" for name in rated),
             ]
             import pandas as pd  # noqa: PLC0415 - only the analysis side loads pandas
 
             return pd.DataFrame(rows, columns=columns)
+
+    def _rated(self) -> tuple[str, ...]:
+        rating = self.protocol.session_rating
+        return tuple(rating.instruments) if rating is not None else ()
+
+    def _rating_problems(self, ratings: Mapping[str, int]) -> list[Problem]:
+        """What is wrong with a session's ratings against the protocol's ``session_rating``."""
+        declared = self._rated()
+        problems = []
+        for instrument, value in ratings.items():
+            field = f"rating_{instrument}"
+            if instrument not in declared:
+                problems.append(
+                    Problem(
+                        field,
+                        "is not a rating the protocol asks before a session",
+                        instrument,
+                        "the protocol's ratings are: " + (", ".join(declared) or "none"),
+                    )
+                )
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not RATING_MINIMUM <= value <= RATING_MAXIMUM
+            ):
+                problems.append(
+                    Problem(
+                        field,
+                        f"must be a whole number from {RATING_MINIMUM} to {RATING_MAXIMUM}",
+                        value,
+                        f"give the participant's {instrument} rating before the session",
+                    )
+                )
+        rating = self.protocol.session_rating
+        if rating is not None and rating.required:
+            for instrument in declared:
+                if instrument not in ratings:
+                    problems.append(
+                        Problem(
+                            f"rating_{instrument}",
+                            "is required before a session is logged (the protocol's "
+                            "session_rating.required)",
+                            hint=f"ask the participant's {instrument} rating (0-10)",
+                        )
+                    )
+        return problems
 
     def _stopped_treatment(self, unit: Unit, participant: Participant) -> bool:
         return (
@@ -325,6 +427,7 @@ class TreatmentService(Service):
 
 # Built once: these run on every session logged.
 _INSERT_SESSION = insert(TreatmentSession).returning(TreatmentSession.id)
+_INSERT_RATING = insert(SessionRating).returning(SessionRating.id)
 _SESSIONS_OF = (
     select(func.count())
     .select_from(TreatmentSession)

@@ -26,6 +26,8 @@ from lumbar.protocol.loading import (
 )
 from lumbar.protocol.model import (
     PROTOCOL_FORMAT,
+    RATING_MAXIMUM,
+    RATING_MINIMUM,
     AnalysisPlan,
     Arm,
     Condition,
@@ -39,6 +41,7 @@ from lumbar.protocol.model import (
     RuleCategory,
     ScoreSource,
     SessionPlan,
+    SessionRating,
     StratumFactor,
     StratumLevel,
     Term,
@@ -53,6 +56,8 @@ from lumbar.protocol.strata import all_strata, assign_stratum, stratum_key
 
 __all__ = [
     "PROTOCOL_FORMAT",
+    "RATING_MAXIMUM",
+    "RATING_MINIMUM",
     "AnalysisPlan",
     "Arm",
     "Condition",
@@ -68,6 +73,7 @@ __all__ = [
     "RuleOutcome",
     "ScoreSource",
     "SessionPlan",
+    "SessionRating",
     "StratumFactor",
     "StratumLevel",
     "Term",

@@ -11,9 +11,8 @@ can point at the line.
 
 Sections of a protocol file, in order: ``lumbar_protocol`` (the format version),
 ``trial``, ``arms``, ``vocabulary``, ``eligibility``, ``visits``,
-``randomization``, ``outcomes``, ``analysis``, ``access``, ``messages``.
-``docs/protocol.md`` describes
-each field.
+``randomization``, ``outcomes``, ``analysis``, and the optional ``access``,
+``messages`` and ``session_rating``. ``docs/protocol.md`` describes each field.
 """
 
 from __future__ import annotations
@@ -42,10 +41,12 @@ from lumbar._declared import (
 )
 from lumbar.instruments import INSTRUMENTS, Instrument, MeasurementProperties
 from lumbar.protocol.messages import ParticipantMessages
-from lumbar.protocol.rules import check_protocol
+from lumbar.protocol.rules import RATING_MAXIMUM, RATING_MINIMUM, check_protocol
 
 __all__ = [
     "PROTOCOL_FORMAT",
+    "RATING_MAXIMUM",
+    "RATING_MINIMUM",
     "Access",
     "AnalysisPlan",
     "Arm",
@@ -62,6 +63,7 @@ __all__ = [
     "ScalarValue",
     "ScoreSource",
     "SessionPlan",
+    "SessionRating",
     "StratumFactor",
     "StratumLevel",
     "Term",
@@ -641,6 +643,32 @@ class Access(Frozen):
     )
 
 
+class SessionRating(Frozen):
+    """The brief rating taken before each treatment session, trial-wide.
+
+    Each listed instrument is a single-item 0-10 rating of the registry; the therapist
+    (or the participant on the therapist's tablet) records one value of each when the
+    session is logged. Trial-wide rather than per arm: the ratings are compared between
+    arms, so every arm with sessions collects the same ones; an arm without sessions
+    has nothing to rate.
+    """
+
+    instruments: tuple[Identifier, ...] = Field(
+        min_length=1,
+        description="single-item 0-10 ratings of the instrument registry, asked before each "
+        "session (e.g. bothersomeness, pain_intensity)",
+    )
+    required: Flag = Field(
+        default=False,
+        description="a session is logged only with every rating given; otherwise a rating "
+        "may be left out (not asked, or declined)",
+    )
+    note: str = Field(
+        default="",
+        description="why the rating is collected, or how it departs from the published design",
+    )
+
+
 class Protocol(Frozen):
     """A whole trial protocol. Immutable; has a stable content hash.
 
@@ -665,6 +693,9 @@ class Protocol(Frozen):
         default=None,
         description="invitations and reminders sent to participants for their follow-up "
         "visits; none when absent",
+    )
+    session_rating: SessionRating | None = Field(
+        default=None, description="the rating taken before each treatment session, if any"
     )
 
     @model_validator(mode="after")

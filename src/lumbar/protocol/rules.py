@@ -21,7 +21,12 @@ from lumbar.instruments import INSTRUMENTS, Instrument, MeasurementProperties
 if TYPE_CHECKING:
     from lumbar.protocol.model import Condition, Protocol, Question, StratumFactor
 
-__all__ = ["check_protocol"]
+__all__ = ["RATING_MAXIMUM", "RATING_MINIMUM", "check_protocol"]
+
+RATING_MINIMUM = 0
+RATING_MAXIMUM = 10
+"""A per-session rating is one 0-10 numeric rating: the instruments that qualify are the
+registry's single-item 0-10 ratings (bothersomeness, pain_intensity)."""
 
 
 _NO_VALUE = object()
@@ -60,6 +65,7 @@ def check_protocol(protocol: Protocol) -> None:
     _check_outcomes(protocol, problems)
     _check_analysis(protocol, questions, problems)
     _check_messages(protocol, problems)
+    _check_session_rating(protocol, problems)
     if problems.found:
         raise ProtocolError("the protocol is not valid", problems.found)
 
@@ -132,6 +138,44 @@ def _check_arms(protocol: Protocol, problems: _Problems) -> None:
             "must list the body regions therapists may log when any arm plans sessions",
             "add body_regions: [{id: low_back, label: Low back}, ...]",
         )
+
+
+def _check_session_rating(protocol: Protocol, problems: _Problems) -> None:
+    rating = protocol.session_rating
+    if rating is None:
+        return
+    if not any(arm.sessions.planned > 0 for arm in protocol.arms):
+        problems.add(
+            ("session_rating",),
+            "needs an arm with planned sessions to rate",
+            "remove session_rating, or plan sessions in an arm",
+        )
+    ratings = [
+        name
+        for name in INSTRUMENTS.names()
+        if _is_rating(INSTRUMENTS.get(name), RATING_MINIMUM, RATING_MAXIMUM)
+    ]
+    for index, name in enumerate(rating.instruments):
+        path = ("session_rating", "instruments", index)
+        if name not in ratings:
+            problems.add(
+                path,
+                f"must be a single-item {RATING_MINIMUM}-{RATING_MAXIMUM} rating of the "
+                "instrument registry",
+                _choose_from(ratings, "use one of"),
+                name,
+            )
+        elif rating.instruments.index(name) != index:
+            problems.add(path, "is listed twice", "list each rating once", name)
+
+
+def _is_rating(instrument: Instrument, minimum: int, maximum: int) -> bool:
+    if len(instrument.items) != 1:
+        return False
+    response = instrument.items[0].response
+    return (
+        response.kind == "integer" and response.minimum == minimum and response.maximum == maximum
+    )
 
 
 def _check_eligibility(protocol: Protocol, problems: _Problems) -> dict[str, Question]:

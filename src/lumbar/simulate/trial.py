@@ -339,8 +339,34 @@ class _Runner:
             [str(t) for t in techniques],
             [str(r) for r in regions],
             home_care=home_care,
+            ratings=self._session_ratings(person, number),
         )
         self.summary.sessions += 1
+
+    def _session_ratings(self, person: _Person, number: int) -> dict[str, int]:
+        """The 0-10 ratings the person gives before session ``number`` (0 is the first).
+
+        The latent bothersomeness moves in a straight line from baseline to its week-10
+        value over the first ten weeks, so the early sessions show the arm's response
+        building up; pain intensity follows it a little lower. Each rating adds its own
+        noise from a generator seeded by the person's latent draws and the session, so the
+        ratings take nothing from the draws of the rest of the simulation.
+        """
+        declared = self.protocol.session_rating
+        if declared is None or person.randomized_on is None:
+            return {}
+        week_10 = self.protocol.follow_up_visits[0].day
+        day = (self.clock.now.date() - person.randomized_on).days
+        _, bother_at_week_10 = self._scores(person, 0)
+        share = min(max(day / week_10, 0.0), 1.0)
+        latent = person.bother + (bother_at_week_10 - person.bother) * share
+        seed = [*np.frombuffer(person.noise.tobytes(), dtype=np.uint32).tolist(), number]
+        rng = np.random.default_rng(seed)
+        shift = {"pain_intensity": -0.5}
+        return {
+            name: int(np.clip(round(latent + shift.get(name, 0.0) + rng.normal(0, 0.8)), 0, 10))
+            for name in declared.instruments
+        }
 
     def _adverse_event(self, person: _Person, serious: bool) -> None:
         if serious:

@@ -58,6 +58,7 @@ __all__ = [
     "QuestionnaireAnswer",
     "QuestionnaireScore",
     "ScreeningReason",
+    "SessionRating",
     "Site",
     "Staff",
     "StaffSite",
@@ -448,6 +449,25 @@ class TreatmentSession(Base):
     home_care: Mapped[list[str]]
     notes: Mapped[str] = mapped_column(Text, default="")
     recorded_at: Mapped[dt.datetime]
+
+
+class SessionRating(Base):
+    """One rating given before a treatment session: an instrument's 0-10 value.
+
+    A row per rating the protocol's ``session_rating`` declares and the participant gave;
+    a rating left out has no row.
+    """
+
+    __tablename__ = "session_rating"
+    __table_args__ = (
+        UniqueConstraint("session_id", "instrument"),
+        CheckConstraint("value >= 0 AND value <= 10", name="value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("treatment_session.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(64))
+    value: Mapped[int] = mapped_column(Integer)
 
 
 class AdverseEvent(Base):

@@ -157,6 +157,12 @@ class SessionIn(Body):
     body_regions: Annotated[list[Name], Field(max_length=50)]
     home_care: Annotated[list[Name], Field(max_length=50)] = []
     notes: Annotated[str, StringConstraints(max_length=4000, pattern=_PRINTABLE)] = ""
+    ratings: Annotated[dict[Name, int], Field(max_length=20)] = Field(
+        default={},
+        description="The 0-10 ratings the participant gave before the session, by instrument "
+        "(the protocol's session_rating: e.g. bothersomeness, pain_intensity); a rating "
+        "outside 0-10 or not declared is refused at rating_<instrument>",
+    )
 
 
 class AdverseEventIn(Body):
@@ -258,6 +264,12 @@ class TreatmentPlanOut(Out):
     body_regions: list[str]
     home_care: list[str]
     stopped: bool = Field(description="Stopped treatment or left the trial: no more sessions")
+    ratings: list[str] = Field(
+        default=[], description="The 0-10 ratings (instruments) asked before each session"
+    )
+    ratings_required: bool = Field(
+        default=False, description="Whether a session is logged only with every rating given"
+    )
 
 
 class SessionOut(Out):
@@ -617,6 +629,7 @@ def create_api(context: Context) -> FastAPI:
             body.body_regions,
             home_care=body.home_care,
             notes=body.notes,
+            ratings=body.ratings,
         )
         view = _participant(trial, reference)
         return SessionOut(study_id=str(view.study_id), number=number)

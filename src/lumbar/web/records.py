@@ -305,6 +305,11 @@ def _vocabulary_labels(page: Page) -> dict[str, str]:
     return {term.id: term.label for term in (*vocabulary.techniques, *vocabulary.body_regions)}
 
 
+def _rating_labels(plan: TreatmentPlan) -> dict[str, Instrument]:
+    """The instruments of the ratings asked before a session, by name."""
+    return {name: INSTRUMENTS.get(name) for name in plan.ratings}
+
+
 def _session_form(
     request: Request,
     page: Page,
@@ -319,12 +324,34 @@ def _session_form(
         {
             "plan": plan,
             "labels": _vocabulary_labels(page),
+            "ratings": _rating_labels(plan),
             "form": form,
             "errors": errors,
         },
         page=page,
         status_code=422 if errors else 200,
     )
+
+
+def _ratings(
+    plan: TreatmentPlan, form: Mapping[str, str], errors: list[dict[str, str]]
+) -> dict[str, int]:
+    """The ratings typed in the form's ``rating_<instrument>`` fields; a blank one is left
+    out, and one that is not a whole number is an error at its field (the operation checks
+    the range)."""
+    ratings = {}
+    for instrument in plan.ratings:
+        field = f"rating_{instrument}"
+        typed = form.get(field, "").strip()
+        if not typed:
+            continue
+        try:
+            ratings[instrument] = int(typed)
+        except ValueError:
+            errors.append(
+                {"where": field, "rule": "must be a whole number from 0 to 10", "hint": ""}
+            )
+    return ratings
 
 
 @router.get("/participants/{study_id}/sessions")
@@ -335,7 +362,12 @@ def sessions_page(study_id: str, request: Request, page: SignedIn) -> Response:
     return render(
         request,
         "records_sessions.html",
-        {"plan": plan, "sessions": sessions, "labels": _vocabulary_labels(page)},
+        {
+            "plan": plan,
+            "sessions": sessions,
+            "labels": _vocabulary_labels(page),
+            "ratings": _rating_labels(plan),
+        },
         page=page,
     )
 
@@ -360,7 +392,8 @@ def new_session_post(
     minutes = int(minutes_text) if minutes_text.isdigit() else None
     if minutes is None:
         errors.append({"where": "minutes", "rule": "must be a whole number of minutes", "hint": ""})
-    if session_date is not None and minutes is not None:
+    ratings = _ratings(plan, form, errors)
+    if not errors and session_date is not None and minutes is not None:
         try:
             page.trial.log_session(
                 study_id,
@@ -374,6 +407,7 @@ def new_session_post(
                     if form.get(f"home_care_{number}")
                 ],
                 notes=form.get("notes", ""),
+                ratings=ratings,
             )
         except OperationError as error:
             errors = form_refusal(error)
