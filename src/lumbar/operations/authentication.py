@@ -635,8 +635,8 @@ def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
 def survey_token_in_force(
     session: Session, principal: SurveyPrincipal, now: dt.datetime
 ) -> SurveyToken:
-    """The survey token of ``principal``, still unused and unexpired, bound to the participant
-    and visit the principal names; AccessError otherwise."""
+    """The survey token of ``principal``, not revoked, unused, open and unexpired, bound to the
+    participant and visit the principal names; AccessError otherwise."""
     row = session.get(SurveyToken, principal.token_id)
     if (
         row is None
@@ -644,10 +644,19 @@ def survey_token_in_force(
         or row.visit != principal.visit
     ):
         raise _survey_refused("is not a valid survey link")
+    if row.revoked_at is not None:
+        raise _survey_refused(
+            "was withdrawn by the study team", "use the newest link you were sent"
+        )
     if row.used_at is not None:
         raise _survey_refused(
             "was used already: each link answers one visit once",
             "if you need to change an answer, contact the study team",
+        )
+    if now < row.opens_at:
+        raise _survey_refused(
+            f"opens on {row.opens_at.strftime('%Y-%m-%d')}: the questionnaires are not due yet",
+            "come back on that day",
         )
     if row.expires_at <= now:
         raise _survey_refused(
