@@ -32,9 +32,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lumbar.errors import AccessError, OperationError, Problem
+from lumbar.errors import OperationError, Problem
 from lumbar.operations.authentication import (
     SURVEY_TOKEN_PREFIX,
+    SurveyLinkRefusedError,
     SurveyPrincipal,
     new_token,
     survey_token_in_force,
@@ -346,15 +347,11 @@ class Survey:
             assert participant is not None  # a foreign key
             randomized = work.session.get(Allocation, participant.id) is not None
             if not randomized or follow_up_ended_on(work.session, participant.id) is not None:
-                raise AccessError(
-                    "the survey is closed",
-                    [
-                        Problem(
-                            "token",
-                            "opens no questionnaires now: follow-up has ended",
-                            hint="contact the study team",
-                        )
-                    ],
+                raise SurveyLinkRefusedError(
+                    "closed",
+                    "opens no questionnaires now: follow-up has ended",
+                    "contact the study team",
+                    summary="the survey is closed",
                 )
             yield work, token, participant
 
