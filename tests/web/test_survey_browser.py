@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.web.survey import Catalogue
@@ -22,7 +22,7 @@ from tests.web.browser import Served, accessible, by_keyboard, chromium, screens
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ENGLISH = Catalogue.load()
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
