@@ -277,3 +277,21 @@ def test_a_questionnaire_outside_its_window_is_flagged_at_once(cli: Cli, tmp_pat
     )  # fmt: skip
     assert "score 4" in corrected
     assert "warning: outside the window of week_26" in corrected  # still early
+
+
+def test_invite_show_prints_a_link_to_send_and_revoke_ends_it(cli: Cli, tmp_path: Path) -> None:
+    study_id = randomized(cli, answers_file(tmp_path / "a.yaml"))
+    shown = cli(
+        "invite", "show", study_id, "week_10", "--base-url", "https://t.example/", user="carol"
+    )
+    link = next(line for line in shown.splitlines() if line.startswith("https://"))
+    assert link.startswith("https://t.example/survey/lms_")
+    opens = (dt.date.today() + dt.timedelta(days=63)).isoformat()
+    assert f"opens {opens}" in shown
+    cli("invite", "show", study_id, "week_10", user="carol")  # a new link: the first revoked
+    listed = cli("invite", "list", study_id, user="carol")
+    assert "revoked" in listed
+    assert "not open yet" in listed
+    assert link.rsplit("/", 1)[1] not in listed  # only its prefix
+    assert "link revoked" in cli("invite", "revoke", study_id, "week_10", user="carol")
+    assert "no link to revoke" in cli("invite", "revoke", study_id, "week_10", user="carol", code=2)

@@ -484,7 +484,7 @@ def test_a_survey_link_opens_its_participants_due_visit_once(
     study_id = world.randomized()
     world.clock.advance(70)
     coord = operator(context, "coord")
-    link = coord.issue_survey_token(study_id, "week_10", 14)
+    link = coord.issue_survey_token(study_id, "week_10")
     assert link.token.startswith("lms_")
     assert link.token not in everything(context)
 
@@ -511,21 +511,68 @@ def test_a_survey_link_opens_its_participants_due_visit_once(
     assert "was used already" in str(refused(survey.submit, visit_answers(world, "week_10")))
 
 
-def test_a_survey_answered_before_its_window_opens_is_stored_flagged_early(
+def test_a_survey_link_opens_with_its_visit_window_and_closes_with_it(
     world: World, context: Context
 ) -> None:
-    """A link answered too soon (week 26 on the day of randomization) is stored, flagged
-    ``early`` at once, and the participant's answers say so: not silently in window."""
+    """Issued early, a link refuses to open until the window's first day, changing nothing;
+    it expires after the window's last day."""
     study_id = world.randomized()
-    link = operator(context, "coord").issue_survey_token(study_id, "week_26", 14)
-    survey = Survey(context, authenticate_survey(context, link.token))
-    views = survey.submit(visit_answers(world, "week_26"))
+    link = operator(context, "coord").issue_survey_token(study_id, "week_26")
     week_26 = world.protocol.visit("week_26")
-    assert {(view.window, view.days_from_target) for view in views} == {("early", -week_26.day)}
-    assert all(view.flag and "before its window opens" in view.flag for view in views)
-    with context.db.read() as session:
-        rows = session.execute(select(Questionnaire).where(Questionnaire.visit == "week_26"))
-        assert {q.window_status for q in rows.scalars()} == {"early"}
+    not_yet = refused(authenticate_survey, context, link.token)
+    assert "opens on" in str(not_yet)
+    assert "not due yet" in str(not_yet)
+    world.clock.advance(week_26.earliest_day)
+    survey = Survey(context, authenticate_survey(context, link.token))
+    assert survey.due().instruments == week_26.instruments
+    world.clock.advance(week_26.latest_day - week_26.earliest_day + 1)
+    assert "expired on" in str(refused(authenticate_survey, context, link.token))
+    assert "expired on" in str(refused(survey.due))
+    closed = refused(operator(context, "coord").issue_survey_token, study_id, "week_26")
+    assert closed.summary == "the visit's window has closed"
+
+
+def test_a_survey_link_reissued_or_revoked_opens_nothing(world: World, context: Context) -> None:
+    study_id = world.randomized()
+    world.clock.advance(70)
+    coord = operator(context, "coord")
+    first = coord.issue_survey_token(study_id, "week_10")
+    second = coord.issue_survey_token(study_id, "week_10")
+    assert "withdrawn by the study team" in str(refused(authenticate_survey, context, first.token))
+    survey = Survey(context, authenticate_survey(context, second.token))
+    assert [link.status for link in coord.survey_links(study_id)] == ["revoked", "sent"]
+    survey.open()
+    survey.save("bothersomeness", answers_for("bothersomeness", 1))
+    assert [link.status for link in coord.survey_links(study_id)] == ["revoked", "saved"]
+    assert coord.revoke_survey_token(study_id, "week_10") == 1
+    assert "withdrawn by the study team" in str(refused(survey.due))
+    assert refused(coord.revoke_survey_token, study_id, "week_10").summary == "no link to revoke"
+    assert len(audit_records(context, "survey_token.revoke")) == 2
+    assert len(audit_records(context, "survey_token.open")) == 1
+
+
+def test_a_survey_saves_answers_as_it_goes_and_refuses_one_at_its_item(
+    world: World, context: Context
+) -> None:
+    study_id = world.randomized()
+    world.clock.advance(70)
+    link = operator(context, "coord").issue_survey_token(study_id, "week_10")
+    survey = Survey(context, authenticate_survey(context, link.token))
+    answers = visit_answers(world, "week_10")
+    survey.save("rdq", answers["rdq"])
+    again = Survey(context, authenticate_survey(context, link.token)).due()
+    assert again.saved == {"rdq": answers["rdq"]}
+    assert again.instruments == world.protocol.visit("week_10").instruments
+    bad = dict(answers["rdq"])
+    bad[next(iter(bad))] = 99
+    error = refused(survey.save, "rdq", bad)
+    assert "rdq" in str(error)
+    assert survey.due().saved == {"rdq": answers["rdq"]}
+    # A reminder's new link replaces this one and carries what was saved.
+    reissued = operator(context, "coord").issue_survey_token(study_id, "week_10")
+    assert "withdrawn by the study team" in str(refused(survey.due))
+    carried = Survey(context, authenticate_survey(context, reissued.token)).due()
+    assert carried.saved == {"rdq": answers["rdq"]}
 
 
 def survey_status(trial: Trial, study_id: str, visit: str) -> str:
@@ -538,7 +585,7 @@ def test_a_survey_link_opens_no_other_participant_and_nothing_else(
     mine, theirs = world.randomized(), world.randomized()
     world.clock.advance(70)
     coord = operator(context, "coord")
-    link = coord.issue_survey_token(mine, "week_10", 14)
+    link = coord.issue_survey_token(mine, "week_10")
     principal = authenticate_survey(context, link.token)
     forged = SurveyPrincipal(link.id, principal.participant_id + 1, theirs, "week_10")
     for claimed in (
@@ -571,27 +618,17 @@ def test_survey_links_are_issued_only_for_a_follow_up_still_open(
     waiting = world.enrolled()
     study_id = world.randomized()
     coord = operator(context, "coord")
-    assert "randomize first" in str(refused(coord.issue_survey_token, waiting, "week_10", 14))
-    assert "follow-up visits" in str(refused(coord.issue_survey_token, study_id, "baseline", 14))
-    days = refused(coord.issue_survey_token, study_id, "week_10", 0)
-    assert [problem.where for problem in days.problems] == ["expires_in_days"]
-    other_site = refused(operator(context, "coord_nyc").issue_survey_token, study_id, "week_10", 7)
+    assert "randomize first" in str(refused(coord.issue_survey_token, waiting, "week_10"))
+    assert "follow-up visits" in str(refused(coord.issue_survey_token, study_id, "baseline"))
+    other_site = refused(operator(context, "coord_nyc").issue_survey_token, study_id, "week_10")
     assert other_site.summary == "unknown participant"
-    statistician = refused(operator(context, "stat").issue_survey_token, study_id, "week_10", 7)
+    statistician = refused(operator(context, "stat").issue_survey_token, study_id, "week_10")
     assert isinstance(statistician, AccessError)
 
-    link = coord.issue_survey_token(study_id, "week_10", 7)
+    world.clock.advance(70)
+    link = coord.issue_survey_token(study_id, "week_10")
     principal = authenticate_survey(context, link.token)
     coord.withdraw(study_id, "withdrew_consent", "moved away", world.clock.today)
     closed = refused(Survey(context, principal).due)
     assert closed.summary == "the survey is closed"
-    assert "withdrew" in str(refused(coord.issue_survey_token, study_id, "week_26", 7))
-
-
-def test_a_survey_link_expires(world: World, context: Context) -> None:
-    study_id = world.randomized()
-    link = operator(context, "coord").issue_survey_token(study_id, "week_10", 3)
-    survey = Survey(context, authenticate_survey(context, link.token))
-    world.clock.advance(3)
-    assert "expired on" in str(refused(authenticate_survey, context, link.token))
-    assert "expired on" in str(refused(survey.due))
+    assert "withdrew" in str(refused(coord.issue_survey_token, study_id, "week_26"))

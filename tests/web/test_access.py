@@ -5,6 +5,7 @@ them to it); this walks the web's routes to prove the pages add no hole: another
 participant is answered 404 whatever the route, no route fails with a server error, a
 blinded user's pages never name an arm, and no POST is accepted without the CSRF token.
 A route with a path parameter this test does not know fails it, so new pages are walked.
+A participant's survey pages (tests/web/test_survey.py) are walked with a forged link.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def _values(world: World, person: Person) -> dict[str, str]:
         "grant_id": "1",
         "username": "monitor",
         "code": "SEA",
+        "token": "lms_" + "A" * 43,  # a forged survey link: the participant pages refuse it
     }
 
 
@@ -147,7 +149,13 @@ def test_every_page_as_every_role_at_every_site_leaks_nothing(
                         continue
                     where = (user, method, path)
                     assert response.status_code < 500, where
-                    if method == "POST" and path != "/sign-in":
+                    if path == "/survey/thanks":
+                        assert response.status_code == 200, where  # says only "thank you"
+                    elif path.startswith("/survey/"):
+                        # A participant's page takes no staff session, only a link: a
+                        # forged one is refused (404; 429 once this address tried many).
+                        assert response.status_code in (404, 429), where
+                    elif method == "POST" and path != "/sign-in":
                         # No CSRF token was sent: nothing is accepted.
                         assert response.status_code in (403, 422), where
                     if not other_site:

@@ -8,6 +8,7 @@ calls one operation, and prints what it did (the shared options and
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -55,6 +56,12 @@ ae_app = typer.Typer(help="Adverse events.", no_args_is_help=True, rich_markup_m
 app.add_typer(questionnaire_app, name="questionnaire")
 app.add_typer(session_app, name="session")
 app.add_typer(ae_app, name="ae")
+invite_app = typer.Typer(
+    help="Participants' survey links: a follow-up visit's questionnaires, answered on their phone.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(invite_app, name="invite")
 
 
 # ---------------------------------------------------------------- questionnaires
@@ -500,3 +507,66 @@ def withdraw(
     trial = staff_trial(db, actor, key_file, server)
     trial.withdraw(reference, kind, reason, parse_date(date, "--date", today_of(trial)))
     typer.echo(f"{reference}: {kind.replace('_', ' ')}")
+
+
+FollowUpVisit = Annotated[str, typer.Argument(help="The follow-up visit, e.g. week_10.")]
+
+
+@invite_app.command("show")
+def invite_show(
+    reference: Reference,
+    visit: FollowUpVisit,
+    base_url: Annotated[
+        str, typer.Option(help="The address participants reach 'lumbar serve' at.")
+    ] = "http://127.0.0.1:8000",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Issue a participant's link to a follow-up visit and print it, to send them.
+
+    The link is shown this once (only its hash is kept), so each call issues a new one and
+    revokes the one before. It opens on the first day of the visit's window and expires
+    after its last.
+    """
+    link = open_trial(db, actor, key_file).issue_survey_token(reference, visit)
+    typer.echo(f"{base_url.rstrip('/')}/survey/{link.token}")
+    typer.echo(
+        f"{link.study_id} {link.visit}: opens {link.opens_at.date().isoformat()}, "
+        f"last day {(link.expires_at.date() - dt.timedelta(days=1)).isoformat()}",
+        err=True,
+    )
+
+
+@invite_app.command("revoke")
+def invite_revoke(
+    reference: Reference,
+    visit: FollowUpVisit,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Revoke a participant's unused link to a follow-up visit (it then opens nothing)."""
+    open_trial(db, actor, key_file).revoke_survey_token(reference, visit)
+    typer.echo(f"{reference} {visit}: link revoked")
+
+
+@invite_app.command("list")
+def invite_list(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A participant's survey links and where each stands (never the link itself)."""
+    rows = [
+        (
+            link.visit,
+            link.prefix,
+            link.status,
+            link.opens_at.date().isoformat(),
+            (link.expires_at.date() - dt.timedelta(days=1)).isoformat(),
+        )
+        for link in open_trial(db, actor, key_file).survey_links(reference)
+    ]
+    echo_table("Survey links", ("visit", "prefix", "status", "opens", "last day"), rows)

@@ -43,8 +43,20 @@ def serve_command(
             "SQLite trial, else in the system's temporary folder)."
         ),
     ] = None,
+    messages: Annotated[
+        Path | None,
+        typer.Option(
+            help="The participants' survey pages in another language: a message catalogue "
+            "with the keys of lumbar's web/messages/en.yaml."
+        ),
+    ] = None,
+    wording: Annotated[
+        list[Path] | None,
+        typer.Option(help="A wording file with licensed item texts for the survey pages (repeat)."),
+    ] = None,
 ) -> None:
-    """Serve the trial's web pages for staff (sign in with a password and, if set, a code).
+    """Serve the trial's web pages for staff (sign in with a password and, if set, a code)
+    and participants' survey links (/survey/...).
 
     Each member of staff needs a password ('lumbar user password'). Put a reverse proxy
     with HTTPS in front for anything but this machine, and pass --https.
@@ -54,7 +66,13 @@ def serve_command(
     import uvicorn
 
     from lumbar.errors import OperationError, Problem
+    from lumbar.instruments import load_wording
     from lumbar.store.database import Database
+    from lumbar.web.survey import Catalogue
+
+    Catalogue.load(messages)  # refused here, with its problems, rather than in a worker
+    for path in wording or []:
+        load_wording(path)
 
     database = Database(db)
     if workers > 1 and database.backend == "sqlite":
@@ -77,6 +95,8 @@ def serve_command(
     os.environ["LUMBAR_SERVE_HTTPS"] = "1" if https else ""
     if reports is not None:
         os.environ["LUMBAR_SERVE_REPORTS"] = str(reports.resolve())
+    os.environ["LUMBAR_SERVE_MESSAGES"] = str(messages.resolve()) if messages else ""
+    os.environ["LUMBAR_SERVE_WORDING"] = os.pathsep.join(str(p.resolve()) for p in wording or [])
     console().print(
         f"Serving {database.display_url} on http://{host}:{port}/ "
         f"({workers} worker{'s' * (workers != 1)}); stop with Ctrl+C."

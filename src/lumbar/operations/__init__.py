@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
     from lumbar.operations.authentication import (
+        SurveyLinkRefusedError,
         SurveyPrincipal,
         authenticate_password,
         authenticate_survey,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from lumbar.operations.safety import AdverseEventView
     from lumbar.operations.schedule import VisitStatus, visit_statuses
     from lumbar.operations.scope import Scope
-    from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue
+    from lumbar.operations.survey import NewSurveyToken, Survey, SurveyDue, SurveyLink
     from lumbar.operations.treatment import Adherence, TreatmentPlan
     from lumbar.operations.trial import Trial, TrialCreated, TrialInfo, create_trial
     from lumbar.operations.upgrades import Upgraded, upgrade
@@ -88,6 +89,8 @@ _WHERE = {
     "StaffView": "lumbar.operations.people",
     "Survey": "lumbar.operations.survey",
     "SurveyDue": "lumbar.operations.survey",
+    "SurveyLink": "lumbar.operations.survey",
+    "SurveyLinkRefusedError": "lumbar.operations.authentication",
     "SurveyPrincipal": "lumbar.operations.authentication",
     "TokenView": "lumbar.operations.credentials",
     "TotpEnrolment": "lumbar.operations.credentials",
@@ -145,6 +148,8 @@ __all__ = [
     "StaffView",
     "Survey",
     "SurveyDue",
+    "SurveyLink",
+    "SurveyLinkRefusedError",
     "SurveyPrincipal",
     "TokenView",
     "TotpEnrolment",

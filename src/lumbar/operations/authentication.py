@@ -41,7 +41,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -74,7 +74,9 @@ __all__ = [
     "SURVEY_TOKEN_PREFIX",
     "WEB_SESSION_PREFIX",
     "PasswordParameters",
+    "SurveyLinkRefusedError",
     "SurveyPrincipal",
+    "SurveyRefusal",
     "authenticate_password",
     "authenticate_survey",
     "authenticate_token",
@@ -616,7 +618,7 @@ def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
     """
     token = token.strip()
     if not _well_formed(token, SURVEY_TOKEN_PREFIX):
-        raise _survey_refused("is not a valid survey link")
+        raise SurveyLinkRefusedError("forged", "is not a valid survey link")
     with context.db.read() as session:
         rows = session.execute(
             select(SurveyToken, Participant.study_id)
@@ -625,7 +627,7 @@ def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
         ).all()
         found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
         if found is None:
-            raise _survey_refused("is not a valid survey link")
+            raise SurveyLinkRefusedError("forged", "is not a valid survey link")
         row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
         principal = SurveyPrincipal(row.id, row.participant_id, str(study_id), row.visit)
         survey_token_in_force(session, principal, context.now())
@@ -635,30 +637,62 @@ def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
 def survey_token_in_force(
     session: Session, principal: SurveyPrincipal, now: dt.datetime
 ) -> SurveyToken:
-    """The survey token of ``principal``, still unused and unexpired, bound to the participant
-    and visit the principal names; AccessError otherwise."""
+    """The survey token of ``principal``, not revoked, unused, open and unexpired, bound to the
+    participant and visit the principal names; AccessError otherwise."""
     row = session.get(SurveyToken, principal.token_id)
     if (
         row is None
         or row.participant_id != principal.participant_id
         or row.visit != principal.visit
     ):
-        raise _survey_refused("is not a valid survey link")
+        raise SurveyLinkRefusedError("forged", "is not a valid survey link")
+    if row.revoked_at is not None:
+        raise SurveyLinkRefusedError(
+            "revoked", "was withdrawn by the study team", "use the newest link you were sent"
+        )
     if row.used_at is not None:
-        raise _survey_refused(
+        raise SurveyLinkRefusedError(
+            "used",
             "was used already: each link answers one visit once",
             "if you need to change an answer, contact the study team",
         )
+    if now < row.opens_at:
+        raise SurveyLinkRefusedError(
+            "not_open",
+            f"opens on {row.opens_at.strftime('%Y-%m-%d')}: the questionnaires are not due yet",
+            "come back on that day",
+            day=row.opens_at.date(),
+        )
     if row.expires_at <= now:
-        raise _survey_refused(
+        raise SurveyLinkRefusedError(
+            "expired",
             f"expired on {row.expires_at.strftime('%Y-%m-%d %H:%M')} UTC",
             "ask the study team for a new link",
+            day=row.expires_at.date(),
         )
     return row
 
 
-def _survey_refused(rule: str, hint: str = "check the link you were sent") -> AccessError:
-    return AccessError("survey link refused", [Problem("token", rule, hint=hint)])
+SurveyRefusal = Literal["forged", "revoked", "used", "not_open", "expired", "closed"]
+
+
+class SurveyLinkRefusedError(AccessError):
+    """A survey link that opens nothing now, and why (``reason``), for a page to explain:
+    ``forged`` (no such link), ``revoked``, ``used``, ``not_open`` (its window opens on
+    ``day``), ``expired`` or ``closed`` (the participant's follow-up has ended)."""
+
+    def __init__(
+        self,
+        reason: SurveyRefusal,
+        rule: str,
+        hint: str = "check the link you were sent",
+        *,
+        day: dt.date | None = None,
+        summary: str = "survey link refused",
+    ) -> None:
+        super().__init__(summary, [Problem("token", rule, hint=hint)])
+        self.reason: SurveyRefusal = reason
+        self.day = day
 
 
 # ---------------------------------------------------------------------- web sessions

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 import re
 import socket
@@ -65,7 +64,7 @@ from lumbar.errors import AccessError, OperationError, Problem
 from lumbar.operations.context import Service, Unit
 from lumbar.operations.enrolment import EnrolmentService
 from lumbar.operations.schedule import FOLLOW_UP_ENDS, follow_up_ended_on, recorded_questionnaires
-from lumbar.operations.survey import MAX_SURVEY_DAYS, SurveyLinkService
+from lumbar.operations.survey import SurveyLinkService
 from lumbar.operations.transports import DeliveryError, Envelope, Transport
 from lumbar.protocol import Protocol
 from lumbar.store.schema import (
@@ -451,12 +450,10 @@ class OutboxService(Service):
             if to is None:
                 missing = "e-mail address" if claimed.channel == "email" else "telephone number"
                 return self._record(claimed, "skipped", reason=f"no {missing} in the vault")
-            days = math.ceil(
-                (_start_of(closes + dt.timedelta(days=1)) - self.context.now())
-                / dt.timedelta(days=1)
-            )
+            # The link lasts to the window's close; it replaces the one an earlier message
+            # carried, and takes over the answers saved through it.
             link = SurveyLinkService(self.context, self.principal).issue_survey_token(
-                claimed.study_id, claimed.visit, max(1, min(MAX_SURVEY_DAYS, days))
+                claimed.study_id, claimed.visit
             )
         except AccessError:
             raise

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumbar.operations.context import Service, Unit
-from lumbar.protocol import Protocol
+from lumbar.protocol import Protocol, Visit
 from lumbar.store.schema import Allocation, Participant, Questionnaire, Withdrawal
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "follow_up_ended_on",
     "recorded_questionnaires",
     "visit_statuses",
+    "visit_window",
 ]
 
 Status = Literal["upcoming", "due", "overdue", "missed", "complete", "withdrawn"]
@@ -94,6 +95,14 @@ class Progress:
         return sum(row[3] for row in self.randomized)
 
 
+def visit_window(visit: Visit, randomized_on: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day (both included) of a follow-up visit's window."""
+    return (
+        randomized_on + dt.timedelta(days=visit.earliest_day),
+        randomized_on + dt.timedelta(days=visit.latest_day),
+    )
+
+
 def visit_statuses(
     protocol: Protocol,
     *,
@@ -111,8 +120,7 @@ def visit_statuses(
     statuses = []
     for visit in protocol.follow_up_visits:
         target = randomized_on + dt.timedelta(days=visit.day)
-        opens = randomized_on + dt.timedelta(days=visit.earliest_day)
-        closes = randomized_on + dt.timedelta(days=visit.latest_day)
+        opens, closes = visit_window(visit, randomized_on)
         done = dict(recorded.get(visit.id, ()))
         completed_on: dt.date | None = None
         out_of_window = False

@@ -2,7 +2,7 @@
 
 ::
 
-    link = trial.issue_survey_token("SEA-0001", "week_10", expires_in_days=14)   # staff
+    link = trial.issue_survey_token("SEA-0001", "week_10")      # staff: open in its window
     principal = authenticate_survey(context, link.token)                        # the phone
     survey = Survey(context, principal)
     survey.due()                        # the visit's questionnaires not yet recorded
@@ -10,7 +10,9 @@
 
 Whoever may record questionnaires may send a participant the link to record
 their own (:class:`SurveyLinkService`). A link is bound to one participant and
-one follow-up visit, expires, and answers once: :class:`Survey` takes no
+one follow-up visit, opens with the visit's window and expires when it closes, can be
+revoked (issuing it again revokes the earlier one), keeps answers saved screen by screen
+(:meth:`Survey.save`), and answers once: :class:`Survey` takes no
 participant or visit from its caller, only from the token, and re-checks the
 token in the same transaction as every read and write. It opens nothing while
 the participant is not randomized or their follow-up has ended. Answers are
@@ -25,34 +27,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-from lumbar.errors import AccessError, OperationError, Problem
+from lumbar.errors import OperationError, Problem
 from lumbar.operations.authentication import (
     SURVEY_TOKEN_PREFIX,
+    SurveyLinkRefusedError,
     SurveyPrincipal,
     new_token,
     survey_token_in_force,
 )
-from lumbar.operations.context import Context, Service, Transaction
+from lumbar.operations.context import Context, Service, Transaction, Unit
 from lumbar.operations.responses import QuestionnaireView, checked_visit, store_visit
-from lumbar.operations.schedule import follow_up_ended_on
+from lumbar.operations.schedule import follow_up_ended_on, visit_window
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
 __all__ = [
-    "MAX_SURVEY_DAYS",
     "NewSurveyToken",
     "Survey",
     "SurveyDue",
+    "SurveyLink",
     "SurveyLinkService",
 ]
-
-MAX_SURVEY_DAYS = 90
-"""The longest a survey link lives: longer than any visit window of the reference trial
-(the widest, week 52, spans 8 weeks), short for a secret sent by text or e-mail."""
 
 
 @dataclass(frozen=True)
@@ -63,26 +62,50 @@ class NewSurveyToken:
     study_id: str
     visit: str
     token: str
+    opens_at: dt.datetime
     expires_at: dt.datetime
 
 
 @dataclass(frozen=True)
+class SurveyLink:
+    """A survey link as staff see it: never its token, only its prefix and where it stands."""
+
+    id: int
+    study_id: str
+    visit: str
+    prefix: str
+    status: str
+    """``revoked``, ``used``, ``expired``, ``not open yet``, ``saved`` (answers saved, not
+    submitted), ``opened`` or ``sent``."""
+    opens_at: dt.datetime
+    expires_at: dt.datetime
+    opened_at: dt.datetime | None
+    used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class SurveyDue:
-    """What a survey link opens: the questionnaires of the visit not yet recorded."""
+    """What a survey link opens: the questionnaires of the visit not yet recorded, and the
+    answers saved so far (instrument → item → answer)."""
 
     study_id: str
     visit: str
     instruments: tuple[str, ...]
     expires_at: dt.datetime
+    saved: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class SurveyLinkService(Service):
-    """Issuing survey links (staff who may record questionnaires)."""
+    """Issuing and revoking survey links (staff who may record questionnaires)."""
 
-    def issue_survey_token(
-        self, reference: str, visit: str, expires_in_days: int
-    ) -> NewSurveyToken:
-        """A one-time link for a randomized participant to answer a follow-up visit themselves."""
+    def issue_survey_token(self, reference: str, visit: str) -> NewSurveyToken:
+        """A one-time link for a randomized participant to answer a follow-up visit themselves.
+
+        It opens on the first day of the visit's window and expires after its last (UTC days);
+        a link issued again for the same participant and visit replaces the earlier one,
+        which is revoked, and takes over the answers saved through it.
+        """
         follow_ups = [v.id for v in self.protocol.follow_up_visits]
         if visit not in follow_ups:
             raise OperationError(
@@ -96,21 +119,9 @@ class SurveyLinkService(Service):
                     )
                 ],
             )
-        if not 1 <= expires_in_days <= MAX_SURVEY_DAYS:
-            raise OperationError(
-                "the link is not issued",
-                [
-                    Problem(
-                        "expires_in_days",
-                        f"must be from 1 to {MAX_SURVEY_DAYS} days",
-                        expires_in_days,
-                        "e.g. 14",
-                    )
-                ],
-            )
         with self._unit("questionnaire") as unit:
             participant = unit.enrolled(reference)
-            unit.allocation(participant)
+            allocation = unit.allocation(participant)
             if follow_up_ended_on(unit.session, participant.id) is not None:
                 raise OperationError(
                     "follow-up has ended",
@@ -133,8 +144,27 @@ class SurveyLinkService(Service):
                         )
                     ],
                 )
+            opens, closes = visit_window(self.protocol.visit(visit), allocation.randomized_on)
+            opens_at = _midnight(opens)
+            expires_at = _midnight(closes + dt.timedelta(days=1))
+            if expires_at <= unit.now:
+                raise OperationError(
+                    "the visit's window has closed",
+                    [
+                        Problem(
+                            "visit",
+                            f"its window closed on {closes.isoformat()}: no link opens it now",
+                            visit,
+                        )
+                    ],
+                )
+            study_id = str(participant.study_id)
+            replaced = _live(unit, participant.id, visit)
+            # Answers saved through the link replaced (a reminder carries a new link) go on
+            # with the new one: the participant does not answer again what they saved.
+            saved = next((row.draft for row in reversed(replaced) if row.draft), None)
+            _revoke_live(unit, participant.id, study_id, visit, "reissued")
             token, prefix, digest = new_token(SURVEY_TOKEN_PREFIX)
-            expires_at = unit.now + dt.timedelta(days=expires_in_days)
             row = SurveyToken(
                 participant_id=participant.id,
                 visit=visit,
@@ -142,11 +172,12 @@ class SurveyLinkService(Service):
                 token_hash=digest,
                 created_by=unit.scope.id,
                 created_at=unit.now,
+                opens_at=opens_at,
                 expires_at=expires_at,
+                draft=None if saved is None else dict(saved),
             )
             unit.session.add(row)
             unit.session.flush()
-            study_id = str(participant.study_id)
             unit.audit(
                 "survey_token.issue",
                 "survey_token",
@@ -155,10 +186,57 @@ class SurveyLinkService(Service):
                     "study_id": study_id,
                     "visit": visit,
                     "prefix": prefix,
+                    "opens_at": opens_at.isoformat(),
                     "expires_at": expires_at.isoformat(),
                 },
             )
-            return NewSurveyToken(row.id, study_id, visit, token, expires_at)
+            return NewSurveyToken(row.id, study_id, visit, token, opens_at, expires_at)
+
+    def revoke_survey_token(self, reference: str, visit: str) -> int:
+        """Revoke the participant's live link to ``visit``; returns how many were revoked."""
+        with self._unit("questionnaire") as unit:
+            participant = unit.enrolled(reference)
+            revoked = _revoke_live(
+                unit, participant.id, str(participant.study_id), visit, "revoked"
+            )
+            if not revoked:
+                raise OperationError(
+                    "no link to revoke",
+                    [
+                        Problem(
+                            "visit",
+                            "the participant has no unused link to it",
+                            visit,
+                            "issue one first",
+                        )
+                    ],
+                )
+            return revoked
+
+    def survey_links(self, reference: str) -> list[SurveyLink]:
+        """A participant's survey links, oldest first, with where each stands."""
+        with self._unit("questionnaire", write=False) as unit:
+            participant = unit.enrolled(reference)
+            rows = unit.session.execute(
+                select(SurveyToken)
+                .where(SurveyToken.participant_id == participant.id)
+                .order_by(SurveyToken.id)
+            ).scalars()
+            return [
+                SurveyLink(
+                    row.id,
+                    str(participant.study_id),
+                    row.visit,
+                    row.prefix,
+                    _status(row, unit.now),
+                    row.opens_at,
+                    row.expires_at,
+                    row.opened_at,
+                    row.used_at,
+                    row.revoked_at,
+                )
+                for row in rows
+            ]
 
 
 class Survey:
@@ -169,15 +247,46 @@ class Survey:
         self.principal = principal
 
     def due(self) -> SurveyDue:
-        """The questionnaires of the link's visit not yet recorded."""
+        """The questionnaires of the link's visit not yet recorded, and the answers saved."""
         with self._open(write=False) as (work, token, participant):
-            instruments = self.context.protocol.visit(token.visit).instruments
-            return SurveyDue(
-                str(participant.study_id),
-                token.visit,
-                _due(work, instruments, participant.id, token.visit),
-                token.expires_at,
-            )
+            return self._due(work, token, participant)
+
+    def open(self) -> SurveyDue:
+        """:meth:`due`, noting (once, audited) that the participant opened the link."""
+        with self._open(write=True) as (work, token, participant):
+            if token.opened_at is None:
+                token.opened_at = work.now
+                work.audit(
+                    "survey_token.open",
+                    "survey_token",
+                    token.id,
+                    new={"study_id": participant.study_id, "visit": token.visit},
+                )
+            return self._due(work, token, participant)
+
+    def save(self, instrument: str, answers: Mapping[str, Any]) -> SurveyDue:
+        """Keep one questionnaire's answers until the survey is submitted.
+
+        They are checked as on submission first, so a refused answer is named at its item
+        (:class:`~lumbar.errors.AnswerError`) and nothing is saved.
+        """
+        checked_visit(
+            self.context.protocol,
+            self.principal.visit,
+            {instrument: answers},
+            "participant_link",
+        )
+        with self._open(write=True) as (work, token, participant):
+            due = self._due(work, token, participant)
+            if instrument not in due.instruments:
+                raise OperationError(
+                    "not in this survey",
+                    [Problem("instrument", "is not due at this visit", instrument)],
+                )
+            draft = dict(token.draft or {})
+            draft[instrument] = dict(answers)
+            token.draft = draft  # a new value, so the JSON column is written
+            return self._due(work, token, participant)
 
     def submit(
         self, answers_by_instrument: Mapping[str, Mapping[str, Any]]
@@ -204,6 +313,7 @@ class Survey:
                     ],
                 )
             token.used_at = work.now
+            token.draft = None
             work.audit(
                 "survey_token.use",
                 "survey_token",
@@ -221,6 +331,17 @@ class Survey:
                 entered_by=None,
             )
 
+    def _due(self, work: Transaction, token: SurveyToken, participant: Participant) -> SurveyDue:
+        instruments = _due(
+            work, self.context.protocol.visit(token.visit).instruments, participant.id, token.visit
+        )
+        saved = {
+            name: answers for name, answers in (token.draft or {}).items() if name in instruments
+        }
+        return SurveyDue(
+            str(participant.study_id), token.visit, instruments, token.expires_at, saved
+        )
+
     @contextmanager
     def _open(self, *, write: bool) -> Iterator[tuple[Transaction, SurveyToken, Participant]]:
         """A transaction on the link's own participant and visit, while the link opens them."""
@@ -231,17 +352,64 @@ class Survey:
             assert participant is not None  # a foreign key
             randomized = work.session.get(Allocation, participant.id) is not None
             if not randomized or follow_up_ended_on(work.session, participant.id) is not None:
-                raise AccessError(
-                    "the survey is closed",
-                    [
-                        Problem(
-                            "token",
-                            "opens no questionnaires now: follow-up has ended",
-                            hint="contact the study team",
-                        )
-                    ],
+                raise SurveyLinkRefusedError(
+                    "closed",
+                    "opens no questionnaires now: follow-up has ended",
+                    "contact the study team",
+                    summary="the survey is closed",
                 )
             yield work, token, participant
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
+
+
+def _status(row: SurveyToken, now: dt.datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.used_at is not None:
+        return "used"
+    if row.expires_at <= now:
+        return "expired"
+    if now < row.opens_at:
+        return "not open yet"
+    if row.draft:
+        return "saved"
+    return "opened" if row.opened_at is not None else "sent"
+
+
+def _live(unit: Unit, participant_id: int, visit: str) -> list[SurveyToken]:
+    """The participant's unused, unrevoked links to ``visit``, oldest first."""
+    return list(
+        unit.session.execute(
+            select(SurveyToken)
+            .where(
+                SurveyToken.participant_id == participant_id,
+                SurveyToken.visit == visit,
+                SurveyToken.used_at.is_(None),
+                SurveyToken.revoked_at.is_(None),
+            )
+            .order_by(SurveyToken.id)
+        ).scalars()
+    )
+
+
+def _revoke_live(unit: Unit, participant_id: int, study_id: str, visit: str, reason: str) -> int:
+    """Revoke the participant's unused, unrevoked links to ``visit`` (audited)."""
+    count = 0
+    for row in _live(unit, participant_id, visit):
+        row.revoked_at = unit.now
+        row.revoked_by = unit.scope.id
+        unit.audit(
+            "survey_token.revoke",
+            "survey_token",
+            row.id,
+            old={"prefix": row.prefix},
+            new={"study_id": study_id, "visit": visit, "reason": reason},
+        )
+        count += 1
+    return count
 
 
 def _due(

@@ -310,6 +310,8 @@ class Trial:
     revoke_token = Operation("_credentials", CredentialService.revoke_token)
     tokens = Operation("_credentials", CredentialService.tokens)
     issue_survey_token = Operation("_survey_links", SurveyLinkService.issue_survey_token)
+    revoke_survey_token = Operation("_survey_links", SurveyLinkService.revoke_survey_token)
+    survey_links = Operation("_survey_links", SurveyLinkService.survey_links)
 
 
 def create_trial(

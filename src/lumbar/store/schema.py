@@ -375,7 +375,9 @@ class Unblinding(Base):
 class SurveyToken(Base):
     """A participant's link to answer one visit's questionnaires themselves, once.
 
-    Kept as a SHA-256 digest with a non-secret prefix, like :class:`ApiToken`.
+    Kept as a SHA-256 digest with a non-secret prefix, like :class:`ApiToken`. It opens
+    from ``opens_at`` (the visit window's first day) until ``expires_at`` (the day after
+    its last); ``draft`` holds answers saved screen by screen and not yet submitted.
     """
 
     __tablename__ = "survey_token"
@@ -387,8 +389,13 @@ class SurveyToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime]
+    opens_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
+    opened_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    draft: Mapped[dict[str, Any] | None]
 
 
 class Questionnaire(Base):

@@ -31,6 +31,7 @@ tests/web/ (docs/security.md lists them against OWASP ASVS):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import admin, api, enrolment, pages, records, report
+from lumbar.web import admin, api, enrolment, pages, records, report, survey
 from lumbar.web.base import (
     HERE,
     SECOND_FACTOR_PAGE,
@@ -74,6 +75,8 @@ def create_app(
     clock: Clock = utc_now,
     password_hasher: PasswordHasher | None = None,
     reports_dir: Path | None = None,
+    messages: Path | None = None,
+    wording: Sequence[Path] = (),
 ) -> FastAPI:
     """The application for the trial at ``url`` (the embedded SQLite trial by default).
 
@@ -83,6 +86,9 @@ def create_app(
     ``reports_dir``: where trial reports made in the browser are kept, one folder for
     each member of staff (default: beside a SQLite trial's file, else in the system's
     temporary folder; every worker process must see the same folder).
+    ``messages``: the participants' pages' message catalogue in another language (a file
+    with the keys of lumbar's ``web/messages/en.yaml``); ``wording``: licensed wording files
+    whose item texts those pages show (lumbar's own labels otherwise).
     ``clock`` and ``password_hasher`` are for tests (a clock they move, cheap hashing).
     """
     context = Context.open(url, key_file=key_file, clock=clock, password_hasher=password_hasher)
@@ -175,6 +181,7 @@ def create_app(
     app.include_router(records.router)
     app.include_router(admin.router)
     app.include_router(report.router)
+    survey.install(app, messages=messages, wording=wording)
     return app
 
 
@@ -213,9 +220,13 @@ def from_environment() -> FastAPI:
     the trial and settings it was given, passed through the environment."""
     key_file = os.environ.get("LUMBAR_SERVE_KEY_FILE")
     reports = os.environ.get("LUMBAR_SERVE_REPORTS")
+    messages = os.environ.get("LUMBAR_SERVE_MESSAGES")
+    wording = os.environ.get("LUMBAR_SERVE_WORDING")
     return create_app(
         os.environ.get("LUMBAR_SERVE_DB") or None,
         key_file=Path(key_file) if key_file else None,
         secure_cookies=bool(os.environ.get("LUMBAR_SERVE_HTTPS")),
         reports_dir=Path(reports) if reports else None,
+        messages=Path(messages) if messages else None,
+        wording=[Path(path) for path in wording.split(os.pathsep)] if wording else (),
     )
