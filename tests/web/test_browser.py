@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.operations import Principal, Trial
 from tests.operations.world import START, answers_for, eligible_answers, rdq_answers
-from tests.web.browser import Served, accessible, by_keyboard, chromium, screenshot
+from tests.web.browser import Served, accessible, by_keyboard, screenshot
 from tests.web.conftest import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -52,16 +52,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         for username in ("coord", "assessor", "ther", "monitor", "stat"):
             admin.set_password(PASSWORD, username)
         yield application
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

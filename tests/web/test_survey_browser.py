@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.web.survey import Catalogue
 from tests.operations.world import answers_for, rdq_answers
-from tests.web.browser import Served, accessible, by_keyboard, chromium, screenshot
+from tests.web.browser import Served, accessible, by_keyboard, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -29,16 +29,6 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with Served(tmp_path_factory.mktemp("survey")) as application:
         yield application
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

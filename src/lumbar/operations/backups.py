@@ -182,16 +182,8 @@ def _check_backup(
         )
     ).one()
     identity = TrialIdentity(record.id, record.created_at)
-    checks = {
-        "identity": record.key_check,
-        "randomization": record.randomization_key_check,
-        "audit": record.audit_key_check,
-    }
     try:
-        for name, check in checks.items():
-            vault = keys.vault(name)
-            if vault is not None:
-                vault.confirm(check)
+        keys.confirm(record)
         audit = keys.vault("audit")
         if audit is None:
             raise StoreError(

@@ -197,15 +197,7 @@ class Context:
                 keys = load_keys(key_file or default_key_file(database.url))
             with database.read() as session:
                 record = session.execute(select(TrialRecord)).scalar_one()
-                checks = {
-                    "identity": record.key_check,
-                    "randomization": record.randomization_key_check,
-                    "audit": record.audit_key_check,
-                }
-                for name, check in checks.items():
-                    vault = keys.vault(name)
-                    if vault is not None:
-                        vault.confirm(check)
+                keys.confirm(record)
                 protocol = parse_protocol(record.protocol_yaml, f"trial {record.id} protocol")
                 synthetic = bool(record.synthetic)
         except BaseException:

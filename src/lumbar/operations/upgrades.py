@@ -194,15 +194,7 @@ def _authorize(database: Database, principal: Principal, keys: Keys) -> str:
                 TrialRecord.audit_key_check,
             )
         ).one()
-    checks = {
-        "identity": record.key_check,
-        "randomization": record.randomization_key_check,
-        "audit": record.audit_key_check,
-    }
-    for name, check in checks.items():
-        vault = keys.vault(name)
-        if vault is not None:
-            vault.confirm(check)
+    keys.confirm(record)
     return str(record.id)
 
 

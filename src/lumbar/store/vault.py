@@ -36,6 +36,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -159,6 +160,20 @@ class Keys:
         """The vault of key ``name``, or None when that key is not at hand."""
         key: bytes | None = getattr(self, name)
         return None if key is None else Vault(key, name)
+
+    def confirm(self, record: Any) -> None:
+        """Refuse (StoreError) unless each key at hand is the trial's: ``record`` is its
+        trial row (or a row of its ``key_check``, ``randomization_key_check`` and
+        ``audit_key_check``). A key not at hand is not checked."""
+        checks = {
+            "identity": record.key_check,
+            "randomization": record.randomization_key_check,
+            "audit": record.audit_key_check,
+        }
+        for name, check in checks.items():
+            vault = self.vault(name)
+            if vault is not None:
+                vault.confirm(check)
 
     def text(self) -> str:
         """The keys as a key file holds them."""
