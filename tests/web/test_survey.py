@@ -82,6 +82,7 @@ def test_a_participant_answers_screen_by_screen_reviews_and_submits_once(
     start = participant.get(f"/survey/{token}")
     assert start.status_code == 200
     assert ENGLISH.text("start.begin") in start.text
+    assert ENGLISH.text("synthetic") not in start.text  # a real trial's pages say nothing
     for instrument in world.protocol.visit("week_10").instruments:
         assert INSTRUMENTS.get(instrument).title in start.text
     first = participant.get(f"/survey/{token}/rdq")

@@ -93,6 +93,7 @@ def test_a_participant_completes_a_follow_up_on_a_phone(served: Served, phone: P
     url = _link(served)
     phone.goto(url)
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("start.title"))
+    expect(phone.locator(".synthetic")).to_have_text(ENGLISH.text("synthetic"))  # a demo trial
     _check(phone, "the survey's start page")
     phone.get_by_role("link", name=ENGLISH.text("start.begin")).tap()
     instruments = served.world.protocol.visit("week_10").instruments

@@ -230,7 +230,12 @@ def _render(
 ) -> HTMLResponse:
     catalogue = _site(request).catalogue
     html = request.app.state.templates.get_template(template).render(
-        {"t": catalogue.text, "language": catalogue.language, **values}
+        {
+            "t": catalogue.text,
+            "language": catalogue.language,
+            "synthetic": context_of(request).synthetic,
+            **values,
+        }
     )
     return HTMLResponse(html, status_code=status_code)
 
