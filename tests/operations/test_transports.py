@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 from lumbar.operations.context import utc_now
+from lumbar.operations.outbox import SYNTHETIC_MARK
 from lumbar.operations.transports import (
     DeliveryError,
     Envelope,
@@ -109,6 +110,7 @@ def test_the_worker_sends_reminders_through_a_real_smtp_server(
     world.clock.advance(7)
     assert worker.send_messages(transport, link_base=LINK).sent == 1
     assert [recipients for _, recipients, _ in inbox.messages] == [[ADDRESS], [ADDRESS]]
+    assert all(b"SYNTHETIC" not in content for _, _, content in inbox.messages)  # a real trial
     sent = [m.message for m in worker.participant_messages(study_id) if m.status == "sent"]
     assert sent == ["invitation", "reminder_1"]
 
@@ -214,7 +216,7 @@ def test_the_worker_sends_an_sms_protocols_messages_through_the_http_stub(
     by_sms = Protocol.model_validate(
         {**reference.model_dump(by_alias=True), "messages": {"channel": "sms"}}
     )
-    world = build_world(database_url, tmp_path, protocol=by_sms)
+    world = build_world(database_url, tmp_path, protocol=by_sms, synthetic=True)
     _participant(world, contact="+1 206 555 0100")
     world.clock.advance(WEEK_10_OPENS)
     worker = world.as_("coord")
@@ -222,3 +224,4 @@ def test_the_worker_sends_an_sms_protocols_messages_through_the_http_stub(
     ((body, _),) = handler.received
     assert body["to"] == "+1 206 555 0100"
     assert LINK in body["text"]
+    assert body["text"].startswith(SYNTHETIC_MARK)  # a synthetic trial's messages say so

@@ -85,6 +85,7 @@ __all__ = [
     "MONITOR",
     "PARTICIPANT",
     "SERIOUS_ADVERSE_EVENT",
+    "SYNTHETIC_MARK",
     "Delivery",
     "MessageView",
     "NotificationView",
@@ -465,7 +466,14 @@ class OutboxService(Service):
             claimed.channel,
             to,
             f"{self.protocol.trial.title}: your {visit.label} questionnaires",
-            _text(self.protocol, visit.label, link_base + link.token, closes, claimed.channel),
+            _text(
+                self.protocol,
+                visit.label,
+                link_base + link.token,
+                closes,
+                claimed.channel,
+                synthetic=self.context.synthetic,
+            ),
         )
         try:
             transport.send(envelope)
@@ -626,14 +634,29 @@ def _finish(
     )
 
 
-def _text(protocol: Protocol, label: str, link: str, closes: dt.date, channel: str) -> str:
+SYNTHETIC_MARK = "SYNTHETIC DATA (a demonstration with simulated participants): "
+"""What begins every message of a synthetic trial."""
+
+
+def _text(
+    protocol: Protocol,
+    label: str,
+    link: str,
+    closes: dt.date,
+    channel: str,
+    *,
+    synthetic: bool = False,
+) -> str:
     """The message's words. ASSUMPTION: English only, until the participants' message
     catalogue holds these too."""
     title = protocol.trial.title
+    mark = SYNTHETIC_MARK if synthetic else ""
     if channel == "sms":
-        return f"{title}: please answer your {label} questionnaires by {closes:%d %b %Y}: {link}"
+        return (
+            f"{mark}{title}: please answer your {label} questionnaires by {closes:%d %b %Y}: {link}"
+        )
     return (
-        f"Thank you for taking part in {title}.\n\n"
+        f"{mark}Thank you for taking part in {title}.\n\n"
         f"Your {label} questionnaires are ready. Please answer them by {closes:%d %B %Y}"
         f" at this link, which is yours alone:\n\n{link}\n\n"
         "If you have already answered them, please ignore this message.\n"
