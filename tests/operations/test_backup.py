@@ -11,7 +11,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -30,19 +29,6 @@ from tests import postgres as pg
 from tests.operations.world import World, eligible_answers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def new_target(world: World, tmp_path: Path) -> Iterator[str]:
-    """A database URL on the world's backend where nothing exists yet."""
-    if world.url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'restored.db'}"
-        return
-    url = pg.new_database_url(pg.server_url())
-    try:
-        yield url
-    finally:
-        pg.drop_database(url)
 
 
 def nothing_at(url: str) -> bool:

@@ -7,7 +7,6 @@ import gc
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -29,7 +28,6 @@ from lumbar.store.database import (
     schema_revisions,
 )
 from lumbar.store.schema import AuditRecord
-from tests import postgres as pg
 from tests.clitools import Cli
 from tests.operations.world import World
 
@@ -100,18 +98,6 @@ def older(world: World) -> World:
     downgrade(world.url, OLD)
     assert revision_of(world.url) == OLD
     return world
-
-
-@pytest.fixture
-def new_target(world: World, tmp_path: Path) -> Iterator[str]:
-    if world.url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'restored.db'}"
-        return
-    url = pg.new_database_url(pg.server_url())
-    try:
-        yield url
-    finally:
-        pg.drop_database(url)
 
 
 def test_the_head_is_the_last_shipped_migration_script() -> None:

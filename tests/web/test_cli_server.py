@@ -166,36 +166,13 @@ def test_a_coordinators_walk_through_prints_the_same_by_server_as_by_database(
     techniques = protocol.arm(arm).techniques
     assert techniques, "the seed allocates an arm with sessions"
     assert f"{study_id}: {arm}" in both.same("ther", "session", "plan", study_id)
-    logged = both.same(
-        "ther",
-        "session",
-        "log",
-        study_id,
-        "--minutes",
-        "50",
-        "--technique",
-        techniques[0],
-        "--region",
-        protocol.vocabulary.body_regions[0].id,
-        "--rating",
-        "bothersomeness=6",
+    session_log = (
+        *("session", "log", study_id, "--minutes", "50", "--technique", techniques[0]),
+        *("--region", protocol.vocabulary.body_regions[0].id, "--rating"),
     )
+    logged = both.same("ther", *session_log, "bothersomeness=6")
     assert f"{study_id}: session 1 logged" in logged
-    out_of_range = both.same(
-        "ther",
-        "session",
-        "log",
-        study_id,
-        "--minutes",
-        "50",
-        "--technique",
-        techniques[0],
-        "--region",
-        protocol.vocabulary.body_regions[0].id,
-        "--rating",
-        "pain_intensity=11",
-        code=2,
-    )
+    out_of_range = both.same("ther", *session_log, "pain_intensity=11", code=2)
     assert "--rating pain_intensity: must be a whole number from 0 to 10" in out_of_range
     reported = both.same(
         "coord_open",
