@@ -12,7 +12,7 @@ from typing import Any
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.operations import Trial, create_trial
-from lumbar.protocol import Protocol, shipped_protocol
+from lumbar.protocol import Protocol, shipped_consent_documents, shipped_protocol
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
@@ -83,9 +83,16 @@ class World:
     key_file: Path
     clock: Clock
     protocol: Protocol
+    consent_documents: Path | None = None
 
     def as_(self, username: str) -> Trial:
-        return Trial.open(self.url, username, key_file=self.key_file, clock=self.clock)
+        return Trial.open(
+            self.url,
+            username,
+            key_file=self.key_file,
+            clock=self.clock,
+            consent_documents=self.consent_documents,
+        )
 
     def arm(self, study_id: str) -> str:
         """The arm a participant was randomized to, as an unblinded statistician sees it."""
@@ -156,7 +163,7 @@ def build_world(
         clock=clock,
         synthetic=synthetic,
     )
-    built = World(database_url, key_file, clock, protocol)
+    built = World(database_url, key_file, clock, protocol, shipped_consent_documents())
     admin = built.as_("admin")
     admin.add_site("SEA", "Seattle")
     admin.add_site("NYC", "New York")

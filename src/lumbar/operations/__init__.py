@@ -30,6 +30,13 @@ if TYPE_CHECKING:
         authenticate_token,
     )
     from lumbar.operations.backups import Restored, backup, restore
+    from lumbar.operations.consent import (
+        ConsentLink,
+        ConsentRecord,
+        NewConsentToken,
+        ReconsentDue,
+        authenticate_consent,
+    )
     from lumbar.operations.consort import CONSORT_COLUMNS
     from lumbar.operations.context import Context, Principal, read_protocol
     from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
@@ -70,6 +77,11 @@ _WHERE = {
     "GrantView": "lumbar.operations.people",
     "IdentityView": "lumbar.operations.enrolment",
     "NewSurveyToken": "lumbar.operations.survey",
+    "ConsentLink": "lumbar.operations.consent",
+    "ConsentRecord": "lumbar.operations.consent",
+    "NewConsentToken": "lumbar.operations.consent",
+    "ReconsentDue": "lumbar.operations.consent",
+    "authenticate_consent": "lumbar.operations.consent",
     "NewToken": "lumbar.operations.credentials",
     "OUTCOMES": "lumbar.operations.vocabulary",
     "PERMISSIONS": "lumbar.operations.vocabulary",
@@ -134,7 +146,12 @@ __all__ = [
     "Context",
     "GrantView",
     "IdentityView",
+    "ConsentLink",
+    "ConsentRecord",
+    "NewConsentToken",
     "NewSurveyToken",
+    "ReconsentDue",
+    "authenticate_consent",
     "NewToken",
     "ParticipantView",
     "Principal",
