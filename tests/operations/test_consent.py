@@ -19,9 +19,9 @@ from lumbar.operations.consent import (
     authenticate_consent,
     normalise_name,
 )
-from lumbar.protocol import Protocol, shipped_consent_documents, shipped_protocol
+from lumbar.protocol import shipped_consent_documents, shipped_protocol
 from lumbar.store.schema import AuditRecord, Consent, ConsentToken
-from tests.operations.world import World, build_world, eligible_answers
+from tests.operations.world import World, amended_world, eligible_answers
 
 pytestmark = pytest.mark.integration
 
@@ -158,28 +158,6 @@ def test_a_therapist_may_not_record_consent(world: World) -> None:
 
 
 # ---------------------------------------------------------------------- a new version
-
-
-def amended_world(database_url: str, tmp_path: Path) -> World:
-    """The reference trial with a version 2.0 of the consent document, effective in 30 days."""
-    folder = tmp_path / "documents"
-    shutil.copytree(shipped_consent_documents(), folder)
-    text = b"EXAMPLE CONSENT DOCUMENT, version 2.0 (synthetic): a new visit is added.\n"
-    (folder / "consent-2.0.txt").write_bytes(text)
-    reference = shipped_protocol("massage-clbp")
-    data = reference.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    data["consent"]["documents"].append(
-        {
-            "version": "2.0",
-            "effective": "2026-02-04",
-            "file": "consent-2.0.txt",
-            "sha256": hashlib.sha256(text).hexdigest(),
-            "questions": [{"id": "understood", "text": "I have read it.", "required": True}],
-        }
-    )
-    world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
-    world.consent_documents = folder
-    return world
 
 
 def enrolled_with_name(world: World, site: str = "SEA", coordinator: str = "coord") -> str:

@@ -6,6 +6,8 @@ The ``world`` fixture is registered in tests/operations/conftest.py.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,25 @@ def build_world(
     admin.grant("coord", "emergency_unblind", "the site's emergency contact")
     admin.close()
     return built
+
+
+def amended_world(database_url: str, tmp_path: Path) -> World:
+    """The reference trial with a version 2.0 of the consent document, effective in 30 days."""
+    folder = tmp_path / "documents"
+    shutil.copytree(shipped_consent_documents(), folder)
+    text = b"EXAMPLE CONSENT DOCUMENT, version 2.0 (synthetic): a new visit is added.\n"
+    (folder / "consent-2.0.txt").write_bytes(text)
+    reference = shipped_protocol("massage-clbp")
+    data = reference.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    data["consent"]["documents"].append(
+        {
+            "version": "2.0",
+            "effective": "2026-02-04",
+            "file": "consent-2.0.txt",
+            "sha256": hashlib.sha256(text).hexdigest(),
+            "questions": [{"id": "understood", "text": "I have read it.", "required": True}],
+        }
+    )
+    world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
+    world.consent_documents = folder
+    return world

@@ -131,6 +131,11 @@ def dashboard(request: Request, page: SignedIn) -> Response:
     except AccessError:
         events = None  # the role may not see them (they could reveal the arm)
     waiting = trial.notifications(waiting=True) if page.may("notifications") else None
+    reconsent = (
+        trial.reconsent_due()
+        if page.may("consent") and trial.protocol.consent is not None
+        else None
+    )
     return render(
         request,
         "dashboard.html",
@@ -145,6 +150,7 @@ def dashboard(request: Request, page: SignedIn) -> Response:
             "events": events,
             "serious": None if events is None else [event for event in events if event.serious],
             "notifications": waiting,
+            "reconsent": reconsent,
             "planned": trial.protocol.trial.planned_participants,
         },
         page=page,
@@ -192,6 +198,7 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             "participant": view,
             "schedule": schedule,
             "today": trial.clock().date(),
+            "consents": trial.consents(reference),
             **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
         },
         page=page,
