@@ -38,12 +38,14 @@ def test_econsent_lists_who_is_due_issues_a_link_and_checks_digests(
         "econsent", "document", "--version", "2.0",
         "--consent-documents", str(world.consent_documents), user="coord",
     )  # fmt: skip
-    assert "version 2.0" in document and "(must be yes)" in document
+    assert "version 2.0" in document
+    assert "(must be yes)" in document
     missing = cli("econsent", "document", user="coord", code=2)
     assert "--consent-documents" in missing or "consent documents" in missing
 
     due = cli("econsent", "due", user="coord")
-    assert study_id in due and "2.0" in due
+    assert study_id in due
+    assert "2.0" in due
     shown = cli("econsent", "show", study_id, "--base-url", "https://t.example/", user="coord")
     assert "https://t.example/consent/lmc_" in shown
     assert "sent" in cli("econsent", "due", user="coord")
@@ -60,6 +62,7 @@ def test_econsent_lists_who_is_due_issues_a_link_and_checks_digests(
         session.execute(update(Consent).where(Consent.method != "paper").values(version="2.1"))
     coord.close()
     checked = cli("econsent", "verify", user="coord", code=1)
-    assert "does not verify" in checked and "1 failed" in checked
+    assert "does not verify" in checked
+    assert "1 failed" in checked
     assert "CHANGED" in cli("econsent", "history", study_id, user="coord")
     assert NAME not in checked

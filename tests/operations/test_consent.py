@@ -13,12 +13,8 @@ from sqlalchemy import func, select, update
 
 from lumbar.errors import AccessError, OperationError
 from lumbar.operations.authentication import SurveyLinkRefusedError
-from lumbar.operations.consent import (
-    CONSENT_LINK_DAYS,
-    ConsentLink,
-    authenticate_consent,
-    normalise_name,
-)
+from lumbar.operations.consent import CONSENT_LINK_DAYS, normalise_name
+from lumbar.operations.consent_link import ConsentLink, authenticate_consent
 from lumbar.protocol import shipped_consent_documents, shipped_protocol
 from lumbar.store.schema import AuditRecord, Consent, ConsentToken
 from tests.operations.world import World, amended_world, eligible_answers
@@ -55,13 +51,15 @@ def test_a_matching_typed_name_stores_one_verified_consent(world: World) -> None
     number = screened(world)
     coord = world.as_("coord")
     document = coord.consent_document()
-    assert document.version == "1.0" and "EXAMPLE CONSENT DOCUMENT" in document.text
+    assert document.version == "1.0"
+    assert "EXAMPLE CONSENT DOCUMENT" in document.text
     record = coord.record_electronic_consent(number, "1.0", YES, "zoe example-SMITH")
     assert (record.method, record.taken_by, record.verified) == ("site", "coord", True)
     (row,) = consent_rows(world)
     assert row.document_sha256 == world.protocol.consent.documents[0].sha256  # type: ignore[union-attr]
     assert row.answers == YES
-    assert row.name_sealed is not None and b"Smith" not in row.name_sealed
+    assert row.name_sealed is not None
+    assert b"Smith" not in row.name_sealed
     history = coord.consents(number)
     assert [(c.version, c.method, c.verified) for c in history] == [("1.0", "site", True)]
     assert coord.enrol(number).startswith("SEA-")  # an electronic consent enrols
@@ -70,7 +68,8 @@ def test_a_matching_typed_name_stores_one_verified_consent(world: World) -> None
         text = " ".join(
             f"{r.old} {r.new} {r.reason}" for r in session.execute(select(AuditRecord)).scalars()
         )
-    assert "Smith" not in text and "smith" not in text.lower()
+    assert "Smith" not in text
+    assert "smith" not in text.lower()
     coord.close()
 
 
@@ -122,7 +121,8 @@ def test_a_changed_row_no_longer_verifies(world: World) -> None:
         session.execute(update(Consent).values(answers={**YES, "future_studies": True}))
     assert [c.verified for c in coord.consents(number)] == [False]
     check = coord.verify_consents()
-    assert check.checked == 1 and check.failed == ((number, consent_rows(world)[0].id),)
+    assert check.checked == 1
+    assert check.failed == ((number, consent_rows(world)[0].id),)
     coord.close()
     monitor = world.as_("monitor")
     assert not monitor.verify_audit().intact  # the trail's row images see it too
@@ -225,7 +225,8 @@ def test_consent_links_forged_expired_revoked_change_nothing(
     coord = world.as_("coord")
     context = coord.context
     first = coord.issue_consent_link(study_id)
-    assert len(first.token) > 40 and first.token.startswith("lmc_")
+    assert len(first.token) > 40
+    assert first.token.startswith("lmc_")
     second = coord.issue_consent_link(study_id)  # revokes the first
     forged = second.token[:-4] + ("AAAA" if not second.token.endswith("AAAA") else "BBBB")
     for token, reason in ((first.token, "revoked"), (forged, "forged"), ("lmc_short", "forged")):
@@ -246,7 +247,8 @@ def test_consent_links_forged_expired_revoked_change_nothing(
         assert session.execute(select(func.count()).select_from(ConsentToken)).scalar_one() == 3
         assert session.execute(select(func.count()).select_from(Consent)).scalar_one() == 1
         hashes = session.execute(select(ConsentToken.token_hash)).scalars().all()
-    assert third.token not in hashes and hashlib.sha256(third.token.encode()).hexdigest() in hashes
+    assert third.token not in hashes
+    assert hashlib.sha256(third.token.encode()).hexdigest() in hashes
     coord.close()
 
 

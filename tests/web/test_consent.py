@@ -47,8 +47,10 @@ def test_the_consent_page_offers_the_document_and_records_an_electronic_consent(
     page = coordinator.get(f"/participants/{number}/consent")
     assert page.status_code == 200
     document = world.protocol.consent.documents[0]  # type: ignore[union-attr]
-    assert document.sha256 in page.text and "EXAMPLE CONSENT DOCUMENT" in page.text
-    assert 'name="q_voluntary"' in page.text and 'name="typed_name"' in page.text
+    assert document.sha256 in page.text
+    assert "EXAMPLE CONSENT DOCUMENT" in page.text
+    assert 'name="q_voluntary"' in page.text
+    assert 'name="typed_name"' in page.text
     assert 'action="/participants/' + number + '/consent"' in page.text  # paper stays
     csrf = hidden(page.text, "csrf")
     url = f"/participants/{number}/consent/electronic"
@@ -63,7 +65,8 @@ def test_the_consent_page_offers_the_document_and_records_an_electronic_consent(
         url,
         data={"csrf": csrf, "version": "1.0", **YES, "q_voluntary": "no", "typed_name": NAME},
     )
-    assert refused.status_code == 422 and 'id="econsent-q_voluntary-error"' in refused.text
+    assert refused.status_code == 422
+    assert 'id="econsent-q_voluntary-error"' in refused.text
     assert consent_count(world, number) == 0
 
     done = coordinator.post(
@@ -71,7 +74,8 @@ def test_the_consent_page_offers_the_document_and_records_an_electronic_consent(
     )
     assert done.status_code == 303, done.text
     history = coordinator.get(f"/participants/{number}").text
-    assert "electronic, at the site" in history and "verified" in history
+    assert "electronic, at the site" in history
+    assert "verified" in history
     assert NAME not in history
 
 
@@ -93,7 +97,8 @@ def test_a_changed_document_is_not_shown_and_paper_still_works(
         f"/participants/{number}/consent/electronic",
         data={"csrf": csrf, "version": "1.0", **YES, "typed_name": NAME},
     )
-    assert refused.status_code == 422 and consent_count(world, number) == 0
+    assert refused.status_code == 422
+    assert consent_count(world, number) == 0
     paper = coordinator.post(
         f"/participants/{number}/consent",
         data={"csrf": csrf, "version": "1.0", "consent_date": world.clock.today.isoformat()},
@@ -157,7 +162,8 @@ def test_the_dashboard_lists_who_must_consent_again_and_a_link_consents_on_the_p
     dashboard = staff.get("/").text
     assert re.search(r"not consented to the version in effect: <strong>1</strong>", dashboard)
     due = staff.get("/consent/due")
-    assert study_id in due.text and "2.0" in due.text
+    assert study_id in due.text
+    assert "2.0" in due.text
     issued = staff.post(
         f"/participants/{study_id}/consent/link", data={"csrf": hidden(due.text, "csrf")}
     )
@@ -169,26 +175,31 @@ def test_the_dashboard_lists_who_must_consent_again_and_a_link_consents_on_the_p
 
     page = phone.get(f"/consent/{token}")
     assert page.status_code == 200
-    assert "version 2.0" in page.text and ENGLISH.text("consent.submit") in page.text
+    assert "version 2.0" in page.text
+    assert ENGLISH.text("consent.submit") in page.text
     assert "csrf" not in page.text  # the link is the credential
     wrong = phone.post(f"/consent/{token}", data={"q_understood": "yes", "typed_name": "Nobody"})
-    assert wrong.status_code == 422 and ENGLISH.text("consent.problem.name") in wrong.text
+    assert wrong.status_code == 422
+    assert ENGLISH.text("consent.problem.name") in wrong.text
     unanswered = phone.post(f"/consent/{token}", data={"typed_name": NAME})
     assert unanswered.status_code == 422
     assert ENGLISH.text("consent.problem.answer") in unanswered.text
     assert consent_count(amended, study_id) == 1
 
     sent = phone.post(f"/consent/{token}", data={"q_understood": "yes", "typed_name": NAME})
-    assert sent.status_code == 303 and sent.headers["location"] == "/consent/thanks"
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/consent/thanks"
     assert phone.get("/consent/thanks").status_code == 200
     again = phone.get(f"/consent/{token}")
-    assert again.status_code == 410 and ENGLISH.text("consent.refused.used") in again.text
+    assert again.status_code == 410
+    assert ENGLISH.text("consent.refused.used") in again.text
     resent = phone.post(f"/consent/{token}", data={"q_understood": "yes", "typed_name": NAME})
     assert resent.status_code == 410
     assert consent_count(amended, study_id) == 2
     assert "No one needs to consent again" in staff.get("/consent/due").text
     history = staff.get(f"/participants/{study_id}").text
-    assert "electronic, by link" in history and "verified" in history
+    assert "electronic, by link" in history
+    assert "verified" in history
 
 
 def test_forged_expired_and_revoked_consent_links_get_a_page_and_change_nothing(
@@ -201,13 +212,15 @@ def test_forged_expired_and_revoked_consent_links_get_a_page_and_change_nothing(
     second = coord.issue_consent_link(study_id).token
     coord.close()
     forged = phone.get("/consent/lmc_" + "x" * 43)
-    assert forged.status_code == 404 and ENGLISH.text("consent.refused.forged") in forged.text
+    assert forged.status_code == 404
+    assert ENGLISH.text("consent.refused.forged") in forged.text
     revoked = phone.post(f"/consent/{first}", data={"q_understood": "yes", "typed_name": NAME})
     assert revoked.status_code == 410
     assert ENGLISH.text("consent.refused.revoked") in revoked.text
     amended.clock.advance(15)
     expired = phone.get(f"/consent/{second}")
-    assert expired.status_code == 410 and "ask the study team for a new one" in expired.text
+    assert expired.status_code == 410
+    assert "ask the study team for a new one" in expired.text
     assert consent_count(amended, study_id) == 1
 
 

@@ -67,9 +67,7 @@ def test_a_participant_consents_again_on_a_phone(served: Served, phone: Page) ->
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("consent.title"))
     _check(phone, "the consent page")
     phone.get_by_role("button", name=ENGLISH.text("consent.submit")).tap()
-    expect(phone.locator("#error-understood")).to_have_text(
-        ENGLISH.text("consent.problem.answer")
-    )
+    expect(phone.locator("#error-understood")).to_have_text(ENGLISH.text("consent.problem.answer"))
     _check(phone, "the consent page with a question not answered")
     phone.locator('input[name="q_understood"][value="yes"]').locator("xpath=..").tap()
     phone.locator("#typed_name").fill("Somebody Else")
@@ -79,9 +77,7 @@ def test_a_participant_consents_again_on_a_phone(served: Served, phone: Page) ->
     expect(phone.locator('input[name="q_understood"][value="yes"]')).to_be_checked()
     phone.locator("#typed_name").fill("zoe example")
     phone.get_by_role("button", name=ENGLISH.text("consent.submit")).tap()
-    expect(phone.get_by_role("heading", level=1)).to_have_text(
-        ENGLISH.text("consent.thanks.title")
-    )
+    expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("consent.thanks.title"))
     _check(phone, "the consent thank-you page")
     phone.goto(url)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("consent.refused.used"))

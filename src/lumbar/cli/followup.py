@@ -612,7 +612,9 @@ def econsent_document(
         f"SHA-256 {document.sha256}"
     )
     for question in document.questions:
-        typer.echo(f"- {question.id}{' (must be yes)' if question.required else ''}: {question.text}")
+        typer.echo(
+            f"- {question.id}{' (must be yes)' if question.required else ''}: {question.text}"
+        )
 
 
 @econsent_app.command("due")

@@ -7,8 +7,7 @@
     trial.consents("SEA-0001")          # the history, each electronic one verified
     trial.reconsent_due()               # enrolled, in follow-up, consented to an older version
     link = trial.issue_consent_link("SEA-0001")                # staff: to the phone
-    principal = authenticate_consent(context, link.token)      # the phone
-    ConsentLink(context, principal).submit({...}, "Ada Lovelace")
+    # the phone: lumbar.operations.consent_link (authenticate_consent, ConsentLink)
 
 The protocol declares each version of the consent document (:mod:`lumbar.protocol.consent`):
 its label, the day it takes effect, its file and the SHA-256 of the file's bytes. The file
@@ -38,8 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +46,6 @@ from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.authentication import (
-    SurveyLinkRefusedError,
-    _lookup,
-    _matching,
-    _well_formed,
     new_token,
 )
 from lumbar.operations.context import Context, Service, Transaction
@@ -72,15 +66,12 @@ __all__ = [
     "CONSENT_LINK_DAYS",
     "CONSENT_TOKEN_PREFIX",
     "ConsentCheck",
-    "ConsentLink",
     "ConsentLinkView",
-    "ConsentPrincipal",
     "ConsentRecord",
     "ConsentService",
     "ConsentText",
     "NewConsentToken",
     "ReconsentDue",
-    "authenticate_consent",
     "normalise_name",
     "read_consent_document",
 ]
@@ -178,24 +169,6 @@ class ConsentLinkView:
     opened_at: dt.datetime | None
     used_at: dt.datetime | None
     revoked_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class ConsentPrincipal:
-    """A participant holding a consent link: one participant, one version, nothing else."""
-
-    token_id: int
-    participant_id: int
-    study_id: str
-    version: str
-
-    @property
-    def actor(self) -> str:
-        return f"participant:{self.study_id}"
-
-    @property
-    def origin(self) -> str:
-        return f"consent token {self.token_id}"
 
 
 # ---------------------------------------------------------------------- the document
@@ -532,9 +505,7 @@ class ConsentService(Service):
                     ],
                 )
             _follow_up_over(unit, participant, reference)
-            document = read_consent_document(
-                self.protocol, self.context.consent_documents, version
-            )
+            document = read_consent_document(self.protocol, self.context.consent_documents, version)
             row = _record(
                 self.context,
                 unit,
@@ -765,137 +736,3 @@ def _revoke_live(work: Any, participant_id: int, study_id: str, reason: str) -> 
         )
         count += 1
     return count
-
-
-# ---------------------------------------------------------------------- the phone
-
-
-def authenticate_consent(context: Context, token: str) -> ConsentPrincipal:
-    """The participant and version a consent link opens; refused (with the reason, for
-    the page to explain) when it opens nothing."""
-    token = token.strip()
-    if not _well_formed(token, CONSENT_TOKEN_PREFIX):
-        raise SurveyLinkRefusedError("forged", "is not a valid consent link")
-    with context.db.read() as session:
-        rows = session.execute(
-            select(ConsentToken, Participant.study_id)
-            .join(Participant, Participant.id == ConsentToken.participant_id)
-            .where(ConsentToken.prefix == _lookup(token))
-        ).all()
-        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
-        if found is None:
-            raise SurveyLinkRefusedError("forged", "is not a valid consent link")
-        row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
-        principal = ConsentPrincipal(row.id, row.participant_id, str(study_id), row.version)
-        _in_force(session, principal, context.now())
-        return principal
-
-
-def _in_force(session: Any, principal: ConsentPrincipal, now: dt.datetime) -> ConsentToken:
-    row = session.get(ConsentToken, principal.token_id)
-    if (
-        row is None
-        or row.participant_id != principal.participant_id
-        or row.version != principal.version
-    ):
-        raise SurveyLinkRefusedError("forged", "is not a valid consent link")
-    if row.revoked_at is not None:
-        raise SurveyLinkRefusedError(
-            "revoked", "was withdrawn by the study team", "use the newest link you were sent"
-        )
-    if row.used_at is not None:
-        raise SurveyLinkRefusedError(
-            "used", "was used already", "contact the study team if something is wrong"
-        )
-    if row.expires_at <= now:
-        raise SurveyLinkRefusedError(
-            "expired",
-            f"expired on {row.expires_at.strftime('%Y-%m-%d %H:%M')} UTC",
-            "ask the study team for a new link",
-            day=row.expires_at.date(),
-        )
-    return row
-
-
-class ConsentLink:
-    """A participant consenting again through their link: their one version, once."""
-
-    def __init__(self, context: Context, principal: ConsentPrincipal):
-        self.context = context
-        self.principal = principal
-
-    def document(self) -> ConsentText:
-        """The document the link asks consent to (read and checked against its hash)."""
-        with self._open(write=False):
-            pass
-        return read_consent_document(
-            self.context.protocol, self.context.consent_documents, self.principal.version
-        )
-
-    def open(self) -> ConsentText:
-        """:meth:`document`, noting (once, audited) that the participant opened the link."""
-        document = read_consent_document(
-            self.context.protocol, self.context.consent_documents, self.principal.version
-        )
-        with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "consent_token.open",
-                    "consent_token",
-                    token.id,
-                    new={"study_id": participant.study_id, "version": token.version},
-                )
-        return document
-
-    def submit(self, answers: Mapping[str, Any], typed_name: str) -> ConsentRecord:
-        """Record the consent; the link is then used up."""
-        with self._open(write=True) as (work, token, participant):
-            document = read_consent_document(
-                self.context.protocol, self.context.consent_documents, token.version
-            )
-            row = _record(
-                self.context,
-                work,
-                participant,
-                document,
-                answers,
-                typed_name,
-                method="participant_link",
-                taken_by=None,
-                token_id=token.id,
-            )
-            token.used_at = work.now
-            work.audit(
-                "consent_token.use",
-                "consent_token",
-                token.id,
-                new={"study_id": participant.study_id, "version": token.version},
-            )
-            return ConsentRecord(
-                row.id,
-                row.version,
-                row.consent_date,
-                row.recorded_at,
-                row.method,
-                None,
-                row.document_sha256,
-                dict(row.answers or {}),
-                True,
-            )
-
-    @contextmanager
-    def _open(self, *, write: bool) -> Iterator[tuple[Transaction, ConsentToken, Participant]]:
-        principal = self.principal
-        with self.context.transaction(principal.actor, principal.origin, write=write) as work:
-            token = _in_force(work.session, principal, work.now)
-            participant = work.session.get(Participant, token.participant_id)
-            assert participant is not None  # a foreign key
-            if follow_up_ended_on(work.session, participant.id) is not None:
-                raise SurveyLinkRefusedError(
-                    "closed",
-                    "asks nothing now: follow-up has ended",
-                    "contact the study team",
-                    summary="the consent link is closed",
-                )
-            yield work, token, participant

@@ -12,6 +12,7 @@ participant agreed to is exactly the file the protocol names.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from typing import Annotated
 
@@ -39,8 +40,7 @@ def _check_file(value: str) -> str:
     if not _FILE.fullmatch(value) or ".." in value:
         raise refuse(
             "must be a plain file name (letters, digits, '.', '_', '-'), no folder",
-            "put the file in the consent documents folder and name it here, "
-            "e.g. consent-1.0.md",
+            "put the file in the consent documents folder and name it here, e.g. consent-1.0.md",
         )
     return value
 
@@ -101,8 +101,7 @@ class ConsentPlan(Frozen):
     )
     note: str = Field(
         default="",
-        description="why electronic consent is used, or how it departs from the published "
-        "design",
+        description="why electronic consent is used, or how it departs from the published design",
     )
 
     @model_validator(mode="after")
@@ -111,7 +110,7 @@ class ConsentPlan(Frozen):
         if len(versions) != len(set(versions)):
             raise refuse("each version is declared once", "give each version its own label")
         days = [document.effective for document in self.documents]
-        if any(later <= earlier for earlier, later in zip(days, days[1:], strict=False)):
+        if any(later <= earlier for earlier, later in itertools.pairwise(days)):
             raise refuse(
                 "versions are listed oldest first, each effective after the one before",
                 "order the versions by their effective dates",

@@ -27,7 +27,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from lumbar.errors import LumbarError, OperationError
-from lumbar.operations.consent import ConsentLink, ConsentText, authenticate_consent
+from lumbar.operations.consent import ConsentText
+from lumbar.operations.consent_link import ConsentLink, authenticate_consent
 from lumbar.operations.enrolment import ParticipantView
 from lumbar.web.base import (
     CheckedForm,
@@ -115,9 +116,7 @@ def electronic_post(
     document, unavailable = consent_document_for(page)
     errors: list[dict[str, str]]
     if document is None:
-        errors = [
-            {"where": "econsent", "rule": unavailable or "no electronic consent", "hint": ""}
-        ]
+        errors = [{"where": "econsent", "rule": unavailable or "no electronic consent", "hint": ""}]
     else:
         try:
             page.trial.record_electronic_consent(

@@ -26,7 +26,6 @@ from lumbar.errors import AnswerError, OperationError
 from lumbar.operations.enrolment import ParticipantView
 from lumbar.operations.vocabulary import WITHDRAWAL_KINDS
 from lumbar.protocol.model import Question
-from lumbar.web.consent import consent_values
 from lumbar.web.base import (
     CheckedForm,
     Page,
@@ -35,6 +34,7 @@ from lumbar.web.base import (
     found,
     render,
 )
+from lumbar.web.consent import consent_values
 
 __all__ = ["router"]
 
