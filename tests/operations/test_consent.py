@@ -252,6 +252,25 @@ def test_consent_links_forged_expired_revoked_change_nothing(
     coord.close()
 
 
+def test_a_link_to_a_version_no_longer_in_effect_opens_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    world = amended_world(database_url, tmp_path, third=True)
+    study_id = enrolled_with_name(world)
+    world.clock.advance(31)
+    coord = world.as_("coord")
+    link = coord.issue_consent_link(study_id)
+    assert link.version == "2.0"
+    world.clock.advance(10)  # 3.0 takes effect before the link is used
+    principal = authenticate_consent(coord.context, link.token)
+    with pytest.raises(SurveyLinkRefusedError, match="survey link refused") as refused:
+        ConsentLink(coord.context, principal).submit({"understood": True}, NAME)
+    assert refused.value.reason == "revoked"
+    assert [c.version for c in coord.consents(study_id)] == ["1.0"]
+    assert coord.issue_consent_link(study_id).version == "3.0"
+    coord.close()
+
+
 def test_only_the_version_in_effect_is_consented_to(database_url: str, tmp_path: Path) -> None:
     world = amended_world(database_url, tmp_path)
     number = screened(world)

@@ -183,8 +183,9 @@ def build_world(
     return built
 
 
-def amended_world(database_url: str, tmp_path: Path) -> World:
-    """The reference trial with a version 2.0 of the consent document, effective in 30 days."""
+def amended_world(database_url: str, tmp_path: Path, *, third: bool = False) -> World:
+    """The reference trial with a version 2.0 of the consent document, effective in 30 days
+    (``third``: and a version 3.0, effective in 40 days)."""
     folder = tmp_path / "documents"
     shutil.copytree(shipped_consent_documents(), folder)
     text = b"EXAMPLE CONSENT DOCUMENT, version 2.0 (synthetic): a new visit is added.\n"
@@ -200,6 +201,16 @@ def amended_world(database_url: str, tmp_path: Path) -> World:
             "questions": [{"id": "understood", "text": "I have read it.", "required": True}],
         }
     )
+    if third:
+        (folder / "consent-3.0.txt").write_bytes(text.replace(b"2.0", b"3.0"))
+        data["consent"]["documents"].append(
+            {
+                "version": "3.0",
+                "effective": "2026-02-14",
+                "file": "consent-3.0.txt",
+                "sha256": hashlib.sha256(text.replace(b"2.0", b"3.0")).hexdigest(),
+            }
+        )
     world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
     world.consent_documents = folder
     return world

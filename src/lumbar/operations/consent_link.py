@@ -188,6 +188,14 @@ class ConsentLink:
             token = _in_force(work.session, principal, work.now)
             participant = work.session.get(Participant, token.participant_id)
             assert participant is not None  # a foreign key
+            plan = self.context.protocol.consent
+            current = plan.current(work.now.date()) if plan is not None else None
+            if current is None or current.version != token.version:
+                raise SurveyLinkRefusedError(
+                    "revoked",
+                    "asks consent to a version no longer in effect",
+                    "ask the study team for a new link",
+                )
             if follow_up_ended_on(work.session, participant.id) is not None:
                 raise SurveyLinkRefusedError(
                     "closed",
