@@ -161,6 +161,9 @@ def test_the_dashboard_lists_who_must_consent_again_and_a_link_consents_on_the_p
     assert sign_in(staff, "coord").status_code == 303  # type: ignore[attr-defined]
     dashboard = staff.get("/").text
     assert re.search(r"not consented to the version in effect: <strong>1</strong>", dashboard)
+    assert f'href="/participants/{study_id}/consent">Consent again to version 2.0' in (
+        staff.get(f"/participants/{study_id}").text
+    )
     due = staff.get("/consent/due")
     assert study_id in due.text
     assert "2.0" in due.text
@@ -197,6 +200,7 @@ def test_the_dashboard_lists_who_must_consent_again_and_a_link_consents_on_the_p
     assert resent.status_code == 410
     assert consent_count(amended, study_id) == 2
     assert "No one needs to consent again" in staff.get("/consent/due").text
+    assert "Consent again to version" not in staff.get(f"/participants/{study_id}").text
     history = staff.get(f"/participants/{study_id}").text
     assert "electronic, by link" in history
     assert "verified" in history

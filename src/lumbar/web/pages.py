@@ -191,6 +191,7 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             if is_unknown(error):
                 raise NotFoundError() from None
             raise
+    consents = trial.consents(reference)
     return render(
         request,
         "participant.html",
@@ -198,11 +199,28 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             "participant": view,
             "schedule": schedule,
             "today": trial.clock().date(),
-            "consents": trial.consents(reference),
+            "consents": consents,
+            "consent_due": _consent_due(page, view, consents),
             **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
         },
         page=page,
     )
+
+
+def _consent_due(page: Page, view: Any, consents: list[Any]) -> str | None:
+    """The consent version in effect, when this enrolled participant in follow-up has
+    consented only to older ones and the user may record consent; else None."""
+    plan = page.trial.protocol.consent
+    if plan is None or not consents or not page.may("consent"):
+        return None
+    if view.study_id is None or view.status in ("withdrew_consent", "lost_to_follow_up"):
+        return None
+    current = plan.current(page.trial.clock().date())
+    versions = plan.versions()
+    latest = consents[-1].version
+    if current is None or latest not in versions:
+        return None
+    return current.version if versions.index(latest) < versions.index(current.version) else None
 
 
 def _records(page: Page, study_id: str) -> dict[str, Any]:
