@@ -228,6 +228,26 @@ def test_forged_expired_and_revoked_consent_links_get_a_page_and_change_nothing(
     assert consent_count(amended, study_id) == 1
 
 
+def test_a_changed_document_is_not_shown_on_the_phone_and_nothing_is_recorded(
+    amended: World, phone: TestClient
+) -> None:
+    study_id = enrolled(amended)
+    amended.clock.advance(31)
+    coord = amended.as_("coord")
+    token = coord.issue_consent_link(study_id).token
+    coord.close()
+    assert amended.consent_documents is not None
+    changed = amended.consent_documents / "consent-2.0.txt"
+    changed.write_bytes(changed.read_bytes() + b"A line added later.\n")
+    page = phone.get(f"/consent/{token}")
+    assert page.status_code == 503
+    assert ENGLISH.text("consent.unavailable") in page.text
+    assert "A line added later" not in page.text
+    sent = phone.post(f"/consent/{token}", data={"q_understood": "yes", "typed_name": NAME})
+    assert sent.status_code == 503
+    assert consent_count(amended, study_id) == 1
+
+
 def test_a_therapist_sees_the_history_but_may_not_issue_links(
     amended: World, staff: TestClient
 ) -> None:
