@@ -82,7 +82,7 @@ def randomized(cli: Cli, answers: Path, rdq_yes: int = 13, user: str = "carol") 
     """Screen, consent, enrol, take the baseline and randomize one person; their study id."""
     screened = cli("screening", "add", "--site", "SEA", "--answers", str(answers), user=user)
     number = screened.split(":")[0].strip()
-    cli("consent", number, "--version", "2.1", user=user)
+    cli("consent", number, "--version", "1.0", user=user)
     study_id = cli("enrol", number, user=user).strip()
     rdq = [f"--answer=rdq_{n:02d}={int(n <= rdq_yes)}" for n in range(1, 25)]
     cli("questionnaire", "add", study_id, "baseline", "rdq", *rdq, user=user)

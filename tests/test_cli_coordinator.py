@@ -57,7 +57,7 @@ def test_filled_in_questionnaire_templates_are_recorded(cli: Cli, tmp_path: Path
             "screening", "add", "--site", "SEA", "--answers", str(screening), user="carol"
         )
         number = screened.split(":")[0]
-        cli("consent", number, "--version", "2.1", user="carol")
+        cli("consent", number, "--version", "1.0", user="carol")
         people.append(cli("enrol", number, user="carol").strip())
     first, second = people
     protocol = shipped_protocol("massage-clbp")

@@ -177,7 +177,7 @@ def test_a_writer_kept_waiting_past_the_busy_timeout_is_told_to_try_again(
 
 def _enrolled(cli: Cli, tmp_path: Path) -> str:
     number = _eligible(cli, tmp_path)
-    cli("consent", number, "--version", "2.1", user="carol")
+    cli("consent", number, "--version", "1.0", user="carol")
     return cli("enrol", number, user="carol").strip()
 
 

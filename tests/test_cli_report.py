@@ -59,7 +59,7 @@ def test_report_on_a_trial_run_through_the_cli(cli: Cli, tmp_path: Path) -> None
         assert f"{screening}: eligible" in cli(
             "screening", "add", "--site", "SEA", "--answers", str(answers), *person, user="carol"
         )
-        cli("consent", screening, "--version", "2.1", user="carol")
+        cli("consent", screening, "--version", "1.0", user="carol")
         assert cli("enrol", screening, user="carol").strip() == study_id
         baseline = int(rng.integers(6, 20))
         path = tmp_path / f"{study_id}-baseline.yaml"
@@ -126,7 +126,7 @@ def test_report_on_a_trial_with_baseline_but_no_follow_up_yet(cli: Cli, tmp_path
         screening, study_id = f"S{number:05d}", f"SEA-{number:04d}"
         sex = f"--answer=sex={SEXES[number % 2]}"
         cli("screening", "add", "--site", "SEA", "--answers", str(answers), sex, user="carol")
-        cli("consent", screening, "--version", "2.1", user="carol")
+        cli("consent", screening, "--version", "1.0", user="carol")
         cli("enrol", screening, user="carol")
         path = tmp_path / f"{study_id}-baseline.yaml"
         path.write_text(yaml.safe_dump(_visit(6 + number, 3 + number % 5, baseline=True)))

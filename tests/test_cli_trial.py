@@ -42,7 +42,7 @@ def test_coordinator_walk_through(cli: Cli, tmp_path: Path) -> None:
         "1979-04-02",
         user="carol",
     )
-    cli("consent", "S00001", "--version", "2.1", user="carol")
+    cli("consent", "S00001", "--version", "1.0", user="carol")
     assert cli("enrol", "S00001", user="carol").strip() == "SEA-0001"
     rdq = [f"--answer=rdq_{n:02d}={int(n <= 13)}" for n in range(1, 25)]
     assert "total 13.0" in cli(

@@ -201,7 +201,7 @@ def test_every_write_appends_its_records_and_reads_append_nothing(
     assert entries(added) == [("coord", "identity.set", "participant", number)]
     assert added[0].new == canonical({"fields": ["name"]})
 
-    _, added = writes(lambda: coord.consent(number, "2.1", today))
+    _, added = writes(lambda: coord.consent(number, "1.0", today))
     assert entries(added) == [("coord", "consent.record", "participant", number)]
 
     study_id, added = writes(lambda: coord.enrol(number))

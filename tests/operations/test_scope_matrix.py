@@ -35,6 +35,7 @@ USERS = (
 SITE_OF = {"coord": "SEA", "coord_open": "SEA", "ther": "SEA", "assessor": "SEA"}
 SITE_OF.update(coord_nyc="NYC", ther_nyc="NYC", stat_sea="SEA", monitor_nyc="NYC")
 UNBLINDED = {"coord_open", "ther", "ther_nyc", "stat_open"}
+CONSENT_QUESTIONS = ("understood", "voluntary", "contact_follow_up", "future_studies")
 NOT_OPERATIONS = {"open", "check_key", "close", "protocol", "db", "clock", "authorize"}
 """Members of Trial that are plumbing, not operations on the trial's data."""
 
@@ -109,6 +110,16 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "identity": lambda t: t.identity(target.randomized),
         "consent": lambda t: t.consent(target.screening, "1.0", today),
         "enrol": lambda t: t.enrol(target.screening),
+        "consent_document": lambda t: t.consent_document(),
+        "record_electronic_consent": lambda t: t.record_electronic_consent(
+            target.waiting, "1.0", dict.fromkeys(CONSENT_QUESTIONS, True), target.name
+        ),
+        "consents": lambda t: t.consents(target.randomized),
+        "verify_consents": lambda t: t.verify_consents(),
+        "reconsent_due": lambda t: t.reconsent_due(),
+        "issue_consent_link": lambda t: t.issue_consent_link(target.randomized),
+        "revoke_consent_link": lambda t: t.revoke_consent_link(target.randomized),
+        "consent_links": lambda t: t.consent_links(target.randomized),
         "participants": lambda t: t.participants(),
         "participant": lambda t: t.participant(target.randomized),
         "participant_counts": lambda t: t.participant_counts(),

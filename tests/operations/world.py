@@ -6,13 +6,15 @@ The ``world`` fixture is registered in tests/operations/conftest.py.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.operations import Trial, create_trial
-from lumbar.protocol import Protocol, shipped_protocol
+from lumbar.protocol import Protocol, shipped_consent_documents, shipped_protocol
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
@@ -83,9 +85,16 @@ class World:
     key_file: Path
     clock: Clock
     protocol: Protocol
+    consent_documents: Path | None = None
 
     def as_(self, username: str) -> Trial:
-        return Trial.open(self.url, username, key_file=self.key_file, clock=self.clock)
+        return Trial.open(
+            self.url,
+            username,
+            key_file=self.key_file,
+            clock=self.clock,
+            consent_documents=self.consent_documents,
+        )
 
     def arm(self, study_id: str) -> str:
         """The arm a participant was randomized to, as an unblinded statistician sees it."""
@@ -156,7 +165,7 @@ def build_world(
         clock=clock,
         synthetic=synthetic,
     )
-    built = World(database_url, key_file, clock, protocol)
+    built = World(database_url, key_file, clock, protocol, shipped_consent_documents())
     admin = built.as_("admin")
     admin.add_site("SEA", "Seattle")
     admin.add_site("NYC", "New York")
@@ -172,3 +181,36 @@ def build_world(
     admin.grant("coord", "emergency_unblind", "the site's emergency contact")
     admin.close()
     return built
+
+
+def amended_world(database_url: str, tmp_path: Path, *, third: bool = False) -> World:
+    """The reference trial with a version 2.0 of the consent document, effective in 30 days
+    (``third``: and a version 3.0, effective in 40 days)."""
+    folder = tmp_path / "documents"
+    shutil.copytree(shipped_consent_documents(), folder)
+    text = b"EXAMPLE CONSENT DOCUMENT, version 2.0 (synthetic): a new visit is added.\n"
+    (folder / "consent-2.0.txt").write_bytes(text)
+    reference = shipped_protocol("massage-clbp")
+    data = reference.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    data["consent"]["documents"].append(
+        {
+            "version": "2.0",
+            "effective": "2026-02-04",
+            "file": "consent-2.0.txt",
+            "sha256": hashlib.sha256(text).hexdigest(),
+            "questions": [{"id": "understood", "text": "I have read it.", "required": True}],
+        }
+    )
+    if third:
+        (folder / "consent-3.0.txt").write_bytes(text.replace(b"2.0", b"3.0"))
+        data["consent"]["documents"].append(
+            {
+                "version": "3.0",
+                "effective": "2026-02-14",
+                "file": "consent-3.0.txt",
+                "sha256": hashlib.sha256(text.replace(b"2.0", b"3.0")).hexdigest(),
+            }
+        )
+    world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
+    world.consent_documents = folder
+    return world

@@ -72,14 +72,17 @@ class Served:
             tab.goto(served.url + "/sign-in")
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, world: World | None = None):
         # Synthetic, as the trial of the screenshots must say (and its banner is tested).
-        self.world: World = build_world(f"sqlite:///{folder / 'trial.db'}", folder, synthetic=True)
+        self.world: World = world or build_world(
+            f"sqlite:///{folder / 'trial.db'}", folder, synthetic=True
+        )
         self.app = create_app(
             self.world.url,
             key_file=self.world.key_file,
             clock=self.world.clock,
             password_hasher=CHEAP,
+            consent_documents=self.world.consent_documents,
         )
         self.randomized: list[str] = []
         """Study ids of the participants a test randomized, for the days to open."""

@@ -33,7 +33,13 @@ def world(database_url: str, tmp_path: Path) -> World:
 
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
-    app = create_app(world.url, key_file=world.key_file, clock=world.clock, password_hasher=CHEAP)
+    app = create_app(
+        world.url,
+        key_file=world.key_file,
+        clock=world.clock,
+        password_hasher=CHEAP,
+        consent_documents=world.consent_documents,
+    )
     with TestClient(app, follow_redirects=False) as browser:
         yield browser
 

@@ -5,7 +5,8 @@ them to it); this walks the web's routes to prove the pages add no hole: another
 participant is answered 404 whatever the route, no route fails with a server error, a
 blinded user's pages never name an arm, and no POST is accepted without the CSRF token.
 A route with a path parameter this test does not know fails it, so new pages are walked.
-A participant's survey pages (tests/web/test_survey.py) are walked with a forged link.
+A participant's survey and consent pages (tests/web/test_survey.py, test_consent.py) are
+walked with a forged link.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _values(world: World, person: Person) -> dict[str, str]:
         "grant_id": "1",
         "username": "monitor",
         "code": "SEA",
-        "token": "lms_" + "A" * 43,  # a forged survey link: the participant pages refuse it
+        "token": "lms_" + "A" * 43,  # a forged link: the survey and consent pages refuse it
     }
 
 
@@ -149,9 +150,9 @@ def test_every_page_as_every_role_at_every_site_leaks_nothing(
                         continue
                     where = (user, method, path)
                     assert response.status_code < 500, where
-                    if path == "/survey/thanks":
+                    if path in ("/survey/thanks", "/consent/thanks"):
                         assert response.status_code == 200, where  # says only "thank you"
-                    elif path.startswith("/survey/"):
+                    elif path.startswith(("/survey/", "/consent/lms_")):
                         # A participant's page takes no staff session, only a link: a
                         # forged one is refused (404; 429 once this address tried many).
                         assert response.status_code in (404, 429), where

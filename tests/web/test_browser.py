@@ -210,7 +210,7 @@ def consent_and_enrol(tab: Page, served: Served, screening_number: str) -> str:
     tab.get_by_role("link", name="Record consent").click()
     heading(tab, "Record consent")
     accessible(tab, "the consent form")
-    tab.get_by_label("Consent form version").fill("2.1")
+    tab.get_by_label("Consent form version").fill("1.0")
     tab.get_by_label("Date consent was given").fill(served.world.clock.today.isoformat())
     tab.get_by_role("button", name="Record consent").click()
     heading(tab, screening_number)

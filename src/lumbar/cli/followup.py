@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # typer ships click as a private module; only its types are n
     from lumbar.operations import QuestionnaireView
     from lumbar.protocol import Protocol
 
-__all__ = ["ae_app", "questionnaire_app", "session_app"]
+__all__ = ["ae_app", "econsent_app", "invite_app", "questionnaire_app", "session_app"]
 
 questionnaire_app = typer.Typer(
     help="Record and correct questionnaires.", no_args_is_help=True, rich_markup_mode=None
@@ -62,6 +62,13 @@ invite_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(invite_app, name="invite")
+econsent_app = typer.Typer(
+    help="Electronic consent: the declared documents, who must consent again, consent links "
+    "to their phone, and the check of each consent's digest.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(econsent_app, name="econsent")
 
 
 # ---------------------------------------------------------------- questionnaires
@@ -570,3 +577,138 @@ def invite_list(
         for link in open_trial(db, actor, key_file).survey_links(reference)
     ]
     echo_table("Survey links", ("visit", "prefix", "status", "opens", "last day"), rows)
+
+
+# ---------------------------------------------------------------- electronic consent
+
+ConsentDocuments = Annotated[
+    Path | None,
+    typer.Option(
+        help="The folder of the consent document files the protocol's consent section names.",
+        file_okay=False,
+    ),
+]
+
+
+@econsent_app.command("document")
+def econsent_document(
+    version: Annotated[
+        str | None, typer.Option(help="The version (default: the one in effect today).")
+    ] = None,
+    consent_documents: ConsentDocuments = None,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Print a consent document as participants see it, once its bytes are checked against
+    the SHA-256 the protocol declares (a changed file is refused)."""
+    trial = open_trial(db, actor, key_file)
+    trial.context.consent_documents = consent_documents
+    document = trial.consent_document(version)
+    typer.echo(document.text.rstrip())
+    typer.echo("")
+    typer.echo(
+        f"version {document.version}, in effect from {document.effective.isoformat()}, "
+        f"SHA-256 {document.sha256}"
+    )
+    for question in document.questions:
+        typer.echo(
+            f"- {question.id}{' (must be yes)' if question.required else ''}: {question.text}"
+        )
+
+
+@econsent_app.command("due")
+def econsent_due(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Who must consent again: enrolled, in follow-up, and consented to a version older than
+    the one in effect (at your sites)."""
+    rows = [
+        (
+            row.study_id,
+            row.site,
+            row.consented_version,
+            row.consented_on.isoformat(),
+            row.due_version,
+            row.link or "-",
+        )
+        for row in open_trial(db, actor, key_file).reconsent_due()
+    ]
+    echo_table(
+        "Due to consent again",
+        ("participant", "site", "consented to", "on", "in effect", "link"),
+        rows,
+    )
+
+
+@econsent_app.command("show")
+def econsent_show(
+    reference: Reference,
+    base_url: Annotated[
+        str, typer.Option(help="The address participants reach 'lumbar serve' at.")
+    ] = "http://127.0.0.1:8000",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Issue a participant's consent link to the version in effect and print it, to send
+    them. Shown this once (only its hash is kept); issuing again revokes the one before."""
+    link = open_trial(db, actor, key_file).issue_consent_link(reference)
+    typer.echo(f"{base_url.rstrip('/')}/consent/{link.token}")
+    typer.echo(
+        f"{link.study_id} version {link.version}: expires "
+        f"{link.expires_at.strftime('%Y-%m-%d %H:%M')} UTC",
+        err=True,
+    )
+
+
+@econsent_app.command("revoke")
+def econsent_revoke(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Revoke a participant's unused consent link (it then opens nothing)."""
+    open_trial(db, actor, key_file).revoke_consent_link(reference)
+    typer.echo(f"{reference}: consent link revoked")
+
+
+@econsent_app.command("history")
+def econsent_history(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A participant's consents, oldest first, each electronic one checked against its
+    digest (never the typed name)."""
+    rows = [
+        (
+            consent.version,
+            consent.consent_date.isoformat(),
+            consent.method,
+            consent.taken_by or "-",
+            "-" if consent.verified is None else ("ok" if consent.verified else "CHANGED"),
+        )
+        for consent in open_trial(db, actor, key_file).consents(reference)
+    ]
+    echo_table("Consents", ("version", "date", "how", "staff", "digest"), rows)
+
+
+@econsent_app.command("verify")
+def econsent_verify(
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Check the digest of every electronic consent at your sites; exit 1 when any row was
+    changed since it was recorded."""
+    check = open_trial(db, actor, key_file).verify_consents()
+    for reference, consent_id in check.failed:
+        typer.echo(f"{reference}: consent {consent_id} does not verify (changed since recorded)")
+    typer.echo(f"{check.checked} electronic consents checked, {len(check.failed)} failed")
+    if not check.intact:
+        raise typer.Exit(1)

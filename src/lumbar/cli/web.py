@@ -54,6 +54,15 @@ def serve_command(
         list[Path] | None,
         typer.Option(help="A wording file with licensed item texts for the survey pages (repeat)."),
     ] = None,
+    consent_documents: Annotated[
+        Path | None,
+        typer.Option(
+            help="The folder of the consent document files the protocol's consent section "
+            "names (electronic consent shows a document only from here, and only when its "
+            "bytes match the declared SHA-256).",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the trial's web pages for staff (sign in with a password and, if set, a code)
     and participants' survey links (/survey/...).
@@ -97,6 +106,9 @@ def serve_command(
         os.environ["LUMBAR_SERVE_REPORTS"] = str(reports.resolve())
     os.environ["LUMBAR_SERVE_MESSAGES"] = str(messages.resolve()) if messages else ""
     os.environ["LUMBAR_SERVE_WORDING"] = os.pathsep.join(str(p.resolve()) for p in wording or [])
+    os.environ["LUMBAR_SERVE_CONSENT_DOCUMENTS"] = (
+        str(consent_documents.resolve()) if consent_documents else ""
+    )
     console().print(
         f"Serving {database.display_url} on http://{host}:{port}/ "
         f"({workers} worker{'s' * (workers != 1)}); stop with Ctrl+C."

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         authenticate_token,
     )
     from lumbar.operations.backups import Restored, backup, restore
+    from lumbar.operations.consent import ConsentRecord, NewConsentToken, ReconsentDue
+    from lumbar.operations.consent_link import ConsentLink, authenticate_consent
     from lumbar.operations.consort import CONSORT_COLUMNS
     from lumbar.operations.context import Context, Principal, read_protocol
     from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
@@ -70,6 +72,11 @@ _WHERE = {
     "GrantView": "lumbar.operations.people",
     "IdentityView": "lumbar.operations.enrolment",
     "NewSurveyToken": "lumbar.operations.survey",
+    "ConsentLink": "lumbar.operations.consent_link",
+    "ConsentRecord": "lumbar.operations.consent",
+    "NewConsentToken": "lumbar.operations.consent",
+    "ReconsentDue": "lumbar.operations.consent",
+    "authenticate_consent": "lumbar.operations.consent_link",
     "NewToken": "lumbar.operations.credentials",
     "OUTCOMES": "lumbar.operations.vocabulary",
     "PERMISSIONS": "lumbar.operations.vocabulary",
@@ -131,15 +138,19 @@ __all__ = [
     "Assignment",
     "AuditFinding",
     "AuditReport",
+    "ConsentLink",
+    "ConsentRecord",
     "Context",
     "GrantView",
     "IdentityView",
+    "NewConsentToken",
     "NewSurveyToken",
     "NewToken",
     "ParticipantView",
     "Principal",
     "QuestionnaireView",
     "RandomizationReport",
+    "ReconsentDue",
     "Restored",
     "Scope",
     "ScreeningView",
@@ -159,6 +170,7 @@ __all__ = [
     "TrialInfo",
     "Upgraded",
     "VisitStatus",
+    "authenticate_consent",
     "authenticate_password",
     "authenticate_survey",
     "authenticate_token",

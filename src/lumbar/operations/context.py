@@ -220,6 +220,9 @@ class Context:
 
     synthetic = False
     """Whether the trial's data are synthetic (a demo or a test): every page says so."""
+    consent_documents: Path | None = None
+    """The folder holding the consent document files the protocol declares (``lumbar
+    serve --consent-documents DIR``); None: electronic consent cannot show a document."""
     lease: Lease | None = None
     """The shared lease this open trial holds (None: a restore's own look at a copy)."""
     _leased = False

@@ -322,8 +322,24 @@ class EnrolmentService(Service):
             )
 
     def consent(self, reference: str, version: str, consent_date: dt.date) -> None:
-        """Record consent (form version, date, and who took it: the acting user)."""
+        """Record consent on paper (form version, date, and who took it: the acting user).
+
+        When the protocol declares consent documents, the version must be one of them.
+        """
         version = require_text(version, "version", "consent form version")
+        plan = self.protocol.consent
+        if plan is not None and plan.document(version) is None:
+            raise OperationError(
+                "unknown consent version",
+                [
+                    Problem(
+                        "version",
+                        "is not a version the protocol declares",
+                        version,
+                        "versions: " + ", ".join(plan.versions()),
+                    )
+                ],
+            )
         with self._unit("consent") as unit:
             participant = unit.participant(reference)
             if participant.eligibility != "eligible":
@@ -360,6 +376,7 @@ class EnrolmentService(Service):
                     consent_date=consent_date,
                     taken_by=unit.scope.id,
                     recorded_at=unit.now,
+                    method="paper",
                 )
             )
             unit.audit(

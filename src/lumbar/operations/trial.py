@@ -43,6 +43,7 @@ from lumbar.operations.allocation import (
     read_allocation_csv,
 )
 from lumbar.operations.audit import AuditService
+from lumbar.operations.consent import ConsentService
 from lumbar.operations.consort import ConsortService
 from lumbar.operations.context import (
     SYSTEM_ACTOR,
@@ -154,6 +155,7 @@ class Trial:
         self._people = PeopleService(context, principal)
         self._credentials = CredentialService(context, principal)
         self._enrolment = EnrolmentService(context, principal)
+        self._consent = ConsentService(context, principal)
         self._responses = ResponseService(context, principal)
         self._survey_links = SurveyLinkService(context, principal)
         self._randomization = RandomizationService(context, principal)
@@ -174,9 +176,12 @@ class Trial:
         key_file: Path | None = None,
         keys: Keys | None = None,
         clock: Clock = utc_now,
+        consent_documents: Path | None = None,
     ) -> Trial:
-        """Open the trial at ``url`` for one principal (a user name: the operator's word)."""
+        """Open the trial at ``url`` for one principal (a user name: the operator's word);
+        ``consent_documents``: the folder of the consent document files."""
         context = Context.open(url, key_file=key_file, keys=keys, clock=clock)
+        context.consent_documents = consent_documents
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         return cls(context, principal, owns_context=True)
 
@@ -260,6 +265,14 @@ class Trial:
     identity = Operation("_enrolment", EnrolmentService.identity)
     consent = Operation("_enrolment", EnrolmentService.consent)
     enrol = Operation("_enrolment", EnrolmentService.enrol)
+    consent_document = Operation("_consent", ConsentService.consent_document)
+    record_electronic_consent = Operation("_consent", ConsentService.record_electronic_consent)
+    consents = Operation("_consent", ConsentService.consents)
+    verify_consents = Operation("_consent", ConsentService.verify_consents)
+    reconsent_due = Operation("_consent", ConsentService.reconsent_due)
+    issue_consent_link = Operation("_consent", ConsentService.issue_consent_link)
+    revoke_consent_link = Operation("_consent", ConsentService.revoke_consent_link)
+    consent_links = Operation("_consent", ConsentService.consent_links)
     withdraw = Operation("_enrolment", EnrolmentService.withdraw)
     participants = Operation("_enrolment", EnrolmentService.participants)
     participant = Operation("_enrolment", EnrolmentService.participant)

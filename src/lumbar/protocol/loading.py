@@ -24,6 +24,7 @@ __all__ = [
     "load_protocol",
     "parse_protocol",
     "resolve_protocol",
+    "shipped_consent_documents",
     "shipped_protocol",
     "shipped_protocol_names",
     "shipped_text",
@@ -89,6 +90,12 @@ def shipped_protocol_names() -> tuple[str, ...]:
             if entry.name.endswith(".yaml")
         )
     )
+
+
+def shipped_consent_documents() -> Path:
+    """The folder of the example consent documents the shipped protocols name
+    (``lumbar serve --consent-documents`` with this folder shows them)."""
+    return Path(str(resources.files(_SHIPPED).joinpath("consent")))
 
 
 def shipped_text(name: str) -> str:

@@ -12,7 +12,7 @@ can point at the line.
 Sections of a protocol file, in order: ``lumbar_protocol`` (the format version),
 ``trial``, ``arms``, ``vocabulary``, ``eligibility``, ``visits``,
 ``randomization``, ``outcomes``, ``analysis``, and the optional ``access``,
-``messages`` and ``session_rating``. ``docs/protocol.md`` describes each field.
+``messages``, ``session_rating`` and ``consent``. ``docs/protocol.md`` describes each field.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from lumbar._declared import (
     refuse,
 )
 from lumbar.instruments import INSTRUMENTS, Instrument, MeasurementProperties
+from lumbar.protocol.consent import ConsentDocument, ConsentPlan, ConsentQuestion
 from lumbar.protocol.messages import ParticipantMessages
 from lumbar.protocol.rules import RATING_MAXIMUM, RATING_MINIMUM, check_protocol
 
@@ -51,6 +52,9 @@ __all__ = [
     "AnalysisPlan",
     "Arm",
     "Condition",
+    "ConsentDocument",
+    "ConsentPlan",
+    "ConsentQuestion",
     "Eligibility",
     "OutOfWindowRule",
     "Outcome",
@@ -696,6 +700,11 @@ class Protocol(Frozen):
     )
     session_rating: SessionRating | None = Field(
         default=None, description="the rating taken before each treatment session, if any"
+    )
+    consent: ConsentPlan | None = Field(
+        default=None,
+        description="the consent documents for electronic consent; none when absent "
+        "(consent is recorded on paper: a version and a date)",
     )
 
     @model_validator(mode="after")

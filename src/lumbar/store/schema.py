@@ -51,6 +51,7 @@ __all__ = [
     "AuditRecord",
     "Base",
     "Consent",
+    "ConsentToken",
     "Identity",
     "LoginFailure",
     "Participant",
@@ -314,14 +315,52 @@ class Identity(Base):
 
 
 class Consent(Base):
+    """A consent: on paper (staff record the version and the date), or electronic.
+
+    An electronic consent (``method`` ``site`` or ``participant_link``) also keeps the
+    SHA-256 of the document shown, the answers to its questions, the typed name sealed
+    with the identity key (an identifier: only in sealed form), and ``digest``, an
+    HMAC under the audit key over all of these, so a changed row no longer verifies.
+    """
+
     __tablename__ = "consent"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
     version: Mapped[str] = mapped_column(String(64))
     consent_date: Mapped[dt.date]
-    taken_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    taken_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    """The member of staff who took (or was present at) the consent; None through a link."""
     recorded_at: Mapped[dt.datetime]
+    method: Mapped[str] = mapped_column(String(32), default="paper")
+    """``paper``, ``site`` (electronic, on a staff device) or ``participant_link``."""
+    document_sha256: Mapped[str | None] = mapped_column(String(64))
+    answers: Mapped[dict[str, Any] | None]
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("consent_token.id"))
+    digest: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentToken(Base):
+    """A participant's link to consent again to one version of the consent document, once.
+
+    Kept like :class:`SurveyToken`: a SHA-256 digest with a non-secret prefix.
+    """
+
+    __tablename__ = "consent_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    opened_at: Mapped[dt.datetime | None]
+    used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class AllocationSlot(Base):

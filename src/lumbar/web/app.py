@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import admin, api, enrolment, pages, records, report, survey
+from lumbar.web import admin, api, consent, enrolment, pages, records, report, survey
 from lumbar.web.base import (
     HERE,
     SECOND_FACTOR_PAGE,
@@ -77,6 +77,7 @@ def create_app(
     reports_dir: Path | None = None,
     messages: Path | None = None,
     wording: Sequence[Path] = (),
+    consent_documents: Path | None = None,
 ) -> FastAPI:
     """The application for the trial at ``url`` (the embedded SQLite trial by default).
 
@@ -88,10 +89,13 @@ def create_app(
     temporary folder; every worker process must see the same folder).
     ``messages``: the participants' pages' message catalogue in another language (a file
     with the keys of lumbar's ``web/messages/en.yaml``); ``wording``: licensed wording files
-    whose item texts those pages show (lumbar's own labels otherwise).
+    whose item texts those pages show (lumbar's own labels otherwise);
+    ``consent_documents``: the folder of the consent document files the protocol declares
+    (electronic consent shows none without it).
     ``clock`` and ``password_hasher`` are for tests (a clock they move, cheap hashing).
     """
     context = Context.open(url, key_file=key_file, clock=clock, password_hasher=password_hasher)
+    context.consent_documents = consent_documents
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -178,6 +182,7 @@ def create_app(
     app.mount(api.API_PREFIX, api.create_api(context))
     app.include_router(pages.router)
     app.include_router(enrolment.router)
+    app.include_router(consent.router)
     app.include_router(records.router)
     app.include_router(admin.router)
     app.include_router(report.router)
@@ -222,6 +227,7 @@ def from_environment() -> FastAPI:
     reports = os.environ.get("LUMBAR_SERVE_REPORTS")
     messages = os.environ.get("LUMBAR_SERVE_MESSAGES")
     wording = os.environ.get("LUMBAR_SERVE_WORDING")
+    documents = os.environ.get("LUMBAR_SERVE_CONSENT_DOCUMENTS")
     return create_app(
         os.environ.get("LUMBAR_SERVE_DB") or None,
         key_file=Path(key_file) if key_file else None,
@@ -229,4 +235,5 @@ def from_environment() -> FastAPI:
         reports_dir=Path(reports) if reports else None,
         messages=Path(messages) if messages else None,
         wording=[Path(path) for path in wording.split(os.pathsep)] if wording else (),
+        consent_documents=Path(documents) if documents else None,
     )

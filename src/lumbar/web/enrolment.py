@@ -34,6 +34,7 @@ from lumbar.web.base import (
     found,
     render,
 )
+from lumbar.web.consent import consent_values
 
 __all__ = ["router"]
 
@@ -182,7 +183,9 @@ def consent_form(reference: str, request: Request, page: SignedIn) -> Response:
     page.trial.authorize("consent")
     today = page.trial.clock().date()
     form = {"version": _consent_version(page), "consent_date": today.isoformat()}
-    return _form_page(request, page, "enrolment_consent.html", view, form, [])
+    return _form_page(
+        request, page, "enrolment_consent.html", view, form, [], extra=consent_values(page)
+    )
 
 
 @router.post("/participants/{reference}/consent")
@@ -191,17 +194,38 @@ def consent_post(reference: str, request: Request, form: CheckedForm, page: Sign
     consent_date, wrong = _date(form, "consent_date", "the date consent was given")
     try:
         if consent_date is None:
-            return _form_page(request, page, "enrolment_consent.html", view, form, wrong, 422)
+            return _form_page(
+                request,
+                page,
+                "enrolment_consent.html",
+                view,
+                form,
+                wrong,
+                422,
+                extra=consent_values(page),
+            )
         page.trial.consent(reference, form.get("version", ""), consent_date)
     except OperationError as error:
         return _form_page(
-            request, page, "enrolment_consent.html", view, form, form_refusal(error), 422
+            request,
+            page,
+            "enrolment_consent.html",
+            view,
+            form,
+            form_refusal(error),
+            422,
+            extra=consent_values(page),
         )
     return _redirect(f"/participants/{reference}")
 
 
 def _consent_version(page: Page) -> str:
-    """The consent form version the protocol names, when it names one."""
+    """The consent form version the protocol names, when it names one: the consent
+    document in effect today, when it declares consent documents."""
+    plan = page.trial.protocol.consent
+    current = plan.current(page.trial.clock().date()) if plan is not None else None
+    if current is not None:
+        return current.version
     return str(getattr(page.trial.protocol.trial, "consent_version", "") or "")
 
 
@@ -407,6 +431,8 @@ def _form_page(
     form: Mapping[str, str],
     errors: list[dict[str, str]],
     status_code: int = 200,
+    *,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     return render(
         request,
@@ -420,6 +446,7 @@ def _form_page(
             "identity": None,
             "recorded": request.query_params.get("recorded") == "1",
             "understood": UNDERSTOOD,
+            **(extra or {}),
         },
         page=page,
         status_code=status_code,

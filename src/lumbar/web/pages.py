@@ -131,6 +131,11 @@ def dashboard(request: Request, page: SignedIn) -> Response:
     except AccessError:
         events = None  # the role may not see them (they could reveal the arm)
     waiting = trial.notifications(waiting=True) if page.may("notifications") else None
+    reconsent = (
+        trial.reconsent_due()
+        if page.may("consent") and trial.protocol.consent is not None
+        else None
+    )
     return render(
         request,
         "dashboard.html",
@@ -145,6 +150,7 @@ def dashboard(request: Request, page: SignedIn) -> Response:
             "events": events,
             "serious": None if events is None else [event for event in events if event.serious],
             "notifications": waiting,
+            "reconsent": reconsent,
             "planned": trial.protocol.trial.planned_participants,
         },
         page=page,
@@ -185,6 +191,7 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             if is_unknown(error):
                 raise NotFoundError() from None
             raise
+    consents = trial.consents(reference)
     return render(
         request,
         "participant.html",
@@ -192,10 +199,28 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             "participant": view,
             "schedule": schedule,
             "today": trial.clock().date(),
+            "consents": consents,
+            "consent_due": _consent_due(page, view, consents),
             **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
         },
         page=page,
     )
+
+
+def _consent_due(page: Page, view: Any, consents: list[Any]) -> str | None:
+    """The consent version in effect, when this enrolled participant in follow-up has
+    consented only to older ones and the user may record consent; else None."""
+    plan = page.trial.protocol.consent
+    if plan is None or not consents or not page.may("consent"):
+        return None
+    if view.study_id is None or view.status in ("withdrew_consent", "lost_to_follow_up"):
+        return None
+    current = plan.current(page.trial.clock().date())
+    versions = plan.versions()
+    latest = consents[-1].version
+    if current is None or latest not in versions:
+        return None
+    return current.version if versions.index(latest) < versions.index(current.version) else None
 
 
 def _records(page: Page, study_id: str) -> dict[str, Any]:

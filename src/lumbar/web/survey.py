@@ -191,10 +191,12 @@ def install(app: FastAPI, *, messages: Path | None, wording: Sequence[Path]) -> 
             site.failed.record(_address(request), context_of(request).now())
         day = error.day.isoformat() if error.day is not None else ""
         status = {"forged": 404, "not_open": 403}.get(error.reason, 410)
+        # A consent link's refusal is worded for consent (lumbar.web.consent).
+        kind = "consent.refused" if request.url.path.startswith("/consent/") else "refused"
         return _render(
             request,
             "survey_refused.html",
-            {"message": site.catalogue.text(f"refused.{error.reason}", day=day)},
+            {"message": site.catalogue.text(f"{kind}.{error.reason}", day=day)},
             status_code=status,
         )
 
