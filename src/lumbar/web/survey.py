@@ -18,10 +18,10 @@ saying so and changes nothing; forged links are counted per client address and, 
 before any lookup.
 
 Pages are plain HTML forms (no script) with large tap targets. Every text comes from a
-:class:`Catalogue` (English shipped as ``messages/en.yaml``; another language from a file
-with the same keys), item texts from the instrument registry, or from licensed wording
-files the server was given (:func:`lumbar.instruments.load_wording`), as everywhere else
-in lumbar.
+:class:`~lumbar.messages.Catalogue` (English shipped as ``lumbar/messages/en.yaml``;
+another language from a file with the same keys), item texts from the instrument
+registry, or from licensed wording files the server was given
+(:func:`lumbar.instruments.load_wording`), as everywhere else in lumbar.
 """
 
 from __future__ import annotations
@@ -34,22 +34,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lumbar._declared import read_text_limited
-from lumbar.errors import AnswerError, LumbarError, OperationError, Problem
+from lumbar.errors import AnswerError, OperationError
 from lumbar.instruments import INSTRUMENTS, Instrument, apply_wording, load_wording
+from lumbar.messages import Catalogue
 from lumbar.operations.authentication import SurveyLinkRefusedError, authenticate_survey
 from lumbar.operations.survey import Survey, SurveyDue
-from lumbar.web.base import HERE, NotFoundError, context_of, form_field
+from lumbar.web.base import NotFoundError, context_of, form_field
 from lumbar.web.records import answer_value, shown_answer
 
 __all__ = [
     "FAILED_LOOKUP_LIMIT",
     "FAILED_LOOKUP_PERIOD",
-    "Catalogue",
     "FailedLookups",
     "install",
     "router",
@@ -63,64 +61,9 @@ mistyping their link a few times stays far below; a guesser of 128-bit tokens ga
 nothing from 20 tries either way: the limit keeps the server's work bounded)."""
 FAILED_LOOKUP_PERIOD = dt.timedelta(minutes=10)
 
-MESSAGES = HERE / "messages" / "en.yaml"
-"""The English catalogue shipped with lumbar."""
-
 CHOICE_RANGE_LIMIT = 11
 """An integer item with at most this many values (a 0-10 rating) is offered as buttons to
 tap rather than a number to type."""
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """The texts a participant reads, by key; ``text(key, **values)`` fills ``{name}``."""
-
-    texts: Mapping[str, str]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> Catalogue:
-        """English, or the catalogue in ``path``, which must give every key English has."""
-        english = _read_catalogue(MESSAGES)
-        if path is None:
-            return cls(english)
-        other = _read_catalogue(path)
-        missing = sorted(set(english) - set(other))
-        unknown = sorted(set(other) - set(english))
-        if missing or unknown:
-            raise LumbarError(
-                "the message catalogue does not match lumbar's",
-                [Problem("key", "is missing", key, "copy it from en.yaml") for key in missing]
-                + [Problem("key", "is not a message lumbar shows", key) for key in unknown],
-                source=str(path),
-            )
-        return cls(other)
-
-    @property
-    def language(self) -> str:
-        return self.texts["language"]
-
-    def text(self, key: str, **values: object) -> str:
-        return self.texts[key].format(**values)
-
-
-def _read_catalogue(path: Path) -> dict[str, str]:
-    try:
-        loaded: Any = yaml.safe_load(read_text_limited(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise LumbarError(
-            "cannot read the message catalogue",
-            [Problem("file", str(error), hint="a UTF-8 YAML file of key: text lines")],
-            source=str(path),
-        ) from None
-    if not isinstance(loaded, dict) or not all(
-        isinstance(key, str) and isinstance(text, str) for key, text in loaded.items()
-    ):
-        raise LumbarError(
-            "the message catalogue is not a mapping of key to text",
-            [Problem("file", "give one 'key: text' a line", hint="see lumbar's en.yaml")],
-            source=str(path),
-        )
-    return dict(loaded)
 
 
 class FailedLookups:
