@@ -219,7 +219,7 @@ class SurveyLinkService(Service):
             participant = unit.enrolled(reference)
             rows = unit.session.execute(
                 select(SurveyToken)
-                .where(SurveyToken.participant_id == participant.id)
+                .where(SurveyToken.participant_id == participant.id, SurveyToken.kind == "survey")
                 .order_by(SurveyToken.id)
             ).scalars()
             return [
@@ -386,6 +386,7 @@ def _live(unit: Unit, participant_id: int, visit: str) -> list[SurveyToken]:
             select(SurveyToken)
             .where(
                 SurveyToken.participant_id == participant_id,
+                SurveyToken.kind == "survey",
                 SurveyToken.visit == visit,
                 SurveyToken.used_at.is_(None),
                 SurveyToken.revoked_at.is_(None),
