@@ -359,12 +359,21 @@ def sessions_page(study_id: str, request: Request, page: SignedIn) -> Response:
     with found():
         plan = page.trial.treatment_plan(study_id)
         sessions = page.trial.sessions(study_id)
+        # The same users see the ratings the participant gave on their phone (pending,
+        # attached to a session, or superseded by the tablet's) and their link's state.
+        given = page.trial.given_ratings(study_id) if plan.ratings else []
+        links = page.trial.rating_links(study_id) if plan.ratings else []
     return render(
         request,
         "records_sessions.html",
         {
             "plan": plan,
             "sessions": sessions,
+            "given": given,
+            "link": links[-1] if links else None,
+            "link_last_day": (links[-1].expires_at - dt.timedelta(days=1)).date().isoformat()
+            if links
+            else "",
             "labels": _vocabulary_labels(page),
             "ratings": _rating_labels(plan),
         },

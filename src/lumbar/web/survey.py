@@ -7,11 +7,16 @@
     /survey/lms_.../review            the answers, to check before sending
     /survey/lms_.../submit (POST)     sends them once, through Survey.submit
     /survey/thanks                    the thank-you page
+    /rate/lmr_...                     the rating before today's treatment session
+    /rate/lmr_... (POST)              gives it (again the same day: replaces it),
+                                      through SessionRatingForm.give
 
 The token in the address is the participant's only credential: every request
 authenticates it again (:func:`~lumbar.operations.authentication.authenticate_survey`) and
 goes through :class:`~lumbar.operations.survey.Survey`, which knows only that link's
-participant and visit; no page shows an arm, another participant or a staff link. A link
+participant and visit (a session-rating link goes through
+:class:`~lumbar.operations.ratings.SessionRatingForm`, which knows only that participant
+and today); no page shows an arm, another participant or a staff link. A link
 that opens nothing (forged, revoked, used, not open yet, expired, closed) gets a page
 saying so and changes nothing; forged links are counted per client address and, past
 :data:`FAILED_LOOKUP_LIMIT` in :data:`FAILED_LOOKUP_PERIOD`, the address is answered 429
@@ -40,7 +45,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lumbar.errors import AnswerError, OperationError
 from lumbar.instruments import INSTRUMENTS, Instrument, apply_wording, load_wording
 from lumbar.messages import Catalogue
-from lumbar.operations.authentication import SurveyLinkRefusedError, authenticate_survey
+from lumbar.operations.authentication import (
+    SurveyLinkRefusedError,
+    authenticate_rating_link,
+    authenticate_survey,
+)
+from lumbar.operations.ratings import RatingToday, SessionRatingForm
 from lumbar.operations.survey import Survey, SurveyDue
 from lumbar.web.base import NotFoundError, context_of, form_field
 from lumbar.web.records import answer_value, shown_answer
@@ -134,10 +144,13 @@ def install(app: FastAPI, *, messages: Path | None, wording: Sequence[Path]) -> 
             site.failed.record(_address(request), context_of(request).now())
         day = error.day.isoformat() if error.day is not None else ""
         status = {"forged": 404, "not_open": 403}.get(error.reason, 410)
+        key = f"refused.{error.reason}"
+        if error.link == "session_rating":
+            key = f"rating.{key}"
         return _render(
             request,
             "survey_refused.html",
-            {"message": site.catalogue.text(f"refused.{error.reason}", day=day)},
+            {"message": site.catalogue.text(key, day=day)},
             status_code=status,
         )
 
@@ -166,6 +179,14 @@ def _survey(request: Request, token: str) -> Survey:
     if _site(request).failed.blocked(_address(request), context.now()):
         raise TooManyLookupsError()
     return Survey(context, authenticate_survey(context, token))
+
+
+def _rating(request: Request, token: str) -> SessionRatingForm:
+    """The rating form a session-rating link opens (same refusals and rate limit)."""
+    context = context_of(request)
+    if _site(request).failed.blocked(_address(request), context.now()):
+        raise TooManyLookupsError()
+    return SessionRatingForm(context, authenticate_rating_link(context, token))
 
 
 def _render(
@@ -373,3 +394,67 @@ def form_post(token: str, name: str, request: Request, form: Posted) -> Response
         named = frozenset(form_field(problem.where) for problem in error.problems) & items
         return _form(request, token, due, name, values, named, general=True)
     return _redirect(_next_screen(token, due))
+
+
+# ---------------------------------------------------------------- rating before a session
+
+
+def _rating_page(
+    request: Request,
+    token: str,
+    today: RatingToday,
+    values: Mapping[str, str],
+    problems: frozenset[str] = frozenset(),
+    general: bool = False,
+) -> Response:
+    """Today's rating form: one 0-10 question per rating the protocol declares, the
+    instrument's own item text and anchors, as buttons to tap."""
+    site = _site(request)
+    questions = []
+    for name in today.instruments:
+        (item,) = _items(site.instrument(name), site.catalogue.text)[:1]
+        questions.append({**item, "id": name})
+    last_day = today.expires_at - dt.timedelta(days=1)
+    return _render(
+        request,
+        "rating_form.html",
+        {
+            "token": token,
+            "questions": questions,
+            "values": values,
+            "problems": problems,
+            "general": general or bool(problems),
+            "given": today.given is not None,
+            "logged": today.session_logged,
+            "day": today.day.isoformat(),
+            "closes": last_day.date().isoformat(),
+        },
+        status_code=422 if problems or general else 200,
+    )
+
+
+@router.get("/rate/{token}")
+def rating_page(token: str, request: Request) -> Response:
+    today = _rating(request, token).open()
+    values = {name: str(value) for name, value in (today.given or {}).items()}
+    return _rating_page(request, token, today, values)
+
+
+@router.post("/rate/{token}")
+def rating_post(token: str, request: Request, form: Posted) -> Response:
+    rating = _rating(request, token)
+    today = rating.today()
+    values = {name: str(form.get(f"rating_{name}", "")).strip() for name in today.instruments}
+    given = {name: answer_value(text) for name, text in values.items() if text}
+    try:
+        rating.give(given)
+    except OperationError as error:
+        if isinstance(error, SurveyLinkRefusedError):
+            raise
+        named = frozenset(
+            form_field(problem.where).removeprefix("rating_") for problem in error.problems
+        )
+        return _rating_page(
+            request, token, rating.today(), values, named & set(today.instruments), general=True
+        )
+    return _redirect(f"/rate/{token}")
