@@ -16,9 +16,11 @@ from lumbar.operations.authentication import (
     authenticate_rating_link,
     authenticate_survey,
 )
+from lumbar.operations.context import utc_now
 from lumbar.operations.ratings import SessionRatingForm
 from lumbar.protocol import Protocol, shipped_protocol
 from lumbar.store.schema import AuditRecord, GivenRating
+from tests.clitools import Cli
 from tests.operations.test_authentication import CHEAP, everything
 from tests.operations.test_session_ratings import log, treated
 from tests.operations.world import World, build_world
@@ -288,3 +290,29 @@ def test_ratings_are_shown_to_those_who_see_sessions_only(world: World, context:
     nyc = Trial(context, Principal.operator("coord_nyc"))
     with pytest.raises(LumbarError):
         nyc.given_ratings(study_id)
+
+
+def test_lumbar_session_rating_link_issues_lists_and_revokes_and_ratings_lists(
+    world: World, context: Context
+) -> None:
+    world.clock.now = utc_now()  # the command runs on the real clock
+    study_id = treated(world)
+    control = usual_care(world)
+    cli = Cli(world.url, world.key_file)
+    shown = cli("session", "rating-link", "show", study_id, user="ther")
+    (address,) = [line for line in shown.splitlines() if "/rate/lmr_" in line]
+    token = address.rsplit("/", 1)[1]
+    phone(context, token).give({"bothersomeness": 5})
+    listed = cli("session", "rating-link", "list", study_id, user="ther")
+    assert token[:12] in listed
+    assert token not in listed
+    ratings = cli("session", "ratings", study_id, user="ther")
+    assert "pending" in ratings
+    assert "5" in ratings
+    cli("session", "rating-link", "revoke", study_id, user="ther")
+    assert "revoked" in cli("session", "rating-link", "list", study_id, user="ther")
+    refused = cli("session", "rating-link", "show", control, user="ther", code=2)
+    assert "no treatment sessions" in refused
+    blinded = cli("session", "rating-link", "show", control, user="admin", code=2)
+    assert "blinded" in blinded
+    assert "usual" not in blinded.lower()
