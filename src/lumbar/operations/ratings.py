@@ -69,6 +69,7 @@ from lumbar.operations.authentication import (
     rating_link_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
+from lumbar.operations.schedule import start_of_day
 from lumbar.protocol import RATING_MAXIMUM, RATING_MINIMUM, Protocol
 from lumbar.store.schema import (
     GivenRating,
@@ -96,6 +97,8 @@ __all__ = [
 RATING_LINK: Final = "session_rating"
 """``survey_token.kind`` (and ``visit``) of a session-rating link."""
 GIVEN_STATUSES = ("pending", "attached", "superseded")
+_ISSUING = "a session-rating link (only participants with sessions get one)"
+"""What a blinded user is refused, in the same words whoever the participant is."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,7 @@ class SessionRatingLinkService(Service):
         with self._unit("session") as unit:
             # Before the participant is looked up: a blinded user is refused alike for
             # every participant, so the refusal says nothing of anyone's arm.
-            unit.scope.require_unblinded(
-                "a session-rating link (only participants with sessions get one)"
-            )
+            unit.scope.require_unblinded(_ISSUING)
             rating = self.protocol.session_rating
             if rating is None:
                 raise OperationError(
@@ -207,8 +208,8 @@ class SessionRatingLinkService(Service):
             last_day = allocation.randomized_on + dt.timedelta(
                 days=sessions.planned * sessions.interval_days
             )
-            opens_at = _midnight(allocation.randomized_on)
-            expires_at = _midnight(last_day + dt.timedelta(days=1))
+            opens_at = start_of_day(allocation.randomized_on)
+            expires_at = start_of_day(last_day + dt.timedelta(days=1))
             if expires_at <= unit.now:
                 raise OperationError(
                     "the treatment period is over",
@@ -254,9 +255,7 @@ class SessionRatingLinkService(Service):
     def revoke_rating_link(self, reference: str) -> int:
         """Revoke the participant's live session-rating link; returns how many were revoked."""
         with self._unit("session") as unit:
-            unit.scope.require_unblinded(
-                "a session-rating link (only participants with sessions get one)"
-            )
+            unit.scope.require_unblinded(_ISSUING)
             participant = unit.enrolled(reference)
             revoked = _revoke_live(unit, participant.id, str(participant.study_id), "revoked")
             if not revoked:
@@ -590,10 +589,6 @@ def _stopped(session: Session, participant_id: int) -> bool:
         ).first()
         is not None
     )
-
-
-def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
 
 def _status(row: SurveyToken, now: dt.datetime) -> str:

@@ -50,6 +50,7 @@ from lumbar.operations.authentication import (
     authenticate_rating_link,
     authenticate_survey,
 )
+from lumbar.operations.context import Context
 from lumbar.operations.ratings import RatingToday, SessionRatingForm
 from lumbar.operations.survey import Survey, SurveyDue
 from lumbar.web.base import NotFoundError, context_of, form_field
@@ -173,19 +174,23 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _survey(request: Request, token: str) -> Survey:
-    """The survey the link opens (its refusal is the page that explains it)."""
+def _unless_blocked(request: Request) -> Context:
+    """The trial's context, unless the client's address tried too many forged links."""
     context = context_of(request)
     if _site(request).failed.blocked(_address(request), context.now()):
         raise TooManyLookupsError()
+    return context
+
+
+def _survey(request: Request, token: str) -> Survey:
+    """The survey the link opens (its refusal is the page that explains it)."""
+    context = _unless_blocked(request)
     return Survey(context, authenticate_survey(context, token))
 
 
 def _rating(request: Request, token: str) -> SessionRatingForm:
-    """The rating form a session-rating link opens (same refusals and rate limit)."""
-    context = context_of(request)
-    if _site(request).failed.blocked(_address(request), context.now()):
-        raise TooManyLookupsError()
+    """The rating form a session-rating link opens (the same refusals and rate limit)."""
+    context = _unless_blocked(request)
     return SessionRatingForm(context, authenticate_rating_link(context, token))
 
 
