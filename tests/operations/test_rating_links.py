@@ -287,9 +287,14 @@ def test_ratings_are_shown_to_those_who_see_sessions_only(world: World, context:
         world.as_("assessor").given_ratings(study_id)  # no treatment_records
     with pytest.raises(AccessError):
         world.as_("coord_open").issue_rating_link(study_id)  # no session permission
-    nyc = Trial(context, Principal.operator("coord_nyc"))
-    with pytest.raises(LumbarError):
-        nyc.given_ratings(study_id)
+    admin = world.as_("admin")
+    admin.add_staff("ther_nyc", "therapist", ["NYC"], reason="gives the massage in New York")
+    nyc = Trial(context, Principal.operator("ther_nyc"))  # unblinded, another site
+    for call in (nyc.given_ratings, nyc.rating_links, nyc.issue_rating_link):
+        with pytest.raises(LumbarError) as unknown:
+            call(study_id)
+        assert "blinded" not in str(unknown.value)  # refused for the site, not the blind
+    assert [g.status for g in world.as_("ther").given_ratings(study_id)] == ["pending"]
 
 
 def test_lumbar_session_rating_link_issues_lists_and_revokes_and_ratings_lists(
