@@ -10,8 +10,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from lumbar.messages import Catalogue
+from lumbar.operations import Principal, Trial
 from tests.operations.test_session_ratings import log, treated
-from tests.web.browser import Served, by_keyboard, screenshot
+from tests.web.browser import Served, accessible, by_keyboard, screenshot
+from tests.web.conftest import PASSWORD
+from tests.web.test_browser import sign_in
 from tests.web.test_survey_browser import PHONE, _check, _console_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -94,3 +97,27 @@ def test_a_participant_rates_with_the_keyboard_alone(served: Served, phone: Page
     expect(phone.locator(".notice")).to_be_visible()
     (given,) = served.world.as_("ther").given_ratings(study_id)
     assert dict(given.ratings) == {"bothersomeness": 4, "pain_intensity": 3}
+
+
+def test_a_therapist_issues_the_link_on_the_sessions_page_and_the_phone_opens_it(
+    served: Served, browser: Browser, phone: Page
+) -> None:
+    world = served.world
+    study_id = treated(world)
+    Trial(served.app.state.context, Principal.operator("admin")).set_password(PASSWORD, "ther")
+    context = browser.new_context()
+    staff = context.new_page()
+    try:
+        sign_in(staff, served, "ther")
+        staff.goto(f"{served.url}/participants/{study_id}/sessions")
+        accessible(staff, "the sessions page with the ratings section")
+        staff.get_by_role("button", name="Issue a session-rating link").click()
+        expect(staff.get_by_role("heading", level=1)).to_have_text(
+            f"Session-rating link: {study_id}"
+        )
+        accessible(staff, "the page showing a new session-rating link")
+        address = staff.locator("code.secret").inner_text()
+    finally:
+        context.close()
+    phone.goto(address)
+    expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("rating.title"))

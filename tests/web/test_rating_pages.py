@@ -18,7 +18,7 @@ from lumbar.messages import MESSAGES, Catalogue
 from lumbar.web.app import create_app
 from tests.operations.test_session_ratings import log, treated
 from tests.operations.world import World
-from tests.web.conftest import CHEAP, set_password, sign_in
+from tests.web.conftest import CHEAP, hidden, set_password, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +150,27 @@ def test_staff_who_see_sessions_see_the_phones_ratings_pending_and_attached(
     blinded = client.get(f"/participants/{study_id}/sessions")
     assert blinded.status_code == 403
     assert "pending" not in blinded.text
+
+
+def test_a_therapist_issues_and_revokes_the_link_on_the_sessions_page(
+    world: World, client: TestClient
+) -> None:
+    study_id = treated(world)
+    set_password(client, "ther")
+    assert sign_in(client, "ther").status_code == 303  # type: ignore[attr-defined]
+    sessions = client.get(f"/participants/{study_id}/sessions").text
+    assert "Issue a session-rating link" in sessions
+    csrf = hidden(sessions, "csrf")
+    path = f"/participants/{study_id}/sessions/rating-link"
+    assert client.post(path, data={"action": "issue"}).status_code == 403  # no CSRF token
+    issued = client.post(path, data={"csrf": csrf, "action": "issue"})
+    assert issued.status_code == 200
+    (address,) = re.findall(r"http://testserver/rate/(lmr_[\w-]+)", issued.text)
+    assert client.get(f"/rate/{address}").status_code == 200  # the participant's page opens
+    listed = client.get(f"/participants/{study_id}/sessions").text
+    assert address not in listed  # shown once, never again
+    assert address[:12] in listed
+    revoked = client.post(path, data={"csrf": csrf, "action": "revoke"})
+    assert revoked.status_code == 303
+    assert client.get(f"/rate/{address}").status_code == 410
+    assert [link.status for link in world.as_("ther").rating_links(study_id)] == ["revoked"]

@@ -425,6 +425,39 @@ def new_session_post(
     return _session_form(request, page, plan, form, errors)
 
 
+@router.post("/participants/{study_id}/sessions/rating-link")
+def rating_link_post(
+    study_id: str, request: Request, form: CheckedForm, page: SignedIn
+) -> Response:
+    """Issue the participant's session-rating link (shown this once, to give them) or,
+    with ``action=revoke``, revoke it."""
+    errors: list[dict[str, str]] = []
+    with found():
+        plan = page.trial.treatment_plan(study_id)
+    try:
+        if form.get("action") == "revoke":
+            page.trial.revoke_rating_link(study_id)
+            return _redirect(f"/participants/{study_id}/sessions")
+        link = page.trial.issue_rating_link(study_id)
+    except OperationError as error:
+        errors = form_refusal(error)
+        link = None
+    return render(
+        request,
+        "records_rating_link.html",
+        {
+            "plan": plan,
+            "address": None if link is None else f"{request.base_url}rate/{link.token}",
+            "last_day": ""
+            if link is None
+            else (link.expires_at - dt.timedelta(days=1)).date().isoformat(),
+            "errors": errors,
+        },
+        page=page,
+        status_code=422 if errors else 200,
+    )
+
+
 # ---------------------------------------------------------------------- adverse events
 
 
