@@ -143,6 +143,8 @@ def test_staff_who_see_sessions_see_the_phones_ratings_pending_and_attached(
     yesterday = (world.clock.today - dt.timedelta(days=1)).isoformat()
     assert statuses == {yesterday: (True, False), world.clock.today.isoformat(): (False, True)}
     assert "Session-rating link lmr_" in page.text
+    summary = client.get(f"/participants/{study_id}").text
+    assert "phone: 2, of them 1 pending" in summary
 
     client.cookies.clear()
     set_password(client, "coord")
