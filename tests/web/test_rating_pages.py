@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from lumbar.messages import MESSAGES, Catalogue
 from lumbar.web.app import create_app
+from lumbar.web.survey import FAILED_LOOKUP_LIMIT
 from tests.operations.test_session_ratings import log, treated
 from tests.operations.world import World
 from tests.web.conftest import CHEAP, hidden, set_password, sign_in
@@ -176,3 +177,15 @@ def test_a_therapist_issues_and_revokes_the_link_on_the_sessions_page(
     assert revoked.status_code == 303
     assert client.get(f"/rate/{address}").status_code == 410
     assert [link.status for link in world.as_("ther").rating_links(study_id)] == ["revoked"]
+
+
+def test_forged_rating_links_count_toward_the_same_limit_as_survey_links(
+    world: World, phone: TestClient
+) -> None:
+    _, token = rating_link(world)
+    for number in range(FAILED_LOOKUP_LIMIT):
+        forged = "/rate/lmr_" + f"{number:043d}" if number % 2 else "/survey/lms_" + "B" * 43
+        assert phone.get(forged).status_code == 404
+    limited = phone.get(f"/rate/{token}")  # even a genuine link, from this address, for now
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"]
