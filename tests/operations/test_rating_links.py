@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -174,12 +175,12 @@ def test_a_bad_rating_is_refused_at_its_field_and_nothing_is_stored(
 
 
 def test_a_required_rating_given_on_the_phone_satisfies_the_session_log(
-    database_url: str, tmp_path: object
+    database_url: str, tmp_path: Path
 ) -> None:
     reference = shipped_protocol("massage-clbp")
     data = reference.model_dump(by_alias=True)
     data["session_rating"] = {**data["session_rating"], "required": True}
-    world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))  # type: ignore[arg-type]
+    world = build_world(database_url, tmp_path, protocol=Protocol.model_validate(data))
     study_id = treated(world)
     with pytest.raises(OperationError, match="not logged"):
         log(world, study_id, None)
