@@ -175,8 +175,17 @@ def test_every_permission_refuses_other_roles_naming_those_who_may(
             ),
             lambda t: t.edit_questionnaire(bare, "baseline", "rdq", {"rdq_20": 1}, "typo"),
         ],
-        "session": [lambda t: t.log_session(randomized, today, 60, ["effleurage"], ["low_back"])],
-        "treatment_records": [lambda t: t.adherence(), lambda t: t.adverse_events()],
+        "session": [
+            lambda t: t.log_session(randomized, today, 60, ["effleurage"], ["low_back"]),
+            lambda t: t.issue_rating_link(randomized),
+            lambda t: t.revoke_rating_link(randomized),
+        ],
+        "treatment_records": [
+            lambda t: t.adherence(),
+            lambda t: t.adverse_events(),
+            lambda t: t.rating_links(randomized),
+            lambda t: t.given_ratings(randomized),
+        ],
         "adverse_event": [
             lambda t: t.report_adverse_event(
                 randomized, "bruise", today, severity="mild", serious=False, relatedness="possible"

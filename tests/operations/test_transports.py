@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 
+from lumbar.messages import MESSAGES, Catalogue
 from lumbar.operations.context import utc_now
 from lumbar.operations.outbox import SYNTHETIC_MARK
 from lumbar.operations.transports import (
@@ -225,3 +227,63 @@ def test_the_worker_sends_an_sms_protocols_messages_through_the_http_stub(
     assert body["to"] == "+1 206 555 0100"
     assert LINK in body["text"]
     assert body["text"].startswith(SYNTHETIC_MARK)  # a synthetic trial's messages say so
+
+
+def _second_language(folder: Path) -> Path:
+    """A catalogue in a made-up language 'xx': every English text, marked."""
+    english = yaml.safe_load(MESSAGES.read_text(encoding="utf-8"))
+    other = {key: f"[xx] {text}" for key, text in english.items()} | {"language": "xx"}
+    path = folder / "xx.yaml"
+    path.write_text(yaml.safe_dump(other, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_lumbar_worker_sends_the_words_of_another_languages_catalogue(
+    world: World, tmp_path: Path
+) -> None:
+    world.clock.now = utc_now() - dt.timedelta(days=WEEK_10_OPENS)
+    _participant(world)
+    cli = Cli(world.url, world.key_file)
+    folder = tmp_path / "messages"
+    catalogue = _second_language(tmp_path)
+    arguments = ("worker", "--once", "--transport", "file", "--folder", str(folder))
+    output = cli(*arguments, "--link-base", LINK, "--messages", str(catalogue), user="coord")
+    assert "sent 1" in output
+    (line,) = (folder / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+    shown = json.loads(line)
+    assert shown["subject"].startswith("[xx] ")
+    assert shown["text"].startswith("[xx] Thank you for taking part in")
+    assert LINK in shown["text"]
+
+
+def test_a_synthetic_trials_message_begins_with_its_catalogues_mark(
+    database_url: str, tmp_path: Path
+) -> None:
+    world = build_world(database_url, tmp_path, synthetic=True)
+    _participant(world)
+    world.clock.advance(WEEK_10_OPENS)
+    folder = tmp_path / "messages"
+    catalogue = Catalogue.load(_second_language(tmp_path))
+    worker = world.as_("coord")
+    assert worker.send_messages(FileTransport(folder), link_base=LINK, catalogue=catalogue).sent
+    shown = json.loads((folder / "messages.jsonl").read_text(encoding="utf-8"))
+    assert shown["text"].startswith("[xx] " + SYNTHETIC_MARK)
+    assert Catalogue.load().text("message.synthetic") == SYNTHETIC_MARK
+
+
+def test_lumbar_worker_refuses_a_catalogue_missing_a_key_at_start_naming_it(
+    world: World, tmp_path: Path
+) -> None:
+    english = yaml.safe_load(MESSAGES.read_text(encoding="utf-8"))
+    del english["message.email"]
+    catalogue = tmp_path / "short.yaml"
+    catalogue.write_text(yaml.safe_dump(english), encoding="utf-8")
+    folder = tmp_path / "messages"
+    cli = Cli(world.url, world.key_file)
+    output = cli(
+        "worker", "--once", "--transport", "file", "--folder", str(folder),
+        "--link-base", LINK, "--messages", str(catalogue), user="coord", code=2,
+    )  # fmt: skip
+    assert "message.email" in output
+    assert "is missing" in output
+    assert not folder.exists()  # refused before anything was sent

@@ -152,7 +152,7 @@ def test_every_page_as_every_role_at_every_site_leaks_nothing(
                     assert response.status_code < 500, where
                     if path in ("/survey/thanks", "/consent/thanks"):
                         assert response.status_code == 200, where  # says only "thank you"
-                    elif path.startswith(("/survey/", "/consent/lms_")):
+                    elif path.startswith(("/survey/", "/consent/lms_", "/rate/")):
                         # A participant's page takes no staff session, only a link: a
                         # forged one is refused (404; 429 once this address tried many).
                         assert response.status_code in (404, 429), where

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from lumbar.messages import Catalogue
 from lumbar.web.app import create_app
-from lumbar.web.survey import Catalogue
 from tests.operations.world import World, amended_world, eligible_answers
 from tests.web.conftest import CHEAP, hidden, set_password, sign_in
 

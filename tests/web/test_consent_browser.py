@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from lumbar.messages import Catalogue
 from lumbar.operations import Principal, Trial
-from lumbar.web.survey import Catalogue
 from tests.operations.world import World, amended_world, eligible_answers
 from tests.web.browser import Served, accessible
 from tests.web.conftest import PASSWORD

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from lumbar.errors import LumbarError
 from lumbar.instruments import INSTRUMENTS
+from lumbar.messages import MESSAGES, Catalogue
 from lumbar.web.app import create_app
-from lumbar.web.survey import FAILED_LOOKUP_LIMIT, MESSAGES, Catalogue
+from lumbar.web.survey import FAILED_LOOKUP_LIMIT
 from tests.operations.world import World, answers_for, rdq_answers
 from tests.web.conftest import CHEAP
 

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from lumbar.instruments import INSTRUMENTS
-from lumbar.web.survey import Catalogue
+from lumbar.messages import Catalogue
 from tests.operations.world import answers_for, rdq_answers
 from tests.web.browser import Served, accessible, by_keyboard, screenshot
 

@@ -44,7 +44,14 @@ if TYPE_CHECKING:  # typer ships click as a private module; only its types are n
     from lumbar.operations import QuestionnaireView
     from lumbar.protocol import Protocol
 
-__all__ = ["ae_app", "econsent_app", "invite_app", "questionnaire_app", "session_app"]
+__all__ = [
+    "ae_app",
+    "econsent_app",
+    "invite_app",
+    "questionnaire_app",
+    "rating_link_app",
+    "session_app",
+]
 
 questionnaire_app = typer.Typer(
     help="Record and correct questionnaires.", no_args_is_help=True, rich_markup_mode=None
@@ -69,6 +76,13 @@ econsent_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(econsent_app, name="econsent")
+rating_link_app = typer.Typer(
+    help="Participants' session-rating links: their rating before each treatment session, "
+    "given on their phone.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+session_app.add_typer(rating_link_app, name="rating-link")
 
 
 # ---------------------------------------------------------------- questionnaires
@@ -408,6 +422,88 @@ def session_plan(
     if plan.planned and plan.ratings:
         required = "required" if plan.ratings_required else "each may be left out"
         typer.echo(f"  ratings before a session (0-10, {required}): " + ", ".join(plan.ratings))
+
+
+@session_app.command("ratings")
+def session_ratings(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """The ratings a participant gave on their phone before sessions, by day: pending (no
+    session logged that day yet), attached to the day's session, or superseded by the
+    ratings entered on the tablet (unblinded users who see sessions)."""
+    trial = open_trial(db, actor, key_file)
+    declared = trial.protocol.session_rating
+    names = tuple(declared.instruments) if declared is not None else ()
+    rows = [
+        (
+            given.rated_on.isoformat(),
+            *(given.ratings.get(name, "-") for name in names),
+            given.status,
+            given.session or "-",
+        )
+        for given in trial.given_ratings(reference)
+    ]
+    echo_table(f"Ratings given on {reference}'s phone", ("day", *names, "status", "session"), rows)
+
+
+@rating_link_app.command("show")
+def rating_link_show(
+    reference: Reference,
+    base_url: Annotated[
+        str, typer.Option(help="The address participants reach 'lumbar serve' at.")
+    ] = "http://127.0.0.1:8000",
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Issue a participant's session-rating link and print it, to give them.
+
+    For participants in an arm with sessions, by unblinded staff who log sessions. The
+    link is shown this once (only its hash is kept), so each call issues a new one and
+    revokes the one before. It opens from randomization to the end of the planned course
+    of sessions; a rating given on it is attached to that day's session when it is logged.
+    """
+    link = open_trial(db, actor, key_file).issue_rating_link(reference)
+    typer.echo(f"{base_url.rstrip('/')}/rate/{link.token}")
+    typer.echo(
+        f"{link.study_id}: last day {(link.expires_at.date() - dt.timedelta(days=1)).isoformat()}",
+        err=True,
+    )
+
+
+@rating_link_app.command("revoke")
+def rating_link_revoke(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """Revoke a participant's session-rating link (it then opens nothing)."""
+    open_trial(db, actor, key_file).revoke_rating_link(reference)
+    typer.echo(f"{reference}: session-rating link revoked")
+
+
+@rating_link_app.command("list")
+def rating_link_list(
+    reference: Reference,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+) -> None:
+    """A participant's session-rating links and where each stands (never the link itself)."""
+    rows = [
+        (
+            link.prefix,
+            link.status,
+            link.opens_at.date().isoformat(),
+            (link.expires_at.date() - dt.timedelta(days=1)).isoformat(),
+        )
+        for link in open_trial(db, actor, key_file).rating_links(reference)
+    ]
+    echo_table("Session-rating links", ("prefix", "status", "opens", "last day"), rows)
 
 
 @app.command("adherence")

@@ -47,7 +47,7 @@ def serve_command(
         Path | None,
         typer.Option(
             help="The participants' survey pages in another language: a message catalogue "
-            "with the keys of lumbar's web/messages/en.yaml."
+            "with the keys of lumbar's messages/en.yaml."
         ),
     ] = None,
     wording: Annotated[
@@ -76,8 +76,8 @@ def serve_command(
 
     from lumbar.errors import OperationError, Problem
     from lumbar.instruments import load_wording
+    from lumbar.messages import Catalogue
     from lumbar.store.database import Database
-    from lumbar.web.survey import Catalogue
 
     Catalogue.load(messages)  # refused here, with its problems, rather than in a worker
     for path in wording or []:

@@ -77,6 +77,13 @@ def worker_command(
             f"{SMS_TOKEN_ENV}, if it needs one)."
         ),
     ] = None,
+    messages: Annotated[
+        Path | None,
+        typer.Option(
+            help="The messages in another language: a message catalogue with the keys of "
+            "lumbar's messages/en.yaml (as for 'lumbar serve --messages')."
+        ),
+    ] = None,
     db: Db = None,
     actor: As = None,
     key_file: KeyFile = None,
@@ -89,6 +96,9 @@ def worker_command(
     tried again later. Several workers may run at once on PostgreSQL. Run as a user who
     may open identifiers and record questionnaires (a coordinator or an admin).
     """
+    from lumbar.messages import Catalogue
+
+    catalogue = Catalogue.load(messages)  # a catalogue missing a key is refused at start
     chosen = _transport(
         transport, folder, smtp_host, smtp_port, smtp_from, smtp_user, smtp_starttls, sms_url
     )
@@ -96,7 +106,7 @@ def worker_command(
     out = console()
     try:
         while True:
-            done = trial.send_messages(chosen, link_base=link_base)
+            done = trial.send_messages(chosen, link_base=link_base, catalogue=catalogue)
             out.print(
                 f"{trial.clock().isoformat(timespec='seconds')} queued {done.planned}, "
                 f"sent {done.sent}, skipped {done.skipped}, to retry {done.retrying}, "

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lumbar.operations.allocation import Slot, generate_allocation_list, read_allocation_csv
     from lumbar.operations.authentication import (
+        RatingPrincipal,
         SurveyLinkRefusedError,
         SurveyPrincipal,
         authenticate_password,
+        authenticate_rating_link,
         authenticate_survey,
         authenticate_token,
     )
@@ -38,6 +40,13 @@ if TYPE_CHECKING:
     from lumbar.operations.enrolment import IdentityView, ParticipantView, ScreeningView
     from lumbar.operations.people import GrantView, SiteView, StaffView
     from lumbar.operations.randomization import Assignment, RandomizationReport
+    from lumbar.operations.ratings import (
+        GivenRatingView,
+        NewRatingLink,
+        RatingLink,
+        RatingToday,
+        SessionRatingForm,
+    )
     from lumbar.operations.responses import QuestionnaireView
     from lumbar.operations.safety import AdverseEventView
     from lumbar.operations.schedule import VisitStatus, visit_statuses
@@ -69,8 +78,10 @@ _WHERE = {
     "Context": "lumbar.operations.context",
     "EXPORT_FORMATS": "lumbar.operations.vocabulary",
     "GRANTS": "lumbar.operations.vocabulary",
+    "GivenRatingView": "lumbar.operations.ratings",
     "GrantView": "lumbar.operations.people",
     "IdentityView": "lumbar.operations.enrolment",
+    "NewRatingLink": "lumbar.operations.ratings",
     "NewSurveyToken": "lumbar.operations.survey",
     "ConsentLink": "lumbar.operations.consent_link",
     "ConsentRecord": "lumbar.operations.consent",
@@ -84,13 +95,17 @@ _WHERE = {
     "Principal": "lumbar.operations.context",
     "QuestionnaireView": "lumbar.operations.responses",
     "RELATEDNESS": "lumbar.operations.vocabulary",
+    "RatingLink": "lumbar.operations.ratings",
+    "RatingToday": "lumbar.operations.ratings",
     "ROLES": "lumbar.operations.vocabulary",
     "RandomizationReport": "lumbar.operations.randomization",
     "Restored": "lumbar.operations.backups",
     "SEVERITIES": "lumbar.operations.vocabulary",
     "SOURCES": "lumbar.operations.vocabulary",
+    "RatingPrincipal": "lumbar.operations.authentication",
     "Scope": "lumbar.operations.scope",
     "ScreeningView": "lumbar.operations.enrolment",
+    "SessionRatingForm": "lumbar.operations.ratings",
     "SiteView": "lumbar.operations.people",
     "Slot": "lumbar.operations.allocation",
     "StaffView": "lumbar.operations.people",
@@ -109,6 +124,7 @@ _WHERE = {
     "VisitStatus": "lumbar.operations.schedule",
     "WITHDRAWAL_KINDS": "lumbar.operations.vocabulary",
     "authenticate_password": "lumbar.operations.authentication",
+    "authenticate_rating_link": "lumbar.operations.authentication",
     "authenticate_survey": "lumbar.operations.authentication",
     "authenticate_token": "lumbar.operations.authentication",
     "backup": "lumbar.operations.backups",
@@ -141,19 +157,25 @@ __all__ = [
     "ConsentLink",
     "ConsentRecord",
     "Context",
+    "GivenRatingView",
     "GrantView",
     "IdentityView",
     "NewConsentToken",
+    "NewRatingLink",
     "NewSurveyToken",
     "NewToken",
     "ParticipantView",
     "Principal",
     "QuestionnaireView",
     "RandomizationReport",
+    "RatingLink",
+    "RatingPrincipal",
+    "RatingToday",
     "ReconsentDue",
     "Restored",
     "Scope",
     "ScreeningView",
+    "SessionRatingForm",
     "SiteView",
     "Slot",
     "StaffView",
@@ -172,6 +194,7 @@ __all__ = [
     "VisitStatus",
     "authenticate_consent",
     "authenticate_password",
+    "authenticate_rating_link",
     "authenticate_survey",
     "authenticate_token",
     "backup",

@@ -5,6 +5,7 @@
     principal = authenticate_password(context, "carol", password, totp_code="123456")
     principal = authenticate_token(context, "lmb_...")        # an API token: scoped
     survey = authenticate_survey(context, "lms_...")          # a participant's link
+    rating = authenticate_rating_link(context, "lmr_...")     # their session-rating link
 
 Each returns who acts (a :class:`~lumbar.operations.context.Principal` for staff, a
 :class:`SurveyPrincipal` for a participant) or raises
@@ -27,9 +28,9 @@ Each returns who acts (a :class:`~lumbar.operations.context.Principal` for staff
   password: a code of the current 30-second step or one either side, and never a
   step already used (``staff.totp_last_step``), so an overheard code cannot be
   replayed.
-- **Tokens** (``lmb_`` for staff, ``lms_`` for a participant's survey link) are
-  32 random bytes; the database keeps their SHA-256 digest only, found by a short
-  prefix that is not secret, and compared in constant time.
+- **Tokens** (``lmb_`` for staff, ``lms_`` for a participant's survey link, ``lmr_`` for
+  their session-rating link) are 32 random bytes; the database keeps their SHA-256
+  digest only, found by a short prefix that is not secret, and compared in constant time.
 
 Time comes from ``context.now()``, so tests move a clock instead of waiting.
 """
@@ -68,16 +69,19 @@ __all__ = [
     "LOCKOUT_WINDOW",
     "MIN_PASSWORD_LENGTH",
     "PASSWORD_PARAMETERS",
+    "RATING_TOKEN_PREFIX",
     "SESSION_ABSOLUTE",
     "SESSION_IDLE",
     "SIGN_IN_FAILED",
     "SURVEY_TOKEN_PREFIX",
     "WEB_SESSION_PREFIX",
     "PasswordParameters",
+    "RatingPrincipal",
     "SurveyLinkRefusedError",
     "SurveyPrincipal",
     "SurveyRefusal",
     "authenticate_password",
+    "authenticate_rating_link",
     "authenticate_survey",
     "authenticate_token",
     "check_password_rules",
@@ -86,6 +90,7 @@ __all__ = [
     "new_token",
     "new_totp_secret",
     "password_hasher",
+    "rating_link_in_force",
     "resume_web_session",
     "second_factor_due",
     "start_web_session",
@@ -137,6 +142,7 @@ section 5.2 allows for, and pyotp's ``verify(valid_window=1)``."""
 
 API_TOKEN_PREFIX = "lmb_"
 SURVEY_TOKEN_PREFIX = "lms_"
+RATING_TOKEN_PREFIX = "lmr_"
 WEB_SESSION_PREFIX = "lmw_"
 _TOKEN_BYTES = 32
 _LOOKUP_CHARS = 8
@@ -222,6 +228,25 @@ class SurveyPrincipal:
     @property
     def origin(self) -> str:
         return f"survey token {self.token_id}"
+
+
+@dataclass(frozen=True)
+class RatingPrincipal:
+    """A participant holding their session-rating link: one participant, their rating before
+    each session through their treatment period, nothing else."""
+
+    token_id: int
+    participant_id: int
+    study_id: str
+
+    @property
+    def actor(self) -> str:
+        """How audit records name them, as for a survey link."""
+        return f"participant:{self.study_id}"
+
+    @property
+    def origin(self) -> str:
+        return f"session-rating link {self.token_id}"
 
 
 # ---------------------------------------------------------------------- passwords
@@ -616,22 +641,79 @@ def authenticate_survey(context: Context, token: str) -> SurveyPrincipal:
 
     A participant is told plainly when their link was used already or has expired.
     """
-    token = token.strip()
-    if not _well_formed(token, SURVEY_TOKEN_PREFIX):
-        raise SurveyLinkRefusedError("forged", "is not a valid survey link")
     with context.db.read() as session:
-        rows = session.execute(
-            select(SurveyToken, Participant.study_id)
-            .join(Participant, Participant.id == SurveyToken.participant_id)
-            .where(SurveyToken.prefix == _lookup(token))
-        ).all()
-        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
-        if found is None:
-            raise SurveyLinkRefusedError("forged", "is not a valid survey link")
-        row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
-        principal = SurveyPrincipal(row.id, row.participant_id, str(study_id), row.visit)
+        row, study_id = _participant_link(session, token, SURVEY_TOKEN_PREFIX, "survey")
+        principal = SurveyPrincipal(row.id, row.participant_id, study_id, row.visit)
         survey_token_in_force(session, principal, context.now())
         return principal
+
+
+def authenticate_rating_link(context: Context, token: str) -> RatingPrincipal:
+    """The participant a session-rating link belongs to; AccessError (a
+    :class:`SurveyLinkRefusedError` of ``link`` ``session_rating``) when it opens nothing."""
+    with context.db.read() as session:
+        row, study_id = _participant_link(session, token, RATING_TOKEN_PREFIX, "session_rating")
+        principal = RatingPrincipal(row.id, row.participant_id, study_id)
+        rating_link_in_force(session, principal, context.now())
+        return principal
+
+
+def _participant_link(
+    session: Session, token: str, prefix: str, kind: LinkKind
+) -> tuple[SurveyToken, str]:
+    """The participant's link of ``kind`` whose digest is ``token``'s, with their study id:
+    found by the non-secret prefix, compared in constant time; refused as ``forged``."""
+    token = token.strip()
+    what = "survey link" if kind == "survey" else "session-rating link"
+    forged = SurveyLinkRefusedError("forged", f"is not a valid {what}", link=kind)
+    if not _well_formed(token, prefix):
+        raise forged
+    rows = session.execute(
+        select(SurveyToken, Participant.study_id)
+        .join(Participant, Participant.id == SurveyToken.participant_id)
+        .where(SurveyToken.prefix == _lookup(token), SurveyToken.kind == kind)
+    ).all()
+    found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
+    if found is None:
+        raise forged
+    return next((row, str(study_id)) for row, study_id in rows if row.id == found)
+
+
+def rating_link_in_force(
+    session: Session, principal: RatingPrincipal, now: dt.datetime
+) -> SurveyToken:
+    """The session-rating link of ``principal``, not revoked, open and unexpired, bound to
+    the participant the principal names; AccessError otherwise. (It is used many times: once
+    before each session.)"""
+    row = session.get(SurveyToken, principal.token_id)
+    kind: LinkKind = "session_rating"
+    if row is None or row.participant_id != principal.participant_id or row.kind != kind:
+        raise SurveyLinkRefusedError("forged", "is not a valid session-rating link", link=kind)
+    if row.revoked_at is not None:
+        raise SurveyLinkRefusedError(
+            "revoked",
+            "was withdrawn by the study team",
+            "use the newest link you were sent",
+            link=kind,
+        )
+    if now < row.opens_at:
+        raise SurveyLinkRefusedError(
+            "not_open",
+            f"opens on {row.opens_at.strftime('%Y-%m-%d')}",
+            "come back on that day",
+            day=row.opens_at.date(),
+            link=kind,
+        )
+    if row.expires_at <= now:
+        raise SurveyLinkRefusedError(
+            "expired",
+            f"expired on {row.expires_at.strftime('%Y-%m-%d %H:%M')} UTC: the treatment "
+            "period is over",
+            "ask the study team if you still have sessions",
+            day=(row.expires_at - dt.timedelta(days=1)).date(),
+            link=kind,
+        )
+    return row
 
 
 def survey_token_in_force(
@@ -644,6 +726,7 @@ def survey_token_in_force(
         row is None
         or row.participant_id != principal.participant_id
         or row.visit != principal.visit
+        or row.kind != "survey"
     ):
         raise SurveyLinkRefusedError("forged", "is not a valid survey link")
     if row.revoked_at is not None:
@@ -674,12 +757,15 @@ def survey_token_in_force(
 
 
 SurveyRefusal = Literal["forged", "revoked", "used", "not_open", "expired", "closed"]
+LinkKind = Literal["survey", "session_rating", "consent"]
 
 
 class SurveyLinkRefusedError(AccessError):
-    """A survey link that opens nothing now, and why (``reason``), for a page to explain:
-    ``forged`` (no such link), ``revoked``, ``used``, ``not_open`` (its window opens on
-    ``day``), ``expired`` or ``closed`` (the participant's follow-up has ended)."""
+    """A participant's link that opens nothing now, and why (``reason``), for a page to
+    explain: ``forged`` (no such link), ``revoked``, ``used``, ``not_open`` (its window opens
+    on ``day``), ``expired`` or ``closed`` (the participant's follow-up, or for a
+    session-rating link their treatment, has ended). ``link``: which kind of link it was
+    (``survey``, ``session_rating`` or ``consent``), so the page uses that link's words."""
 
     def __init__(
         self,
@@ -689,10 +775,12 @@ class SurveyLinkRefusedError(AccessError):
         *,
         day: dt.date | None = None,
         summary: str = "survey link refused",
+        link: LinkKind = "survey",
     ) -> None:
         super().__init__(summary, [Problem("token", rule, hint=hint)])
         self.reason: SurveyRefusal = reason
         self.day = day
+        self.link: LinkKind = link
 
 
 # ---------------------------------------------------------------------- web sessions

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from lumbar.operations.authentication import (
     SurveyLinkRefusedError,
+    SurveyRefusal,
     _lookup,
     _matching,
     _well_formed,
@@ -67,12 +68,21 @@ class ConsentPrincipal:
         return f"consent token {self.token_id}"
 
 
+def _refused(
+    reason: SurveyRefusal, rule: str, hint: str = "", **more: Any
+) -> SurveyLinkRefusedError:
+    """A consent link's refusal, worded for consent on the participant's page."""
+    if hint:
+        more["hint"] = hint
+    return SurveyLinkRefusedError(reason, rule, link="consent", **more)
+
+
 def authenticate_consent(context: Context, token: str) -> ConsentPrincipal:
     """The participant and version a consent link opens; refused (with the reason, for
     the page to explain) when it opens nothing."""
     token = token.strip()
     if not _well_formed(token, CONSENT_TOKEN_PREFIX):
-        raise SurveyLinkRefusedError("forged", "is not a valid consent link")
+        raise _refused("forged", "is not a valid consent link")
     with context.db.read() as session:
         rows = session.execute(
             select(ConsentToken, Participant.study_id)
@@ -81,7 +91,7 @@ def authenticate_consent(context: Context, token: str) -> ConsentPrincipal:
         ).all()
         found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
         if found is None:
-            raise SurveyLinkRefusedError("forged", "is not a valid consent link")
+            raise _refused("forged", "is not a valid consent link")
         row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
         principal = ConsentPrincipal(row.id, row.participant_id, str(study_id), row.version)
         _in_force(session, principal, context.now())
@@ -95,17 +105,15 @@ def _in_force(session: Session, principal: ConsentPrincipal, now: dt.datetime) -
         or row.participant_id != principal.participant_id
         or row.version != principal.version
     ):
-        raise SurveyLinkRefusedError("forged", "is not a valid consent link")
+        raise _refused("forged", "is not a valid consent link")
     if row.revoked_at is not None:
-        raise SurveyLinkRefusedError(
+        raise _refused(
             "revoked", "was withdrawn by the study team", "use the newest link you were sent"
         )
     if row.used_at is not None:
-        raise SurveyLinkRefusedError(
-            "used", "was used already", "contact the study team if something is wrong"
-        )
+        raise _refused("used", "was used already", "contact the study team if something is wrong")
     if row.expires_at <= now:
-        raise SurveyLinkRefusedError(
+        raise _refused(
             "expired",
             f"expired on {row.expires_at.strftime('%Y-%m-%d %H:%M')} UTC",
             "ask the study team for a new link",
@@ -191,13 +199,13 @@ class ConsentLink:
             plan = self.context.protocol.consent
             current = plan.current(work.now.date()) if plan is not None else None
             if current is None or current.version != token.version:
-                raise SurveyLinkRefusedError(
+                raise _refused(
                     "revoked",
                     "asks consent to a version no longer in effect",
                     "ask the study team for a new link",
                 )
             if follow_up_ended_on(work.session, participant.id) is not None:
-                raise SurveyLinkRefusedError(
+                raise _refused(
                     "closed",
                     "asks nothing now: follow-up has ended",
                     "contact the study team",

@@ -61,6 +61,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, or_, select
 
 from lumbar.errors import AccessError, OperationError, Problem
+from lumbar.messages import Catalogue
 from lumbar.operations.context import Service, Unit
 from lumbar.operations.enrolment import EnrolmentService
 from lumbar.operations.schedule import FOLLOW_UP_ENDS, follow_up_ended_on, recorded_questionnaires
@@ -349,10 +350,13 @@ class OutboxService(Service):
         link_base: str,
         worker: str | None = None,
         limit: int = BATCH,
+        catalogue: Catalogue | None = None,
     ) -> Delivery:
         """One worker step: plan, then claim the messages due now on the transport's
         channels, check each again, send it and record what happened (see the module's
-        description). ``link_base``: the survey link is it followed by the token."""
+        description). ``link_base``: the survey link is it followed by the token;
+        ``catalogue``: the words of the messages (English when None)."""
+        catalogue = catalogue or Catalogue.load()
         declared = self.protocol.messages
         if declared is not None and declared.channel not in transport.channels:
             raise OperationError(
@@ -371,7 +375,7 @@ class OutboxService(Service):
         planned = self.plan_messages()
         outcomes = {"sent": 0, "skipped": 0, "retrying": 0, "failed": 0}
         for claimed in self._claim(transport.channels, worker, limit):
-            outcome = self._deliver(claimed, transport, link_base)
+            outcome = self._deliver(claimed, transport, link_base, catalogue)
             outcomes[outcome] += 1
         return Delivery(planned, **outcomes)
 
@@ -435,7 +439,9 @@ class OutboxService(Service):
                 )
             return claimed
 
-    def _deliver(self, claimed: _Claimed, transport: Transport, link_base: str) -> str:
+    def _deliver(
+        self, claimed: _Claimed, transport: Transport, link_base: str, catalogue: Catalogue
+    ) -> str:
         """Check one claimed message again, send it and record the outcome."""
         visit = self.protocol.visit(claimed.visit)
         with self._unit("identity") as unit:
@@ -465,8 +471,9 @@ class OutboxService(Service):
             claimed.id,
             claimed.channel,
             to,
-            f"{self.protocol.trial.title}: your {visit.label} questionnaires",
+            _subject(catalogue, self.protocol, visit.label),
             _text(
+                catalogue,
                 self.protocol,
                 visit.label,
                 link_base + link.token,
@@ -635,10 +642,16 @@ def _finish(
 
 
 SYNTHETIC_MARK = "SYNTHETIC DATA (a demonstration with simulated participants): "
-"""What begins every message of a synthetic trial."""
+"""What begins every message of a synthetic trial in English (the English catalogue's
+``message.synthetic``; another catalogue gives its own)."""
+
+
+def _subject(catalogue: Catalogue, protocol: Protocol, label: str) -> str:
+    return catalogue.text("message.subject", trial=protocol.trial.title, visit=label)
 
 
 def _text(
+    catalogue: Catalogue,
     protocol: Protocol,
     label: str,
     link: str,
@@ -647,19 +660,11 @@ def _text(
     *,
     synthetic: bool = False,
 ) -> str:
-    """The message's words. ASSUMPTION: English only, until the participants' message
-    catalogue holds these too."""
-    title = protocol.trial.title
-    mark = SYNTHETIC_MARK if synthetic else ""
-    if channel == "sms":
-        return (
-            f"{mark}{title}: please answer your {label} questionnaires by {closes:%d %b %Y}: {link}"
-        )
-    return (
-        f"{mark}Thank you for taking part in {title}.\n\n"
-        f"Your {label} questionnaires are ready. Please answer them by {closes:%d %B %Y}"
-        f" at this link, which is yours alone:\n\n{link}\n\n"
-        "If you have already answered them, please ignore this message.\n"
+    """The message's words, from the participants' message catalogue."""
+    mark = catalogue.text("message.synthetic") if synthetic else ""
+    key = "message.sms" if channel == "sms" else "message.email"
+    return mark + catalogue.text(
+        key, trial=protocol.trial.title, visit=label, closes=closes, link=link
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "VisitStatus",
     "follow_up_ended_on",
     "recorded_questionnaires",
+    "start_of_day",
     "visit_statuses",
     "visit_window",
 ]
@@ -93,6 +94,11 @@ class Progress:
     @property
     def total(self) -> int:
         return sum(row[3] for row in self.randomized)
+
+
+def start_of_day(day: dt.date) -> dt.datetime:
+    """The first moment of ``day`` in UTC: participants' links open and expire on UTC days."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
 
 def visit_window(visit: Visit, randomized_on: dt.date) -> tuple[dt.date, dt.date]:

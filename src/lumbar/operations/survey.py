@@ -42,7 +42,7 @@ from lumbar.operations.authentication import (
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
 from lumbar.operations.responses import QuestionnaireView, checked_visit, store_visit
-from lumbar.operations.schedule import follow_up_ended_on, visit_window
+from lumbar.operations.schedule import follow_up_ended_on, start_of_day, visit_window
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
 __all__ = [
@@ -145,8 +145,8 @@ class SurveyLinkService(Service):
                     ],
                 )
             opens, closes = visit_window(self.protocol.visit(visit), allocation.randomized_on)
-            opens_at = _midnight(opens)
-            expires_at = _midnight(closes + dt.timedelta(days=1))
+            opens_at = start_of_day(opens)
+            expires_at = start_of_day(closes + dt.timedelta(days=1))
             if expires_at <= unit.now:
                 raise OperationError(
                     "the visit's window has closed",
@@ -219,7 +219,7 @@ class SurveyLinkService(Service):
             participant = unit.enrolled(reference)
             rows = unit.session.execute(
                 select(SurveyToken)
-                .where(SurveyToken.participant_id == participant.id)
+                .where(SurveyToken.participant_id == participant.id, SurveyToken.kind == "survey")
                 .order_by(SurveyToken.id)
             ).scalars()
             return [
@@ -361,10 +361,6 @@ class Survey:
             yield work, token, participant
 
 
-def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
-
-
 def _status(row: SurveyToken, now: dt.datetime) -> str:
     if row.revoked_at is not None:
         return "revoked"
@@ -386,6 +382,7 @@ def _live(unit: Unit, participant_id: int, visit: str) -> list[SurveyToken]:
             select(SurveyToken)
             .where(
                 SurveyToken.participant_id == participant_id,
+                SurveyToken.kind == "survey",
                 SurveyToken.visit == visit,
                 SurveyToken.used_at.is_(None),
                 SurveyToken.revoked_at.is_(None),

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, insert, select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit, not_before_consent
-from lumbar.protocol import RATING_MAXIMUM, RATING_MINIMUM
+from lumbar.operations.ratings import attach_given_rating, pending_rating, rating_problems
 from lumbar.store.schema import (
     Allocation,
     Participant,
@@ -170,7 +170,12 @@ class TreatmentService(Service):
                     )
                 )
             ratings = dict(ratings or {})
-            problems += self._rating_problems(ratings)
+            # The participant's rating given on their phone today, when the tablet gives
+            # none, is the session's (see lumbar.operations.ratings).
+            pending = {} if ratings else pending_rating(unit.session, participant.id, session_date)
+            rating = self.protocol.session_rating
+            required = rating is not None and rating.required and not pending
+            problems += rating_problems(self.protocol, ratings, required=required)
             if problems:
                 raise OperationError("the session was not logged", problems)
             connection = unit.session.connection()
@@ -196,6 +201,16 @@ class TreatmentService(Service):
                     {"session_id": session_id, "instrument": instrument, "value": value},
                 ).scalar_one()
                 unit.rows.add(SessionRating.__table__, (rating_id,))
+            if rating is not None:
+                attached = attach_given_rating(
+                    unit,
+                    self.protocol,
+                    participant.id,
+                    session_id,
+                    session_date,
+                    from_tablet=bool(ratings),
+                )
+                ratings = ratings or attached
             number = connection.execute(_SESSIONS_OF, {"participant": participant.id}).scalar_one()
             # Techniques and home care differ by arm: the audit keeps a keyed code of the
             # session's content (verifiable with the audit key), not the content, so the
@@ -375,48 +390,6 @@ class TreatmentService(Service):
     def _rated(self) -> tuple[str, ...]:
         rating = self.protocol.session_rating
         return tuple(rating.instruments) if rating is not None else ()
-
-    def _rating_problems(self, ratings: Mapping[str, int]) -> list[Problem]:
-        """What is wrong with a session's ratings against the protocol's ``session_rating``."""
-        declared = self._rated()
-        problems = []
-        for instrument, value in ratings.items():
-            field = f"rating_{instrument}"
-            if instrument not in declared:
-                problems.append(
-                    Problem(
-                        field,
-                        "is not a rating the protocol asks before a session",
-                        instrument,
-                        "the protocol's ratings are: " + (", ".join(declared) or "none"),
-                    )
-                )
-            elif (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or not RATING_MINIMUM <= value <= RATING_MAXIMUM
-            ):
-                problems.append(
-                    Problem(
-                        field,
-                        f"must be a whole number from {RATING_MINIMUM} to {RATING_MAXIMUM}",
-                        value,
-                        f"give the participant's {instrument} rating before the session",
-                    )
-                )
-        rating = self.protocol.session_rating
-        if rating is not None and rating.required:
-            for instrument in declared:
-                if instrument not in ratings:
-                    problems.append(
-                        Problem(
-                            f"rating_{instrument}",
-                            "is required before a session is logged (the protocol's "
-                            "session_rating.required)",
-                            hint=f"ask the participant's {instrument} rating (0-10)",
-                        )
-                    )
-        return problems
 
     def _stopped_treatment(self, unit: Unit, participant: Participant) -> bool:
         return (

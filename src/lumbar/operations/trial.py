@@ -62,6 +62,7 @@ from lumbar.operations.enrolment import (
 from lumbar.operations.outbox import OutboxService
 from lumbar.operations.people import PeopleService
 from lumbar.operations.randomization import RandomizationService, slot_context
+from lumbar.operations.ratings import SessionRatingLinkService
 from lumbar.operations.responses import ResponseService
 from lumbar.operations.safety import SafetyService
 from lumbar.operations.schedule import ScheduleService
@@ -158,6 +159,7 @@ class Trial:
         self._consent = ConsentService(context, principal)
         self._responses = ResponseService(context, principal)
         self._survey_links = SurveyLinkService(context, principal)
+        self._rating_links = SessionRatingLinkService(context, principal)
         self._randomization = RandomizationService(context, principal)
         self._schedule = ScheduleService(context, principal)
         self._treatment = TreatmentService(context, principal)
@@ -325,6 +327,10 @@ class Trial:
     issue_survey_token = Operation("_survey_links", SurveyLinkService.issue_survey_token)
     revoke_survey_token = Operation("_survey_links", SurveyLinkService.revoke_survey_token)
     survey_links = Operation("_survey_links", SurveyLinkService.survey_links)
+    issue_rating_link = Operation("_rating_links", SessionRatingLinkService.issue_rating_link)
+    revoke_rating_link = Operation("_rating_links", SessionRatingLinkService.revoke_rating_link)
+    rating_links = Operation("_rating_links", SessionRatingLinkService.rating_links)
+    given_ratings = Operation("_rating_links", SessionRatingLinkService.given_ratings)
 
 
 def create_trial(

@@ -52,6 +52,7 @@ __all__ = [
     "Base",
     "Consent",
     "ConsentToken",
+    "GivenRating",
     "Identity",
     "LoginFailure",
     "Participant",
@@ -412,7 +413,9 @@ class Unblinding(Base):
 
 
 class SurveyToken(Base):
-    """A participant's link to answer one visit's questionnaires themselves, once.
+    """A participant's own link: ``kind`` ``survey`` answers one visit's questionnaires
+    themselves, once; ``session_rating`` gives their rating before each treatment session,
+    through their treatment period (``visit`` is then ``session_rating``).
 
     Kept as a SHA-256 digest with a non-secret prefix, like :class:`ApiToken`. It opens
     from ``opens_at`` (the visit window's first day) until ``expires_at`` (the day after
@@ -423,6 +426,7 @@ class SurveyToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="survey", server_default="survey")
     visit: Mapped[str] = mapped_column(String(64))
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     token_hash: Mapped[str] = mapped_column(String(64))
@@ -514,6 +518,30 @@ class SessionRating(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("treatment_session.id"), index=True)
     instrument: Mapped[str] = mapped_column(String(64))
     value: Mapped[int] = mapped_column(Integer)
+
+
+class GivenRating(Base):
+    """The ratings a participant gave on their own phone before a session, one day's.
+
+    ``pending`` until the therapist logs that day's session for them; then ``attached``
+    (the values are copied into :class:`SessionRating` rows of ``session_id``) or
+    ``superseded`` (the therapist entered ratings on the tablet, which are the session's;
+    the phone's stay here, linked to the session, for the record). One a participant a
+    day: giving it again the same day replaces the values while it is pending.
+    """
+
+    __tablename__ = "given_rating"
+    __table_args__ = (UniqueConstraint("participant_id", "rated_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    rated_on: Mapped[dt.date]
+    ratings: Mapped[dict[str, Any]]
+    """Instrument → 0-10 value."""
+    given_at: Mapped[dt.datetime]
+    token_id: Mapped[int] = mapped_column(ForeignKey("survey_token.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("treatment_session.id"))
 
 
 class AdverseEvent(Base):

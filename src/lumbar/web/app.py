@@ -88,7 +88,7 @@ def create_app(
     each member of staff (default: beside a SQLite trial's file, else in the system's
     temporary folder; every worker process must see the same folder).
     ``messages``: the participants' pages' message catalogue in another language (a file
-    with the keys of lumbar's ``web/messages/en.yaml``); ``wording``: licensed wording files
+    with the keys of lumbar's ``messages/en.yaml``); ``wording``: licensed wording files
     whose item texts those pages show (lumbar's own labels otherwise);
     ``consent_documents``: the folder of the consent document files the protocol declares
     (electronic consent shows none without it).

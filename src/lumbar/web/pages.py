@@ -245,9 +245,12 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
     plan: Any = None
     sessions: list[Any] | None = None
     sessions_note = None
+    given: list[Any] = []
     try:
         plan = trial.treatment_plan(study_id)
         sessions = trial.sessions(study_id)
+        if plan.planned and plan.ratings:  # ratings follow the sessions' visibility
+            given = trial.given_ratings(study_id)
     except AccessError:
         sessions_note = "Treatment sessions are not shown to your role (they reveal the arm)."
     except OperationError as error:
@@ -265,6 +268,8 @@ def _records(page: Page, study_id: str) -> dict[str, Any]:
         "plan": plan,
         "sessions": sessions,
         "sessions_note": sessions_note,
+        "pending_ratings": sum(1 for rating in given if rating.status == "pending"),
+        "phone_ratings": len(given),
         "events": events,
         "study_id": study_id,
     }

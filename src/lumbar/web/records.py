@@ -359,12 +359,21 @@ def sessions_page(study_id: str, request: Request, page: SignedIn) -> Response:
     with found():
         plan = page.trial.treatment_plan(study_id)
         sessions = page.trial.sessions(study_id)
+        # The same users see the ratings the participant gave on their phone (pending,
+        # attached to a session, or superseded by the tablet's) and their link's state.
+        given = page.trial.given_ratings(study_id) if plan.ratings else []
+        links = page.trial.rating_links(study_id) if plan.ratings else []
     return render(
         request,
         "records_sessions.html",
         {
             "plan": plan,
             "sessions": sessions,
+            "given": given,
+            "link": links[-1] if links else None,
+            "link_last_day": (links[-1].expires_at - dt.timedelta(days=1)).date().isoformat()
+            if links
+            else "",
             "labels": _vocabulary_labels(page),
             "ratings": _rating_labels(plan),
         },
@@ -414,6 +423,39 @@ def new_session_post(
         else:
             return _redirect(f"/participants/{study_id}/sessions")
     return _session_form(request, page, plan, form, errors)
+
+
+@router.post("/participants/{study_id}/sessions/rating-link")
+def rating_link_post(
+    study_id: str, request: Request, form: CheckedForm, page: SignedIn
+) -> Response:
+    """Issue the participant's session-rating link (shown this once, to give them) or,
+    with ``action=revoke``, revoke it."""
+    errors: list[dict[str, str]] = []
+    with found():
+        plan = page.trial.treatment_plan(study_id)
+    try:
+        if form.get("action") == "revoke":
+            page.trial.revoke_rating_link(study_id)
+            return _redirect(f"/participants/{study_id}/sessions")
+        link = page.trial.issue_rating_link(study_id)
+    except OperationError as error:
+        errors = form_refusal(error)
+        link = None
+    return render(
+        request,
+        "records_rating_link.html",
+        {
+            "plan": plan,
+            "address": None if link is None else f"{request.base_url}rate/{link.token}",
+            "last_day": ""
+            if link is None
+            else (link.expires_at - dt.timedelta(days=1)).date().isoformat(),
+            "errors": errors,
+        },
+        page=page,
+        status_code=422 if errors else 200,
+    )
 
 
 # ---------------------------------------------------------------------- adverse events

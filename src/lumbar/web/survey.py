@@ -7,21 +7,26 @@
     /survey/lms_.../review            the answers, to check before sending
     /survey/lms_.../submit (POST)     sends them once, through Survey.submit
     /survey/thanks                    the thank-you page
+    /rate/lmr_...                     the rating before today's treatment session
+    /rate/lmr_... (POST)              gives it (again the same day: replaces it),
+                                      through SessionRatingForm.give
 
 The token in the address is the participant's only credential: every request
 authenticates it again (:func:`~lumbar.operations.authentication.authenticate_survey`) and
 goes through :class:`~lumbar.operations.survey.Survey`, which knows only that link's
-participant and visit; no page shows an arm, another participant or a staff link. A link
+participant and visit (a session-rating link goes through
+:class:`~lumbar.operations.ratings.SessionRatingForm`, which knows only that participant
+and today); no page shows an arm, another participant or a staff link. A link
 that opens nothing (forged, revoked, used, not open yet, expired, closed) gets a page
 saying so and changes nothing; forged links are counted per client address and, past
 :data:`FAILED_LOOKUP_LIMIT` in :data:`FAILED_LOOKUP_PERIOD`, the address is answered 429
 before any lookup.
 
 Pages are plain HTML forms (no script) with large tap targets. Every text comes from a
-:class:`Catalogue` (English shipped as ``messages/en.yaml``; another language from a file
-with the same keys), item texts from the instrument registry, or from licensed wording
-files the server was given (:func:`lumbar.instruments.load_wording`), as everywhere else
-in lumbar.
+:class:`~lumbar.messages.Catalogue` (English shipped as ``lumbar/messages/en.yaml``;
+another language from a file with the same keys), item texts from the instrument
+registry, or from licensed wording files the server was given
+(:func:`lumbar.instruments.load_wording`), as everywhere else in lumbar.
 """
 
 from __future__ import annotations
@@ -34,22 +39,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lumbar._declared import read_text_limited
-from lumbar.errors import AnswerError, LumbarError, OperationError, Problem
+from lumbar.errors import AnswerError, OperationError
 from lumbar.instruments import INSTRUMENTS, Instrument, apply_wording, load_wording
-from lumbar.operations.authentication import SurveyLinkRefusedError, authenticate_survey
+from lumbar.messages import Catalogue
+from lumbar.operations.authentication import (
+    SurveyLinkRefusedError,
+    authenticate_rating_link,
+    authenticate_survey,
+)
+from lumbar.operations.context import Context
+from lumbar.operations.ratings import RatingToday, SessionRatingForm
 from lumbar.operations.survey import Survey, SurveyDue
-from lumbar.web.base import HERE, NotFoundError, context_of, form_field
+from lumbar.web.base import NotFoundError, context_of, form_field
 from lumbar.web.records import answer_value, shown_answer
 
 __all__ = [
     "FAILED_LOOKUP_LIMIT",
     "FAILED_LOOKUP_PERIOD",
-    "Catalogue",
     "FailedLookups",
     "install",
     "router",
@@ -63,64 +72,16 @@ mistyping their link a few times stays far below; a guesser of 128-bit tokens ga
 nothing from 20 tries either way: the limit keeps the server's work bounded)."""
 FAILED_LOOKUP_PERIOD = dt.timedelta(minutes=10)
 
-MESSAGES = HERE / "messages" / "en.yaml"
-"""The English catalogue shipped with lumbar."""
+_REFUSAL_WORDS = {
+    "survey": "refused",
+    "session_rating": "rating.refused",
+    "consent": "consent.refused",
+}
+"""The catalogue's words for each kind of link that opens nothing (by the reason's key)."""
 
 CHOICE_RANGE_LIMIT = 11
 """An integer item with at most this many values (a 0-10 rating) is offered as buttons to
 tap rather than a number to type."""
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """The texts a participant reads, by key; ``text(key, **values)`` fills ``{name}``."""
-
-    texts: Mapping[str, str]
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> Catalogue:
-        """English, or the catalogue in ``path``, which must give every key English has."""
-        english = _read_catalogue(MESSAGES)
-        if path is None:
-            return cls(english)
-        other = _read_catalogue(path)
-        missing = sorted(set(english) - set(other))
-        unknown = sorted(set(other) - set(english))
-        if missing or unknown:
-            raise LumbarError(
-                "the message catalogue does not match lumbar's",
-                [Problem("key", "is missing", key, "copy it from en.yaml") for key in missing]
-                + [Problem("key", "is not a message lumbar shows", key) for key in unknown],
-                source=str(path),
-            )
-        return cls(other)
-
-    @property
-    def language(self) -> str:
-        return self.texts["language"]
-
-    def text(self, key: str, **values: object) -> str:
-        return self.texts[key].format(**values)
-
-
-def _read_catalogue(path: Path) -> dict[str, str]:
-    try:
-        loaded: Any = yaml.safe_load(read_text_limited(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise LumbarError(
-            "cannot read the message catalogue",
-            [Problem("file", str(error), hint="a UTF-8 YAML file of key: text lines")],
-            source=str(path),
-        ) from None
-    if not isinstance(loaded, dict) or not all(
-        isinstance(key, str) and isinstance(text, str) for key, text in loaded.items()
-    ):
-        raise LumbarError(
-            "the message catalogue is not a mapping of key to text",
-            [Problem("file", "give one 'key: text' a line", hint="see lumbar's en.yaml")],
-            source=str(path),
-        )
-    return dict(loaded)
 
 
 class FailedLookups:
@@ -191,12 +152,11 @@ def install(app: FastAPI, *, messages: Path | None, wording: Sequence[Path]) -> 
             site.failed.record(_address(request), context_of(request).now())
         day = error.day.isoformat() if error.day is not None else ""
         status = {"forged": 404, "not_open": 403}.get(error.reason, 410)
-        # A consent link's refusal is worded for consent (lumbar.web.consent).
-        kind = "consent.refused" if request.url.path.startswith("/consent/") else "refused"
+        key = f"{_REFUSAL_WORDS[error.link]}.{error.reason}"
         return _render(
             request,
             "survey_refused.html",
-            {"message": site.catalogue.text(f"{kind}.{error.reason}", day=day)},
+            {"message": site.catalogue.text(key, day=day)},
             status_code=status,
         )
 
@@ -219,12 +179,24 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _survey(request: Request, token: str) -> Survey:
-    """The survey the link opens (its refusal is the page that explains it)."""
+def _unless_blocked(request: Request) -> Context:
+    """The trial's context, unless the client's address tried too many forged links."""
     context = context_of(request)
     if _site(request).failed.blocked(_address(request), context.now()):
         raise TooManyLookupsError()
+    return context
+
+
+def _survey(request: Request, token: str) -> Survey:
+    """The survey the link opens (its refusal is the page that explains it)."""
+    context = _unless_blocked(request)
     return Survey(context, authenticate_survey(context, token))
+
+
+def _rating(request: Request, token: str) -> SessionRatingForm:
+    """The rating form a session-rating link opens (the same refusals and rate limit)."""
+    context = _unless_blocked(request)
+    return SessionRatingForm(context, authenticate_rating_link(context, token))
 
 
 def _render(
@@ -432,3 +404,67 @@ def form_post(token: str, name: str, request: Request, form: Posted) -> Response
         named = frozenset(form_field(problem.where) for problem in error.problems) & items
         return _form(request, token, due, name, values, named, general=True)
     return _redirect(_next_screen(token, due))
+
+
+# ---------------------------------------------------------------- rating before a session
+
+
+def _rating_page(
+    request: Request,
+    token: str,
+    today: RatingToday,
+    values: Mapping[str, str],
+    problems: frozenset[str] = frozenset(),
+    general: bool = False,
+) -> Response:
+    """Today's rating form: one 0-10 question per rating the protocol declares, the
+    instrument's own item text and anchors, as buttons to tap."""
+    site = _site(request)
+    questions = []
+    for name in today.instruments:
+        (item,) = _items(site.instrument(name), site.catalogue.text)[:1]
+        questions.append({**item, "id": name})
+    last_day = today.expires_at - dt.timedelta(days=1)
+    return _render(
+        request,
+        "rating_form.html",
+        {
+            "token": token,
+            "questions": questions,
+            "values": values,
+            "problems": problems,
+            "general": general or bool(problems),
+            "given": today.given is not None,
+            "logged": today.session_logged,
+            "day": today.day.isoformat(),
+            "closes": last_day.date().isoformat(),
+        },
+        status_code=422 if problems or general else 200,
+    )
+
+
+@router.get("/rate/{token}")
+def rating_page(token: str, request: Request) -> Response:
+    today = _rating(request, token).open()
+    values = {name: str(value) for name, value in (today.given or {}).items()}
+    return _rating_page(request, token, today, values)
+
+
+@router.post("/rate/{token}")
+def rating_post(token: str, request: Request, form: Posted) -> Response:
+    rating = _rating(request, token)
+    today = rating.today()
+    values = {name: str(form.get(f"rating_{name}", "")).strip() for name in today.instruments}
+    given = {name: answer_value(text) for name, text in values.items() if text}
+    try:
+        rating.give(given)
+    except OperationError as error:
+        if isinstance(error, SurveyLinkRefusedError):
+            raise
+        named = frozenset(
+            form_field(problem.where).removeprefix("rating_") for problem in error.problems
+        )
+        return _rating_page(
+            request, token, rating.today(), values, named & set(today.instruments), general=True
+        )
+    return _redirect(f"/rate/{token}")
