@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import admin, api, enrolment, pages, records, report, survey
+from lumbar.web import admin, api, enrolment, followup, pages, records, report, survey
 from lumbar.web.base import (
     HERE,
     SECOND_FACTOR_PAGE,
@@ -179,6 +179,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(enrolment.router)
     app.include_router(records.router)
+    app.include_router(followup.router)
     app.include_router(admin.router)
     app.include_router(report.router)
     survey.install(app, messages=messages, wording=wording)
