@@ -214,7 +214,7 @@ def participant_page(
             "failed": failed,
             "notice": notice,
             **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
-            **_follow_up(page, view.study_id, schedule),
+            **_follow_up(page, view.study_id, schedule, failed),
         },
         page=page,
         status_code=status_code,
@@ -248,8 +248,11 @@ def message_status(view: Any) -> str:
     return str(view.status)
 
 
-def _follow_up(page: Page, study_id: str | None, schedule: list[Any]) -> dict[str, Any]:
-    """The participant page's survey links and messages (None: not shown to the role)."""
+def _follow_up(
+    page: Page, study_id: str | None, schedule: list[Any], failed: str | None
+) -> dict[str, Any]:
+    """The participant page's survey links and messages (None: not shown to the role); a
+    visit's link form is offered while a link can open it, and again beside its refusal."""
     if study_id is None or not schedule:
         return {"links": None, "outbox": None, "invite": (), "one_day": ONE_DAY}
     trial = page.trial
@@ -273,7 +276,9 @@ def _follow_up(page: Page, study_id: str | None, schedule: list[Any]) -> dict[st
     if links is not None and page.may("questionnaire"):
         live = {link.visit: link for link in links if link.live}
         invite = [
-            (visit, live.get(visit.visit)) for visit in schedule if visit.status in LINK_ISSUABLE
+            (visit, live.get(visit.visit))
+            for visit in schedule
+            if visit.status in LINK_ISSUABLE or failed == f"invite-{visit.visit}"
         ]
     return {"links": links, "outbox": outbox, "invite": invite, "one_day": ONE_DAY}
 
