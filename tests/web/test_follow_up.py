@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from lumbar.operations.transports import FileTransport
 from tests.operations.world import World, answers_for, rdq_answers
 from tests.web.conftest import hidden, set_password, sign_in
+from tests.web.test_api import API, bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -181,3 +182,36 @@ def test_the_message_history_shows_each_message_without_its_address_or_link(
     assert "jane.doe" not in page
     assert "example.org" not in page
     assert token not in page
+
+
+def test_the_api_gives_the_follow_up_numbers_and_arms_only_to_the_unblinded(
+    client: TestClient, world: World
+) -> None:
+    first = world.randomized("SEA")
+    world.randomized("SEA")
+    world.randomized("NYC", coordinator="coord_nyc")
+    world.clock.advance(70)
+    _complete(world, first, "week_10")
+    blinded = client.get(f"{API}/follow-up", headers=bearer(token(client, "coord")))
+    assert blinded.status_code == 200, blinded.text
+    body = blinded.json()
+    assert body["by_arm"] is None
+    assert body["completion"][0] == {
+        "visit": "week_10",
+        "group": "all",
+        "label": "All sites",
+        "due": 2,  # Seattle's two: the coordinator's site only
+        "complete": 1,
+        "rate": 0.5,
+    }
+    assert [row["group"] for row in body["by_site"]] == ["SEA"] * 3
+    text = blinded.text.lower().replace(world.protocol.trial.title.lower(), "")
+    assert not {word for word in _arm_words(world) if word in text}
+    unblinded = client.get(f"{API}/follow-up?within=30", headers=bearer(token(client, "stat_open")))
+    body = unblinded.json()
+    assert body["closing_within"] == 30
+    assert {row["group"] for row in body["by_arm"]} == {arm.id for arm in world.protocol.arms}
+    assert sum(row["due"] for row in body["by_arm"] if row["visit"] == "week_10") == 3
+    # 21 days left in week 10's window: within 30, everyone not complete is listed.
+    assert len(body["to_call"]) == 2
+    assert {row["days_left"] for row in body["to_call"]} == {21}
