@@ -540,7 +540,15 @@ def follow_up(
                 call.closes,
                 call.days_left,
                 call.link or "none",
-                f"{call.last_message} {call.last_message_status}" if call.last_message else "",
+                " ".join(
+                    part
+                    for part in (
+                        call.last_message,
+                        call.last_message_status,
+                        call.last_message_reason and f"({call.last_message_reason})",
+                    )
+                    if part
+                ),
             )
             for call in board.to_call
         ],

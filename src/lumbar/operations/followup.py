@@ -91,7 +91,11 @@ class ToCall:
     last_message: str | None
     """The last message that went or was tried (``invitation``, ``reminder_1`` ...)."""
     last_message_status: str | None
+    """``sent``, ``skipped`` (not sent: see the reason), ``failed`` or ``sending``."""
+    last_message_reason: str | None
+    """Why it was not sent (``no e-mail address in the vault`` ...), or its last error."""
     last_message_at: dt.datetime | None
+    """When it was sent; None when it was not."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,8 @@ def _to_call(
                 link=link,
                 last_message=None if last is None else str(last.payload.get("message")),
                 last_message_status=None if last is None else last.status,
-                last_message_at=None if last is None else (last.sent_at or last.due_at),
+                last_message_reason=None if last is None else (last.reason or last.last_error),
+                last_message_at=None if last is None else last.sent_at,
             )
         )
     return tuple(sorted(calls, key=lambda call: (call.days_left, call.study_id, call.visit)))

@@ -323,6 +323,7 @@ class ToCallOut(Out):
     link: str | None = Field(description="Where the latest survey link stands; null: none")
     last_message: str | None
     last_message_status: str | None
+    last_message_reason: str | None
     last_message_at: dt.datetime | None
 
 
