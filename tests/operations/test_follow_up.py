@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lumbar.errors import OperationError
 from lumbar.operations.transports import FileTransport
 from tests.operations.world import World, answers_for, rdq_answers
 
@@ -127,3 +128,9 @@ def test_whom_to_call_lists_open_windows_closing_soon_or_with_no_reminder_left(
     assert first not in repr(calls)
     assert third not in repr(calls)
     assert "second@example.org" not in repr(calls)
+
+
+def test_a_negative_look_ahead_is_refused_naming_it(world: World) -> None:
+    with pytest.raises(OperationError) as refused:
+        world.as_("coord").follow_up(closing_within=-1)
+    assert refused.value.problems[0].where == "closing_within"

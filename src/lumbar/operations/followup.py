@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit
 from lumbar.operations.outbox import PARTICIPANT
 from lumbar.operations.schedule import VisitStatus, participant_statuses
@@ -121,6 +122,18 @@ class FollowUpService(Service):
         """Completion of each follow-up visit (complete of due, due meaning its window has
         opened) overall, by site and, for an unblinded user only, by arm; and whom to call:
         open windows closing within ``closing_within`` days or whose reminders are used up."""
+        if closing_within < 0:
+            raise OperationError(
+                "a look-ahead is a number of days",
+                [
+                    Problem(
+                        "closing_within",
+                        "must be 0 or more days",
+                        closing_within,
+                        f"e.g. {CLOSING_SOON}",
+                    )
+                ],
+            )
         with self._unit("view", write=False) as unit:
             today = on or unit.now.date()
             codes = unit.site_codes()
