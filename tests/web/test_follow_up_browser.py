@@ -87,6 +87,8 @@ def test_the_follow_up_dashboard_and_a_participant_s_links_in_a_browser(
     expect(history).to_contain_text("last reminder")
     assert "example.org" not in tab.content()
     accessible(tab, "a participant's page with survey links and messages")
+    tab.locator("#invitations").scroll_into_view_if_needed()
+    screenshot(tab, "participant-follow-up")
 
     tab.get_by_role("button", name="Issue a new link for week 10", exact=False).click()
     heading(tab, f"New survey link: {served.randomized[3]}, week 10")

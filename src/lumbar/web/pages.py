@@ -223,8 +223,9 @@ def participant_page(
 
 ONE_DAY = dt.timedelta(days=1)
 """A link expires at the midnight after its last day."""
-LINK_ISSUABLE = ("upcoming", "due", "overdue")
-"""The visit statuses for which the participant page offers a survey link."""
+LINK_ISSUABLE = ("due", "overdue")
+"""The visit statuses for which the participant page offers a survey link: its window is
+open (``lumbar invite show`` issues one ahead of it, to open with the window)."""
 
 MESSAGE_WORDS = {"invitation": "invitation", "last": "last reminder"}
 CHANNEL_WORDS = {"email": "e-mail", "sms": "text message"}
