@@ -13,7 +13,9 @@ whose follow-up ended (withdrawal of consent, loss to follow-up) before the wind
 closed without completing it is not counted (the dashboard's ``withdrawn``); a visit
 completed is counted, whenever follow-up ended. So the rate is
 ``complete / (complete + due + overdue + missed)``, of visits whose window has opened,
-with the statuses of :mod:`lumbar.operations.schedule`.
+with the statuses of :mod:`lumbar.operations.schedule`. The day asked about (``on``)
+decides which windows have opened and how many days are left; questionnaires count as
+recorded now (as on the dashboard), not as they stood on that day.
 
 **Whom to call**: participants whose visit window is open and not complete, and who
 either have at most :data:`CLOSING_SOON` days left or whose reminders are used up (every
