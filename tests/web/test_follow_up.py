@@ -4,6 +4,7 @@ links (issued and shown once, revoked after asking) and their message history.""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lumbar.operations.transports import FileTransport
+from lumbar.web.app import SurveyTokenFilter, server_log_config
 from tests.operations.world import World, answers_for, rdq_answers
 from tests.web.conftest import hidden, set_password, sign_in
 from tests.web.test_api import API, bearer, token
@@ -83,8 +85,9 @@ def test_the_follow_up_page_shows_completion_by_site_and_arms_only_to_the_unblin
 
 
 def test_a_new_link_is_shown_once_and_the_participant_page_lists_only_its_prefix(
-    client: TestClient, world: World
+    client: TestClient, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     study_id = world.randomized("SEA")
     world.clock.advance(64)
     coordinator = _as(client, "coord")
@@ -115,6 +118,14 @@ def test_a_new_link_is_shown_once_and_the_participant_page_lists_only_its_prefix
     page = coordinator.get(f"/participants/{study_id}").text
     assert ">revoked<" in page
     assert token not in coordinator.get("/follow-up").text
+    # Nowhere kept but in the page that showed it: not in the server's log (the test
+    # client's own log of the link it opened is the participant's side), not in the audit.
+    server_side = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert caplog.records
+    assert not [message for message in server_side if token in message]
+    audit = world.as_("admin").audit_records(limit=500)
+    assert "survey_token.issue" in repr(audit)
+    assert token not in repr(audit)
 
 
 def test_revoking_a_link_asks_first_and_refusals_show_at_the_form(
@@ -215,3 +226,16 @@ def test_the_api_gives_the_follow_up_numbers_and_arms_only_to_the_unblinded(
     # 21 days left in week 10's window: within 30, everyone not complete is listed.
     assert len(body["to_call"]) == 2
     assert {row["days_left"] for row in body["to_call"]} == {21}
+
+
+def test_the_server_s_access_log_names_a_survey_link_by_its_prefix_only() -> None:
+    token = "lms_" + "AbCdEfGh" + "x" * 35
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/survey/{token}/rdq", "1.1", 200), None,
+    )  # fmt: skip
+    assert SurveyTokenFilter().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /survey/lms_AbCdEfGh.../rdq HTTP/1.1" 200'
+    config = server_log_config()
+    assert config["filters"]["survey_tokens"]["()"] == "lumbar.web.app.SurveyTokenFilter"
+    assert all("survey_tokens" in handler["filters"] for handler in config["handlers"].values())

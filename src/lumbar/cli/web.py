@@ -68,6 +68,7 @@ def serve_command(
     from lumbar.errors import OperationError, Problem
     from lumbar.instruments import load_wording
     from lumbar.store.database import Database
+    from lumbar.web.app import server_log_config
     from lumbar.web.survey import Catalogue
 
     Catalogue.load(messages)  # refused here, with its problems, rather than in a worker
@@ -110,4 +111,5 @@ def serve_command(
         proxy_headers=https,
         server_header=False,
         log_level="info",
+        log_config=server_log_config(),  # no survey token in the access log
     )
