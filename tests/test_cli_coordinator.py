@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +205,21 @@ def test_due_lists_missed_visits_when_asked(cli: Cli, tmp_path: Path) -> None:
     assert "Due or overdue: none" in cli("due", "--missed", "--on", LATER.isoformat(), user="carol")
 
 
+def test_follow_up_prints_completion_and_whom_to_call(cli: Cli, tmp_path: Path) -> None:
+    study_id = randomized(cli, answers_file(tmp_path / "a.yaml"))
+    day_75 = (dt.date.today() + dt.timedelta(days=75)).isoformat()
+    shown = cli("follow-up", "--on", day_75, "--within", "20", user="carol")
+    # Week 10's window opened on day 63: one due, none complete; it closes on day 91.
+    assert re.search(r"all\s+All sites\s+week_10\s+1\s+0\s+0\.0%", shown)
+    assert re.search(r"site\s+SEA\s+week_10\s+1\s+0\s+0\.0%", shown)
+    assert re.search(rf"SEA\s+{study_id}\s+week_10\s+\S+\s+16\s+none", shown)
+    assert study_id not in cli("follow-up", "--on", day_75, "--within", "15", user="carol")
+
+
 READING = [
     ["participants"],
     ["due"],
+    ["follow-up"],
     ["due", "--missed"],
     ["site", "list"],
     ["user", "list"],

@@ -98,6 +98,7 @@ def _operations(world: World, target: Site, tmp_path: Path) -> dict[str, Callabl
         "staff": lambda t: t.staff(),
         "me": lambda t: t.me(),
         "progress": lambda t: t.progress(),
+        "follow_up": lambda t: t.follow_up(),
         "grant": lambda t: t.grant("monitor", "unblinded", "test"),
         "revoke": lambda t: t.revoke("monitor", "unblinded", "test"),
         "countersign": lambda t: t.countersign(1),

@@ -127,6 +127,8 @@ def test_every_page_as_every_role_at_every_site_leaks_nothing(
     arm_words = _arm_words(world)
     routes = _routes(client)
     assert any(route.path == "/participants/{reference}" for route in routes)
+    assert any(route.path == "/follow-up" for route in routes)  # the follow-up dashboard
+    assert any(route.path.endswith("/invitations/{visit}/revoke") for route in routes)
     for user in USERS:
         client.cookies.clear()
         assert sign_in(client, user, PASSWORD).status_code == 303  # type: ignore[attr-defined]

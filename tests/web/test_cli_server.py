@@ -210,6 +210,8 @@ def test_a_coordinators_walk_through_prints_the_same_by_server_as_by_database(
         "moved away",
     )
     assert study_id in both.same("coord_open", "participants")
+    assert "Whom to call" in both.same("coord_open", "follow-up", "--within", "30")
+    assert "not shown (you are blinded)" in both.same("coord", "follow-up")
     # Another site's participant is unknown there, both ways.
     assert "unknown participant" in both.same("coord_nyc", "schedule", study_id, code=2)
 

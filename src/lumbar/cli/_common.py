@@ -121,6 +121,7 @@ SERVER_COMMANDS = (
     "withdraw",
     "schedule",
     "due",
+    "follow-up",
     "participants",
 )
 """The commands that take ``--server`` (each has its counterpart in the API, lumbar.web.api)."""

@@ -36,6 +36,7 @@ from lumbar.errors import (
 
 if TYPE_CHECKING:  # the views are imported where they are made, as the commands import them
     from lumbar.operations.enrolment import ParticipantView, ScreeningView
+    from lumbar.operations.followup import FollowUp
     from lumbar.operations.randomization import Assignment
     from lumbar.operations.responses import QuestionnaireView
     from lumbar.operations.safety import AdverseEventView
@@ -362,6 +363,9 @@ class ServerTrial:
     ) -> list[VisitStatus]:
         return _visits(get_json(self.server, "/due", {"site": site, "on": on, "missed": missed}))
 
+    def follow_up(self, on: dt.date | None = None, closing_within: int = 7) -> FollowUp:
+        return _follow_up(get_json(self.server, "/follow-up", {"on": on, "within": closing_within}))
+
 
 def _segment(text: str) -> str:
     """``text`` as one segment of a path (a reference with a slash stays one segment)."""
@@ -420,3 +424,35 @@ def _visits(found: list[dict[str, Any]]) -> list[VisitStatus]:
         )
         for visit in found
     ]
+
+
+def _follow_up(found: dict[str, Any]) -> FollowUp:
+    from lumbar.operations.followup import Completion, FollowUp, ToCall
+
+    def completions(rows: list[dict[str, Any]]) -> tuple[Completion, ...]:
+        return tuple(
+            Completion(**{name: value for name, value in row.items() if name != "rate"})
+            for row in rows
+        )
+
+    return FollowUp(
+        on=_date(found["on"]),
+        closing_within=found["closing_within"],
+        completion=completions(found["completion"]),
+        by_site=completions(found["by_site"]),
+        by_arm=None if found["by_arm"] is None else completions(found["by_arm"]),
+        to_call=tuple(
+            ToCall(
+                **(
+                    call
+                    | {"closes": _date(call["closes"])}
+                    | {
+                        "last_message_at": None
+                        if call["last_message_at"] is None
+                        else dt.datetime.fromisoformat(call["last_message_at"])
+                    }
+                )
+            )
+            for call in found["to_call"]
+        ),
+    )

@@ -488,6 +488,73 @@ def due(
     )
 
 
+@app.command("follow-up")
+def follow_up(
+    on: DateOption = None,
+    within: Annotated[
+        int,
+        typer.Option(min=0, max=90, help="List open windows closing within this many days."),
+    ] = 7,
+    db: Db = None,
+    actor: As = None,
+    key_file: KeyFile = None,
+    server: Server = None,
+) -> None:
+    """Completion of each follow-up visit (complete of due, by site; by arm only for an
+    unblinded user) and whom to call: open windows closing soon or with no reminder left.
+
+    Due means the visit's window has opened. The list of whom to call names no contact:
+    open the participant's identifiers for that (audited).
+    """
+    trial = staff_trial(db, actor, key_file, server)
+    board = trial.follow_up(parse_date(on, "--on", today_of(trial)), within)
+    groups = [("all", board.completion), ("site", board.by_site)]
+    if board.by_arm is not None:
+        groups.append(("arm", board.by_arm))
+    echo_table(
+        f"Completion on {board.on.isoformat()} (complete of due)",
+        ("by", "group", "visit", "due", "complete", "rate"),
+        [
+            (
+                by,
+                row.label,
+                row.visit,
+                row.due,
+                row.complete,
+                "" if row.rate is None else f"{100 * row.rate:.1f}%",
+            )
+            for by, rows in groups
+            for row in rows
+        ],
+    )
+    if board.by_arm is None:
+        typer.echo("By arm: not shown (you are blinded).")
+    echo_table(
+        f"Whom to call (windows closing within {board.closing_within} days, or no reminder left)",
+        ("site", "study id", "visit", "closes", "days left", "link", "last message"),
+        [
+            (
+                call.site,
+                call.study_id,
+                call.visit,
+                call.closes,
+                call.days_left,
+                call.link or "none",
+                " ".join(
+                    part
+                    for part in (
+                        call.last_message,
+                        call.last_message_status,
+                        call.last_message_reason and f"({call.last_message_reason})",
+                    )
+                    if part
+                ),
+            )
+            for call in board.to_call
+        ],
+    )
+
+
 # ---------------------------------------------------------------- data out, audit, backup
 
 

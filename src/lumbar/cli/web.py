@@ -78,6 +78,7 @@ def serve_command(
     from lumbar.instruments import load_wording
     from lumbar.messages import Catalogue
     from lumbar.store.database import Database
+    from lumbar.web.app import server_log_config
 
     Catalogue.load(messages)  # refused here, with its problems, rather than in a worker
     for path in wording or []:
@@ -122,4 +123,5 @@ def serve_command(
         proxy_headers=https,
         server_header=False,
         log_level="info",
+        log_config=server_log_config(),  # no survey token in the access log
     )

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from lumbar.operations.context import Context, Principal, read_protocol
     from lumbar.operations.credentials import NewToken, TokenView, TotpEnrolment
     from lumbar.operations.enrolment import IdentityView, ParticipantView, ScreeningView
+    from lumbar.operations.followup import Completion, FollowUp, ToCall
     from lumbar.operations.people import GrantView, SiteView, StaffView
     from lumbar.operations.randomization import Assignment, RandomizationReport
     from lumbar.operations.ratings import (
@@ -75,8 +76,10 @@ _WHERE = {
     "AuditFinding": "lumbar.store.audit",
     "AuditReport": "lumbar.store.audit",
     "CONSORT_COLUMNS": "lumbar.operations.consort",
+    "Completion": "lumbar.operations.followup",
     "Context": "lumbar.operations.context",
     "EXPORT_FORMATS": "lumbar.operations.vocabulary",
+    "FollowUp": "lumbar.operations.followup",
     "GRANTS": "lumbar.operations.vocabulary",
     "GivenRatingView": "lumbar.operations.ratings",
     "GrantView": "lumbar.operations.people",
@@ -114,6 +117,7 @@ _WHERE = {
     "SurveyLink": "lumbar.operations.survey",
     "SurveyLinkRefusedError": "lumbar.operations.authentication",
     "SurveyPrincipal": "lumbar.operations.authentication",
+    "ToCall": "lumbar.operations.followup",
     "TokenView": "lumbar.operations.credentials",
     "TotpEnrolment": "lumbar.operations.credentials",
     "TreatmentPlan": "lumbar.operations.treatment",
@@ -154,9 +158,11 @@ __all__ = [
     "Assignment",
     "AuditFinding",
     "AuditReport",
+    "Completion",
     "ConsentLink",
     "ConsentRecord",
     "Context",
+    "FollowUp",
     "GivenRatingView",
     "GrantView",
     "IdentityView",
@@ -184,6 +190,7 @@ __all__ = [
     "SurveyLink",
     "SurveyLinkRefusedError",
     "SurveyPrincipal",
+    "ToCall",
     "TokenView",
     "TotpEnrolment",
     "TreatmentPlan",

@@ -34,6 +34,7 @@ __all__ = [
     "ScheduleService",
     "VisitStatus",
     "follow_up_ended_on",
+    "participant_statuses",
     "recorded_questionnaires",
     "start_of_day",
     "visit_statuses",
@@ -248,39 +249,43 @@ class ScheduleService(Service):
     def _statuses(
         self, unit: Unit, participant_ids: Sequence[int], today: dt.date
     ) -> list[VisitStatus]:
-        """The visit statuses of these participants (already checked visible): three queries,
-        none when there is no one."""
-        if not participant_ids:
-            return []
-        session = unit.session
-        codes = unit.site_codes()
-        recorded = recorded_questionnaires(session, participant_ids)
-        ended = dict(
-            session.execute(
-                select(Withdrawal.participant_id, Withdrawal.effective_date).where(
-                    Withdrawal.participant_id.in_(participant_ids),
-                    Withdrawal.kind.in_(FOLLOW_UP_ENDS),
-                )
-            ).all()
+        return participant_statuses(unit, self.protocol, participant_ids, today)
+
+
+def participant_statuses(
+    unit: Unit, protocol: Protocol, participant_ids: Sequence[int], today: dt.date
+) -> list[VisitStatus]:
+    """The visit statuses of these participants (already checked visible): three queries,
+    none when there is no one."""
+    if not participant_ids:
+        return []
+    session = unit.session
+    codes = unit.site_codes()
+    recorded = recorded_questionnaires(session, participant_ids)
+    ended = dict(
+        session.execute(
+            select(Withdrawal.participant_id, Withdrawal.effective_date).where(
+                Withdrawal.participant_id.in_(participant_ids),
+                Withdrawal.kind.in_(FOLLOW_UP_ENDS),
+            )
+        ).all()
+    )
+    statuses: list[VisitStatus] = []
+    for participant_id, study_id, site_id, randomized_on in session.execute(
+        select(Participant.id, Participant.study_id, Participant.site_id, Allocation.randomized_on)
+        .join(Allocation, Allocation.participant_id == Participant.id)
+        .where(Participant.id.in_(participant_ids))
+        .order_by(Participant.study_id)
+    ).all():
+        statuses.extend(
+            visit_statuses(
+                protocol,
+                study_id=str(study_id),
+                site=codes[site_id],
+                randomized_on=randomized_on,
+                recorded=recorded.get(participant_id, {}),
+                today=today,
+                follow_up_ended_on=ended.get(participant_id),
+            )
         )
-        statuses: list[VisitStatus] = []
-        for participant_id, study_id, site_id, randomized_on in session.execute(
-            select(
-                Participant.id, Participant.study_id, Participant.site_id, Allocation.randomized_on
-            )
-            .join(Allocation, Allocation.participant_id == Participant.id)
-            .where(Participant.id.in_(participant_ids))
-            .order_by(Participant.study_id)
-        ).all():
-            statuses.extend(
-                visit_statuses(
-                    self.protocol,
-                    study_id=str(study_id),
-                    site=codes[site_id],
-                    randomized_on=randomized_on,
-                    recorded=recorded.get(participant_id, {}),
-                    today=today,
-                    follow_up_ended_on=ended.get(participant_id),
-                )
-            )
-        return statuses
+    return statuses

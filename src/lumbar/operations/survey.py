@@ -46,12 +46,18 @@ from lumbar.operations.schedule import follow_up_ended_on, start_of_day, visit_w
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
 __all__ = [
+    "LINK_STATUS_WORDS",
     "NewSurveyToken",
     "Survey",
     "SurveyDue",
     "SurveyLink",
     "SurveyLinkService",
+    "link_status",
 ]
+
+LINK_STATUS_WORDS = {"saved": "partially answered", "used": "complete"}
+"""How staff pages say a link's status where the words differ from :attr:`SurveyLink.status`
+(the other statuses are said as they are: sent, opened, expired, revoked, not open yet)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,17 @@ class SurveyLink:
     opened_at: dt.datetime | None
     used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+
+    @property
+    def status_words(self) -> str:
+        """The status as staff pages say it (``saved`` is ``partially answered``, ``used``
+        is ``complete``)."""
+        return LINK_STATUS_WORDS.get(self.status, self.status)
+
+    @property
+    def live(self) -> bool:
+        """Whether the link may still open its survey (not used, revoked or expired)."""
+        return self.status in ("not open yet", "sent", "opened", "saved")
 
 
 @dataclass(frozen=True)
@@ -228,7 +245,7 @@ class SurveyLinkService(Service):
                     str(participant.study_id),
                     row.visit,
                     row.prefix,
-                    _status(row, unit.now),
+                    link_status(row, unit.now),
                     row.opens_at,
                     row.expires_at,
                     row.opened_at,
@@ -361,7 +378,8 @@ class Survey:
             yield work, token, participant
 
 
-def _status(row: SurveyToken, now: dt.datetime) -> str:
+def link_status(row: SurveyToken, now: dt.datetime) -> str:
+    """Where a link stands at ``now`` (see :attr:`SurveyLink.status`)."""
     if row.revoked_at is not None:
         return "revoked"
     if row.used_at is not None:

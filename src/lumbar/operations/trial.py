@@ -59,6 +59,7 @@ from lumbar.operations.dataset import DatasetService
 from lumbar.operations.enrolment import (
     EnrolmentService,
 )
+from lumbar.operations.followup import FollowUpService
 from lumbar.operations.outbox import OutboxService
 from lumbar.operations.people import PeopleService
 from lumbar.operations.randomization import RandomizationService, slot_context
@@ -162,6 +163,7 @@ class Trial:
         self._rating_links = SessionRatingLinkService(context, principal)
         self._randomization = RandomizationService(context, principal)
         self._schedule = ScheduleService(context, principal)
+        self._follow_up = FollowUpService(context, principal)
         self._treatment = TreatmentService(context, principal)
         self._safety = SafetyService(context, principal)
         self._outbox = OutboxService(context, principal)
@@ -294,6 +296,7 @@ class Trial:
     schedule = Operation("_schedule", ScheduleService.schedule)
     due = Operation("_schedule", ScheduleService.due)
     progress = Operation("_schedule", ScheduleService.progress)
+    follow_up = Operation("_follow_up", FollowUpService.follow_up)
 
     log_session = Operation("_treatment", TreatmentService.log_session)
     treatment_plan = Operation("_treatment", TreatmentService.plan)

@@ -44,6 +44,7 @@ from lumbar.operations import Trial
 from lumbar.operations.authentication import authenticate_token
 from lumbar.operations.context import Context
 from lumbar.operations.enrolment import ParticipantView
+from lumbar.operations.followup import CLOSING_SOON
 from lumbar.operations.vocabulary import (
     OUTCOMES,
     RELATEDNESS,
@@ -299,6 +300,44 @@ class NotificationOut(Out):
     status: str
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
+
+
+class CompletionOut(Out):
+    visit: str
+    group: str = Field(description="all, a site's code, or an arm's id")
+    label: str
+    due: int = Field(description="Participants whose window for the visit has opened")
+    complete: int
+    rate: float | None = Field(description="complete / due; null when no one is due yet")
+
+
+class ToCallOut(Out):
+    study_id: str
+    site: str
+    visit: str
+    status: str
+    closes: dt.date
+    days_left: int
+    closing_soon: bool
+    reminders_exhausted: bool
+    link: str | None = Field(description="Where the latest survey link stands; null: none")
+    last_message: str | None
+    last_message_status: str | None
+    last_message_reason: str | None
+    last_message_at: dt.datetime | None
+
+
+class FollowUpOut(Out):
+    on: dt.date
+    closing_within: int
+    completion: list[CompletionOut] = Field(description="Each follow-up visit, all sites")
+    by_site: list[CompletionOut]
+    by_arm: list[CompletionOut] | None = Field(
+        description="Each visit in each arm, for an unblinded owner; null otherwise"
+    )
+    to_call: list[ToCallOut] = Field(
+        description="Open windows closing soon or with no reminder left (no contact details)"
+    )
 
 
 class ProblemOut(Out):
@@ -691,6 +730,16 @@ def create_api(context: Context) -> FastAPI:
         missed: bool = False,
     ) -> list[VisitOut]:
         return [VisitOut.model_validate(visit) for visit in trial.due(site, on, missed=missed)]
+
+    @api.get("/follow-up", response_model=FollowUpOut)
+    def follow_up(
+        trial: TokenTrial,
+        on: Annotated[dt.date | None, Query(description="The day it stands on (today)")] = None,
+        within: Annotated[
+            int, Query(ge=0, le=90, description="Days: a window closing within them is listed")
+        ] = CLOSING_SOON,
+    ) -> FollowUpOut:
+        return FollowUpOut.model_validate(trial.follow_up(on, within))
 
     @api.get("/notifications", response_model=list[NotificationOut])
     def notifications(trial: TokenTrial, waiting: bool = False) -> list[NotificationOut]:

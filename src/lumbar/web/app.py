@@ -30,7 +30,10 @@ tests/web/ (docs/security.md lists them against OWASP ASVS):
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import re
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,11 +44,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import LOGGING_CONFIG
 
 from lumbar import __version__
 from lumbar.errors import AccessError
 from lumbar.operations.context import Clock, Context, utc_now
-from lumbar.web import admin, api, consent, enrolment, pages, records, report, survey
+from lumbar.web import admin, api, consent, enrolment, followup, pages, records, report, survey
 from lumbar.web.base import (
     HERE,
     SECOND_FACTOR_PAGE,
@@ -64,7 +68,7 @@ from lumbar.web.base import (
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = ["create_app", "from_environment"]
+__all__ = ["SurveyTokenFilter", "create_app", "from_environment", "server_log_config"]
 
 
 def create_app(
@@ -184,6 +188,7 @@ def create_app(
     app.include_router(enrolment.router)
     app.include_router(consent.router)
     app.include_router(records.router)
+    app.include_router(followup.router)
     app.include_router(admin.router)
     app.include_router(report.router)
     survey.install(app, messages=messages, wording=wording)
@@ -218,6 +223,39 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SurveyTokenFilter(logging.Filter):
+    """Keeps participants' survey tokens out of the server's log: the access log names every
+    path, and a survey link's path is the token (``/survey/lms_...``); it is logged as its
+    non-secret prefix, as staff pages show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SURVEY_TOKEN.sub(_prefix, arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SURVEY_TOKEN.sub(_prefix, record.msg)
+        return True
+
+
+_SURVEY_TOKEN = re.compile(r"(lms_[A-Za-z0-9_-]{8})[A-Za-z0-9_-]+")
+
+
+def _prefix(found: re.Match[str]) -> str:
+    return found.group(1) + "..."
+
+
+def server_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`SurveyTokenFilter` on its handlers (given
+    to every worker process, so each filters its own log)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["survey_tokens"] = {"()": "lumbar.web.app.SurveyTokenFilter"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("survey_tokens")
+    return config
 
 
 def from_environment() -> FastAPI:

@@ -8,6 +8,7 @@ that.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -175,7 +176,24 @@ def participants(request: Request, page: SignedIn) -> Response:
 
 
 @router.get("/participants/{reference}")
-def participant(reference: str, request: Request, page: SignedIn) -> Response:
+def participant(reference: str, request: Request, page: SignedIn, revoked: str = "") -> Response:
+    notice = None
+    if revoked in {visit.id for visit in page.trial.protocol.follow_up_visits}:
+        notice = f"The link to {revoked.replace('_', ' ')} is revoked: it opens nothing now."
+    return participant_page(request, page, reference, notice=notice)
+
+
+def participant_page(
+    request: Request,
+    page: Page,
+    reference: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    failed: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The participant page (``errors``: a refused form of it, named by ``failed``)."""
     trial = page.trial
     try:
         view = trial.participant(reference)
@@ -201,9 +219,14 @@ def participant(reference: str, request: Request, page: SignedIn) -> Response:
             "today": trial.clock().date(),
             "consents": consents,
             "consent_due": _consent_due(page, view, consents),
+            "errors": errors or [],
+            "failed": failed,
+            "notice": notice,
             **(_records(page, view.study_id) if view.study_id is not None else {"records": None}),
+            **_follow_up(page, view.study_id, schedule, failed),
         },
         page=page,
+        status_code=status_code,
     )
 
 
@@ -221,6 +244,69 @@ def _consent_due(page: Page, view: Any, consents: list[Any]) -> str | None:
     if current is None or latest not in versions:
         return None
     return current.version if versions.index(latest) < versions.index(current.version) else None
+
+
+ONE_DAY = dt.timedelta(days=1)
+"""A link expires at the midnight after its last day."""
+LINK_ISSUABLE = ("due", "overdue")
+"""The visit statuses for which the participant page offers a survey link: its window is
+open (``lumbar invite show`` issues one ahead of it, to open with the window)."""
+
+MESSAGE_WORDS = {"invitation": "invitation", "last": "last reminder"}
+CHANNEL_WORDS = {"email": "e-mail", "sms": "text message"}
+
+
+def message_words(message: str) -> str:
+    """``reminder_2`` is "reminder 2", ``last`` "last reminder"."""
+    return MESSAGE_WORDS.get(message, message.replace("_", " "))
+
+
+def message_status(view: Any) -> str:
+    """Where a participant's message stands, in words (no contact, no link)."""
+    if view.status == "queued":
+        return f"waiting to try again ({view.attempts} tried)" if view.attempts else "waiting"
+    if view.status == "skipped":
+        return f"not sent: {view.reason}" if view.reason else "not sent"
+    if view.status == "failed":
+        return f"failed after {view.attempts} attempts" + (
+            f": {view.last_error}" if view.last_error else ""
+        )
+    return str(view.status)
+
+
+def _follow_up(
+    page: Page, study_id: str | None, schedule: list[Any], failed: str | None
+) -> dict[str, Any]:
+    """The participant page's survey links and messages (None: not shown to the role); a
+    visit's link form is offered while a link can open it, and again beside its refusal."""
+    if study_id is None or not schedule:
+        return {"links": None, "outbox": None, "invite": (), "one_day": ONE_DAY}
+    trial = page.trial
+    links: list[Any] | None
+    try:
+        links = trial.survey_links(study_id)
+    except AccessError:
+        links = None
+    outbox = [
+        {
+            "visit": view.visit,
+            "message": message_words(view.message),
+            "channel": CHANNEL_WORDS.get(view.channel, view.channel),
+            "due_at": view.due_at,
+            "sent_at": view.sent_at,
+            "status": message_status(view),
+        }
+        for view in trial.participant_messages(study_id)
+    ]
+    invite: list[tuple[Any, Any]] = []
+    if links is not None and page.may("questionnaire"):
+        live = {link.visit: link for link in links if link.live}
+        invite = [
+            (visit, live.get(visit.visit))
+            for visit in schedule
+            if visit.status in LINK_ISSUABLE or failed == f"invite-{visit.visit}"
+        ]
+    return {"links": links, "outbox": outbox, "invite": invite, "one_day": ONE_DAY}
 
 
 def _records(page: Page, study_id: str) -> dict[str, Any]:
