@@ -680,7 +680,8 @@ def invite_list(
 ConsentDocuments = Annotated[
     Path | None,
     typer.Option(
-        help="The folder of the consent document files the protocol's consent section names.",
+        help="The folder of the consent document files the protocol's consent section names "
+        "(default: lumbar's own example documents).",
         file_okay=False,
     ),
 ]

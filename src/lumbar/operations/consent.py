@@ -50,7 +50,7 @@ from lumbar.operations.authentication import (
 )
 from lumbar.operations.context import Context, Service, Transaction
 from lumbar.operations.schedule import follow_up_ended_on
-from lumbar.protocol import ConsentDocument, ConsentQuestion, Protocol
+from lumbar.protocol import ConsentDocument, ConsentQuestion, Protocol, shipped_consent_documents
 from lumbar.store.schema import (
     Consent,
     ConsentToken,
@@ -178,6 +178,10 @@ def read_consent_document(protocol: Protocol, folder: Path | None, version: str)
     """The declared ``version`` read from ``folder``; refused unless its bytes match the
     protocol's SHA-256."""
     document = _declared(protocol, version)
+    if folder is None and (shipped_consent_documents() / document.file).is_file():
+        # lumbar's own example documents (the reference protocol's); the hash below still
+        # decides whether the file is the one declared.
+        folder = shipped_consent_documents()
     if folder is None:
         raise OperationError(
             "no consent documents folder",

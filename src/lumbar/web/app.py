@@ -95,7 +95,7 @@ def create_app(
     with the keys of lumbar's ``messages/en.yaml``); ``wording``: licensed wording files
     whose item texts those pages show (lumbar's own labels otherwise);
     ``consent_documents``: the folder of the consent document files the protocol declares
-    (electronic consent shows none without it).
+    (default: lumbar's own example documents, for the reference protocol).
     ``clock`` and ``password_hasher`` are for tests (a clock they move, cheap hashing).
     """
     context = Context.open(url, key_file=key_file, clock=clock, password_hasher=password_hasher)
