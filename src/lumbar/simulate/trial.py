@@ -36,6 +36,7 @@ __all__ = [
     "baseline_scores",
     "expected_differences",
     "follow_up_scores",
+    "join_now",
     "populate_staff",
     "simulate_trial",
 ]
@@ -130,6 +131,28 @@ def simulate_trial(
     therapists = populate_staff(open_as("admin"), assumptions)
     runner = _Runner(protocol, open_as, clock, assumptions, rng, therapists, progress)
     return runner.run()
+
+
+def join_now(
+    protocol: Protocol,
+    coordinator: Trial,
+    clock: SyntheticClock,
+    *,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    seed: int = 20110705,
+) -> str:
+    """One more synthetic person screened, consented, enrolled, questioned at baseline and
+    randomized by ``coordinator`` at ``clock``'s time (the clock ``coordinator`` was opened
+    with); returns their study id. Nothing of their follow-up is done: it is left to them."""
+    rng = np.random.default_rng(seed)
+    runner = _Runner(protocol, lambda user: coordinator, clock, assumptions, rng, [], None)
+    number = 0
+    while runner.summary.randomized == 0:
+        number += 1
+        person = runner._person(number)
+        if person.eligible and not person.declines:
+            runner._screen(person, None)
+    return person.study_id
 
 
 class _Runner:
