@@ -39,11 +39,8 @@ def test_the_demo_leaves_a_follow_up_to_answer_on_a_phone(tmp_path: Path, phone:
     study_id, visit, database, user = command.groups()
     assert Path(database) == out / "trial.db"
     with served(create_app(f"sqlite:///{database}")) as address:
-        shown = runner.invoke(
-            app,
-            ["invite", "show", study_id, visit, "--db", database, "--as", user]
-            + ["--base-url", address],
-        )
+        invite = ["invite", "show", study_id, visit, "--db", database, "--as", user]
+        shown = runner.invoke(app, [*invite, "--base-url", address])
         assert shown.exit_code == 0, shown.output
         link = next(line for line in shown.output.splitlines() if line.startswith(address))
         phone.goto(link)

@@ -9,7 +9,6 @@ With LUMBAR_SCREENSHOTS set, the phone's screenshot for the README is kept.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
