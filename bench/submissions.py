@@ -350,8 +350,7 @@ def report(case: Case) -> list[str]:
     acknowledged = len(result.surveys)
     ratio = result.requests_per_second / peer.requests_per_second if peer.per_second else 0.0
     lines = [
-        f"{case.backend}, {case.workers} worker{'s' * (case.workers != 1)}, "
-        f"{options_line(case)}",
+        f"{case.backend}, {case.workers} worker{'s' * (case.workers != 1)}, {options_line(case)}",
         f"  surveys acknowledged {acknowledged} in {result.seconds:.1f} s: "
         f"{result.per_second:.1f} durable surveys/s ({result.requests_per_second:.0f} requests/s)"
         + (" (the links ran out)" if result.ran_out else ""),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -286,7 +286,9 @@ class Survey:
             draft = dict(token.draft or {})
             draft[instrument] = dict(answers)
             token.draft = draft  # a new value, so the JSON column is written
-            return self._due(work, token, participant)
+            # Saving answers records no questionnaire: what is due stays as read above.
+            saved = {name: draft[name] for name in due.instruments if name in draft}
+            return replace(due, saved=saved)
 
     def submit(
         self, answers_by_instrument: Mapping[str, Mapping[str, Any]]
@@ -312,24 +314,54 @@ class Survey:
                         for instrument in extra
                     ],
                 )
-            token.used_at = work.now
-            token.draft = None
-            work.audit(
-                "survey_token.use",
-                "survey_token",
-                token.id,
-                new={"study_id": participant.study_id, "visit": visit, "instruments": list(due)},
-            )
-            return store_visit(
-                work,
+            return self._record(work, token, participant, due, checked)
+
+    def _record(
+        self,
+        work: Transaction,
+        token: SurveyToken,
+        participant: Participant,
+        due: tuple[str, ...],
+        checked: Mapping[str, Any],
+    ) -> tuple[QuestionnaireView, ...]:
+        """Store the checked answers of every questionnaire due, and use the link up."""
+        visit = self.principal.visit
+        token.used_at = work.now
+        token.draft = None
+        work.audit(
+            "survey_token.use",
+            "survey_token",
+            token.id,
+            new={"study_id": participant.study_id, "visit": visit, "instruments": list(due)},
+        )
+        return store_visit(
+            work,
+            self.context.protocol,
+            participant,
+            visit,
+            checked,
+            completed_on=work.now.date(),
+            source="participant_link",
+            entered_by=None,
+        )
+
+    def submit_saved(self) -> tuple[QuestionnaireView, ...] | None:
+        """:meth:`submit` the answers saved through the link, read in the same transaction
+        as they are recorded; None (and nothing changes) when a questionnaire due has no
+        saved answers yet."""
+        visit = self.principal.visit
+        with self._open(write=True) as (work, token, participant):
+            due = _due(work, self.context.protocol.visit(visit).instruments, participant.id, visit)
+            draft = token.draft or {}
+            if not due or any(name not in draft for name in due):
+                return None
+            checked = checked_visit(
                 self.context.protocol,
-                participant,
                 visit,
-                checked,
-                completed_on=work.now.date(),
-                source="participant_link",
-                entered_by=None,
+                {name: draft[name] for name in due},
+                "participant_link",
             )
+            return self._record(work, token, participant, due, checked)
 
     def _due(self, work: Transaction, token: SurveyToken, participant: Participant) -> SurveyDue:
         instruments = _due(
