@@ -41,7 +41,7 @@ from lumbar.operations.authentication import (
     survey_token_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
-from lumbar.operations.responses import QuestionnaireView, checked_visit, store_visit
+from lumbar.operations.responses import Checked, QuestionnaireView, checked_visit, store_visit
 from lumbar.operations.schedule import follow_up_ended_on, visit_window
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
@@ -322,7 +322,7 @@ class Survey:
         token: SurveyToken,
         participant: Participant,
         due: tuple[str, ...],
-        checked: Mapping[str, Any],
+        checked: Checked,
     ) -> tuple[QuestionnaireView, ...]:
         """Store the checked answers of every questionnaire due, and use the link up."""
         visit = self.principal.visit
