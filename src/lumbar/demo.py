@@ -206,6 +206,7 @@ def run_demo(
     phase: Callable[[str], None] | None = None,
     evidence: bool = True,
     accounts: bool = True,
+    follow_up_today: bool = True,
     now: dt.datetime | None = None,
 ) -> DemoResult:
     """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
@@ -213,9 +214,10 @@ def run_demo(
     ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
     With ``evidence``, the report places the trial among the shipped massage trials.
     With ``accounts``, one member of staff of each role gets a password to sign in to the
-    web pages with (:func:`demo_accounts`), and after the report one more synthetic
-    participant is left with a follow-up open on ``now``'s day (default: the real time),
-    to answer through their link (:func:`open_follow_up`).
+    web pages with (:func:`demo_accounts`). With ``follow_up_today``, after the report one
+    more synthetic participant is left with a follow-up open on ``now``'s day (default: the
+    real time), to answer through their link (:func:`open_follow_up`); the report, made
+    before, describes the simulated trial without them.
     """
     if participants < 30:
         raise OperationError(
@@ -260,11 +262,12 @@ def run_demo(
     made_accounts: list[DemoAccount] = []
     accounts_file = None
     opened = None
-    if accounts:
+    if follow_up_today:
         announce("leaving a follow-up open today")
         mark = time.perf_counter()
         opened = open_follow_up(made, now or dt.datetime.now(dt.UTC), seed=seed)
         timings["open follow-up"] = time.perf_counter() - mark
+    if accounts:
         announce("creating the demo accounts")
         mark = time.perf_counter()
         made_accounts = demo_accounts(made)

@@ -178,8 +178,9 @@ def _open_in_browser(result: DemoResult) -> None:
         screen.print()
         screen.print("[bold]Answer a follow-up as a participant would, on a phone[/bold]")
         screen.print(
-            f"  The synthetic participant {opened.study_id} has their {opened.visit} "
-            f"questionnaires due ({opened.opens.isoformat()} to {opened.last_day.isoformat()})."
+            f"  The synthetic participant {opened.study_id}, randomized after the simulated "
+            f"trial (not in its report), has their {opened.visit} questionnaires due "
+            f"({opened.opens.isoformat()} to {opened.last_day.isoformat()})."
         )
         screen.print(
             f"  1. with the web pages started (above), issue their link:\n"
