@@ -28,7 +28,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -42,7 +42,7 @@ from lumbar.operations.authentication import (
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
 from lumbar.operations.responses import Checked, QuestionnaireView, checked_visit, store_visit
-from lumbar.operations.schedule import follow_up_ended_on, visit_window
+from lumbar.operations.schedule import follow_up_end, follow_up_ended_on, visit_window
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
 __all__ = [
@@ -380,10 +380,20 @@ class Survey:
         principal = self.principal
         with self.context.transaction(principal.actor, principal.origin, write=write) as work:
             token = survey_token_in_force(work.session, principal, work.now)
-            participant = work.session.get(Participant, token.participant_id)
-            assert participant is not None  # a foreign key
-            randomized = work.session.get(Allocation, participant.id) is not None
-            if not randomized or follow_up_ended_on(work.session, participant.id) is not None:
+            # The participant, whether they are randomized and whether their follow-up
+            # ended, in one statement.
+            row = work.session.execute(
+                select(
+                    Participant,
+                    select(Allocation.participant_id)
+                    .where(Allocation.participant_id == Participant.id)
+                    .exists(),
+                    follow_up_end(Participant.id).scalar_subquery(),
+                ).where(Participant.id == token.participant_id)
+            ).one()
+            participant: Participant = row[0]
+            randomized, ended = bool(row[1]), cast("dt.date | None", row[2])
+            if not randomized or ended is not None:
                 raise SurveyLinkRefusedError(
                     "closed",
                     "opens no questionnaires now: follow-up has ended",
