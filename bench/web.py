@@ -34,9 +34,7 @@ import asyncio
 import html
 import os
 import re
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import machine
+from common import PEER, machine, start
 
 from lumbar.operations import Trial, create_trial
 from lumbar.protocol import shipped_protocol
@@ -68,51 +66,6 @@ from lumbar.web.app import create_app
 uvicorn.run(create_app(sys.argv[1], key_file=Path(sys.argv[2])), host="127.0.0.1",
             port=int(sys.argv[3]), log_level="warning", access_log=False, timeout_keep_alive=300)
 """
-PEER = """
-import sqlite3, sys, threading, uvicorn
-from fastapi import FastAPI
-path, port = sys.argv[1], int(sys.argv[2])
-local = threading.local()
-def connection():
-    if not hasattr(local, "db"):
-        local.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        local.db.execute("PRAGMA journal_mode=WAL")
-        local.db.execute("PRAGMA synchronous=FULL")
-    return local.db
-connection().execute("CREATE TABLE IF NOT EXISTS peer (id INTEGER PRIMARY KEY, note TEXT)")
-app = FastAPI()
-@app.post("/insert")
-def insert() -> dict[str, bool]:
-    db = connection()
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT INTO peer (note) VALUES ('bench')")
-    db.execute("COMMIT")
-    return {"ok": True}
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-            timeout_keep_alive=300)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(code: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", code, *args, str(port)])
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(base + "/sign-in", timeout=1)
-            return process, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"the server on port {port} did not start")
-
-
 # ---------------------------------------------------------------------------- the trial
 
 

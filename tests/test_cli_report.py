@@ -166,6 +166,13 @@ def test_demo_command_runs_a_small_synthetic_trial(tmp_path: Path) -> None:
     ending = result.output[result.output.index("Open the demo trial in a browser") :]
     assert f"serve --db {out / 'trial.db'}" in ending
     assert "http://127.0.0.1:8000/" in ending
+    # And with a synthetic participant whose 10-week questionnaires are due today, to answer
+    # through the link the printed command issues (tests/web/test_demo_link_browser.py).
+    assert f"invite show SEA-0046 week_10 --db {out / 'trial.db'} --as coordinator" in ending
+    invite = ["invite", "show", "SEA-0046", "week_10", "--db", str(out / "trial.db")]
+    invited = runner.invoke(app, [*invite, "--as", "coordinator"])
+    assert invited.exit_code == 0, invited.output
+    assert "http://127.0.0.1:8000/survey/lms_" in invited.output
     for line in accounts.read_text().splitlines()[-6:]:
         _role, username, password = line.rsplit(maxsplit=2)
         assert f"{username} " in ending

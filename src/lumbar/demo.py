@@ -26,9 +26,16 @@ from lumbar.analysis.plan import Settings
 from lumbar.application import trial_report
 from lumbar.errors import OperationError, Problem
 from lumbar.operations import Trial, create_trial
+from lumbar.operations.schedule import visit_window
 from lumbar.protocol import shipped_protocol
 from lumbar.report import ReportContent, ReportFiles, write_report
-from lumbar.simulate import DEFAULT_ASSUMPTIONS, Assumptions, SimulationSummary, SyntheticClock
+from lumbar.simulate import (
+    DEFAULT_ASSUMPTIONS,
+    Assumptions,
+    SimulationSummary,
+    SyntheticClock,
+    join_now,
+)
 from lumbar.simulate import simulate_trial as simulate
 from lumbar.synthesis import shipped_studies
 
@@ -43,8 +50,10 @@ __all__ = [
     "DEMO_START",
     "DemoAccount",
     "DemoResult",
+    "OpenFollowUp",
     "SyntheticTrial",
     "demo_accounts",
+    "open_follow_up",
     "run_demo",
     "synthetic_trial",
     "write_accounts",
@@ -98,6 +107,17 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     accounts: list[DemoAccount] = field(default_factory=list)
     accounts_file: Path | None = None
+    open_follow_up: OpenFollowUp | None = None
+
+
+@dataclass(frozen=True)
+class OpenFollowUp:
+    """A synthetic participant whose follow-up visit is open today and not yet answered."""
+
+    study_id: str
+    visit: str
+    opens: dt.date
+    last_day: dt.date
 
 
 @dataclass(frozen=True)
@@ -186,13 +206,18 @@ def run_demo(
     phase: Callable[[str], None] | None = None,
     evidence: bool = True,
     accounts: bool = True,
+    follow_up_today: bool = True,
+    now: dt.datetime | None = None,
 ) -> DemoResult:
     """Simulate, analyse and report a synthetic trial in ``out``; see the module docstring.
 
     ``phase`` is told each phase's name as it starts; ``progress`` follows the simulation.
     With ``evidence``, the report places the trial among the shipped massage trials.
     With ``accounts``, one member of staff of each role gets a password to sign in to the
-    web pages with (:func:`demo_accounts`).
+    web pages with (:func:`demo_accounts`). With ``follow_up_today``, after the report one
+    more synthetic participant is left with a follow-up open on ``now``'s day (default: the
+    real time), to answer through their link (:func:`open_follow_up`); the report, made
+    before, describes the simulated trial without them.
     """
     if participants < 30:
         raise OperationError(
@@ -236,6 +261,12 @@ def run_demo(
     timings["report"] = time.perf_counter() - mark
     made_accounts: list[DemoAccount] = []
     accounts_file = None
+    opened = None
+    if follow_up_today:
+        announce("leaving a follow-up open today")
+        mark = time.perf_counter()
+        opened = open_follow_up(made, now or dt.datetime.now(dt.UTC), seed=seed)
+        timings["open follow-up"] = time.perf_counter() - mark
     if accounts:
         announce("creating the demo accounts")
         mark = time.perf_counter()
@@ -253,7 +284,29 @@ def run_demo(
         timings,
         made_accounts,
         accounts_file,
+        opened,
     )
+
+
+def open_follow_up(made: SyntheticTrial, now: dt.datetime, *, seed: int) -> OpenFollowUp:
+    """Randomize one more synthetic participant as long before ``now`` as the first follow-up
+    visit's target day, so that its window is open on ``now``'s day and nothing of it is
+    answered: ``lumbar invite show`` then gives a link that opens on the demo server.
+
+    The demo's report was written before: it describes the simulated trial, without them.
+    """
+    protocol = shipped_protocol(DEMO_PROTOCOL)
+    visit = protocol.follow_up_visits[0]
+    clock = SyntheticClock(now - dt.timedelta(days=visit.day))
+    coordinator = Trial.open(made.url, "coordinator", key_file=made.key_file, clock=clock)
+    try:
+        study_id = join_now(
+            protocol, coordinator, clock, assumptions=made.assumptions, seed=seed + 1
+        )
+    finally:
+        coordinator.close()
+    opens, last_day = visit_window(visit, clock.now.date())
+    return OpenFollowUp(study_id, visit.id, opens, last_day)
 
 
 def demo_accounts(made: SyntheticTrial) -> list[DemoAccount]:

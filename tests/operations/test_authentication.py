@@ -575,6 +575,35 @@ def test_a_survey_saves_answers_as_it_goes_and_refuses_one_at_its_item(
     assert carried.saved == {"rdq": answers["rdq"]}
 
 
+def test_a_survey_sends_what_was_saved_only_when_every_screen_is_saved(
+    world: World, context: Context
+) -> None:
+    study_id = world.randomized()
+    world.clock.advance(70)
+    link = operator(context, "coord").issue_survey_token(study_id, "week_10")
+    survey = Survey(context, authenticate_survey(context, link.token))
+    answers = visit_answers(world, "week_10")
+    instruments = world.protocol.visit("week_10").instruments
+    for instrument in instruments[:-1]:
+        due = survey.save(instrument, answers[instrument])
+        assert due.instruments == instruments
+        assert due.saved == survey.due().saved  # what saving returns is what is stored
+    assert survey.submit_saved() is None  # one screen still to answer: nothing changes
+    with context.db.read() as session:
+        assert (
+            session.execute(select(Questionnaire).where(Questionnaire.visit == "week_10")).all()
+            == []
+        )
+    assert len(audit_records(context, "survey_token.use")) == 0
+    survey.save(instruments[-1], answers[instruments[-1]])
+    views = survey.submit_saved()
+    assert views is not None
+    assert sorted(view.instrument for view in views) == sorted(instruments)
+    assert {view.source for view in views} == {"participant_link"}
+    assert "was used already" in str(refused(survey.submit_saved))
+    assert len(audit_records(context, "survey_token.use")) == 1
+
+
 def survey_status(trial: Trial, study_id: str, visit: str) -> str:
     return next(s.status for s in trial.schedule(study_id) if s.visit == visit)
 

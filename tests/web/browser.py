@@ -18,17 +18,32 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize, expect
 
+from lumbar.instruments import INSTRUMENTS
 from lumbar.web.app import create_app
-from tests.operations.world import World, build_world
+from tests.operations.world import World, answers_for, build_world, rdq_answers
 from tests.web.conftest import CHEAP
 
-__all__ = ["SCREENSHOTS", "Served", "accessible", "by_keyboard", "chromium", "screenshot"]
+__all__ = [
+    "PHONE",
+    "SCREENSHOTS",
+    "Served",
+    "accessible",
+    "by_keyboard",
+    "chromium",
+    "on_a_phone",
+    "screenshot",
+    "tap_answers",
+]
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+"""A phone's viewport, as the participants' pages are tested at."""
 
 SCREENSHOTS = "LUMBAR_SCREENSHOTS"
 """The environment variable naming a folder for the pages' screenshots (none are kept
@@ -125,6 +140,13 @@ def accessible(tab: Page, what: str, *, every_impact: bool = False) -> None:
     assert not found, f"{what} ({tab.url}) is not accessible:\n" + "\n".join(found)
 
 
+def on_a_phone(tab: Page, what: str) -> None:
+    """A participant's page as it must be on a phone: no axe-core violation of any impact,
+    and nothing wider than the phone's viewport."""
+    accessible(tab, what, every_impact=True)
+    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], what
+
+
 def screenshot(tab: Page, name: str) -> Path | None:
     """Keep the page as ``name``.png in LUMBAR_SCREENSHOTS, when it names a folder."""
     folder = os.environ.get(SCREENSHOTS)
@@ -190,3 +212,23 @@ _FOCUSED = """() => {
   return {tag: field.tagName, type: field.type || "", name: field.name || "",
           text: field.textContent || "", value: field.value || "", checked: !!field.checked};
 }"""
+
+
+def survey_answers(instrument: str) -> dict[str, Any]:
+    """Answers a test participant gives to ``instrument`` (an RDQ of 4)."""
+    return rdq_answers(4) if instrument == "rdq" else answers_for(instrument, 1)
+
+
+def tap_answers(tab: Page, instrument: str) -> None:
+    """Answer a survey screen as a finger would: a tap on an option, digits in a number box."""
+    definition = INSTRUMENTS.get(instrument)
+    for item in definition.items:
+        value = survey_answers(instrument).get(item.id)
+        if value is None:
+            continue
+        radio = tab.locator(f'input[type="radio"][name="answer_{item.id}"][value="{value}"]')
+        if radio.count():
+            radio.locator("xpath=..").tap()  # the label: the whole option is the target
+            expect(radio).to_be_checked()
+        else:
+            tab.locator(f"#answer_{item.id}").fill(str(value))

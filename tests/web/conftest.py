@@ -15,7 +15,7 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from lumbar.operations import Principal, Trial
 from lumbar.web.app import create_app
@@ -111,3 +111,28 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A phone-sized tab (the survey pages have no script: tests/web/test_survey.py checks
+    it); fails the test on any failed request or console error (a CSP refusal among them)."""
+    from tests.web.browser import PHONE
+
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.extend(_console_error(message.type, message.text)))
+    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    yield tab
+    context.close()
+    assert errors == []
+
+
+def _console_error(kind: str, text: str) -> list[str]:
+    # A page's own status (a refused link's 410, a refused answer's 422) is logged as a
+    # failed load: expected. A stylesheet that fails is a failed request instead.
+    if kind != "error" or text.startswith("Failed to load resource"):
+        return []
+    return [text]

@@ -9,49 +9,23 @@ With LUMBAR_SCREENSHOTS set, the phone's screenshot for the README is kept.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Page, expect
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.messages import Catalogue
-from tests.operations.world import answers_for, rdq_answers
-from tests.web.browser import Served, accessible, by_keyboard, screenshot
+from tests.web.browser import Served, by_keyboard, on_a_phone, screenshot, tap_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ENGLISH = Catalogue.load()
-PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with Served(tmp_path_factory.mktemp("survey")) as application:
         yield application
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    """A phone-sized tab (the pages have no script: tests/web/test_survey.py checks it);
-    fails the test on any failed request or console error (a CSP refusal among them)."""
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda message: errors.extend(_console_error(message.type, message.text)))
-    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
-    yield tab
-    context.close()
-    assert errors == []
-
-
-def _console_error(kind: str, text: str) -> list[str]:
-    # A page's own status (a refused link's 410, a refused answer's 422) is logged as a
-    # failed load: expected. A stylesheet that fails is a failed request instead.
-    if kind != "error" or text.startswith("Failed to load resource"):
-        return []
-    return [text]
 
 
 def _link(served: Served) -> str:
@@ -65,43 +39,19 @@ def _link(served: Served) -> str:
     return served.url + "/survey/" + coord.issue_survey_token(study_id, "week_10").token
 
 
-def _answers(instrument: str) -> dict[str, Any]:
-    return rdq_answers(4) if instrument == "rdq" else answers_for(instrument, 1)
-
-
-def _tap_answers(tab: Page, instrument: str) -> None:
-    """Answer a screen as a finger would: a tap on an option, digits in a number box."""
-    definition = INSTRUMENTS.get(instrument)
-    for item in definition.items:
-        value = _answers(instrument).get(item.id)
-        if value is None:
-            continue
-        radio = tab.locator(f'input[type="radio"][name="answer_{item.id}"][value="{value}"]')
-        if radio.count():
-            radio.locator("xpath=..").tap()  # the label: the whole option is the target
-            expect(radio).to_be_checked()
-        else:
-            tab.locator(f"#answer_{item.id}").fill(str(value))
-
-
-def _check(tab: Page, what: str) -> None:
-    accessible(tab, what, every_impact=True)
-    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], what
-
-
 def test_a_participant_completes_a_follow_up_on_a_phone(served: Served, phone: Page) -> None:
     url = _link(served)
     phone.goto(url)
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("start.title"))
     expect(phone.locator(".synthetic")).to_have_text(ENGLISH.text("synthetic"))  # a demo trial
-    _check(phone, "the survey's start page")
+    on_a_phone(phone, "the survey's start page")
     phone.get_by_role("link", name=ENGLISH.text("start.begin")).tap()
     instruments = served.world.protocol.visit("week_10").instruments
     for number, instrument in enumerate(instruments, start=1):
         expect(phone.locator(".progress")).to_have_text(
             ENGLISH.text("progress", number=number, total=len(instruments))
         )
-        _check(phone, f"the screen of {instrument}")
+        on_a_phone(phone, f"the screen of {instrument}")
         if instrument == "bothersomeness":
             # A number out of range first: shown at the item, then corrected.
             phone.locator('input[value="3"]').locator("xpath=..").tap()
@@ -113,19 +63,19 @@ def test_a_participant_completes_a_follow_up_on_a_phone(served: Served, phone: P
             expect(phone.locator("#error-restricted_days")).to_have_text(
                 ENGLISH.text("form.item_problem")
             )
-            _check(phone, "a screen with an answer refused at its item")
-        _tap_answers(phone, instrument)
+            on_a_phone(phone, "a screen with an answer refused at its item")
+        tap_answers(phone, instrument)
         phone.get_by_role("button", name=ENGLISH.text("form.save")).tap()
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("review.title"))
-    _check(phone, "the review page")
+    on_a_phone(phone, "the review page")
     phone.get_by_role("button", name=ENGLISH.text("review.send")).tap()
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("thanks.title"))
-    _check(phone, "the thank-you page")
+    on_a_phone(phone, "the thank-you page")
     phone.goto(url)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("refused.used"))
-    _check(phone, "a used link's page")
+    on_a_phone(phone, "a used link's page")
     phone.goto(served.url + "/survey/lms_" + "A" * 43)
-    _check(phone, "a forged link's page")
+    on_a_phone(phone, "a forged link's page")
 
 
 def test_a_participant_answers_a_screen_with_the_keyboard_alone(

@@ -173,6 +173,26 @@ def _open_in_browser(result: DemoResult) -> None:
     screen.print(
         f"  (kept in {result.accounts_file}, readable by you only; for this synthetic trial only)"
     )
+    opened = result.open_follow_up
+    if opened is not None:
+        screen.print()
+        screen.print("[bold]Answer a follow-up as a participant would, on a phone[/bold]")
+        screen.print(
+            f"  The synthetic participant {opened.study_id}, randomized after the simulated "
+            f"trial (not in its report), has their {opened.visit} questionnaires due "
+            f"({opened.opens.isoformat()} to {opened.last_day.isoformat()})."
+        )
+        screen.print(
+            f"  1. with the web pages started (above), issue their link:\n"
+            f"     {_launcher()} invite show {opened.study_id} {opened.visit} "
+            f"--db {result.database} --as coordinator",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        screen.print(
+            "  2. open the address it prints, in a phone-sized browser window, and answer."
+        )
 
 
 def _launcher() -> str:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from lumbar.operations.context import Service, Unit
@@ -177,11 +177,15 @@ def recorded_questionnaires(
 
 def follow_up_ended_on(session: Session, participant_id: int) -> dt.date | None:
     """When a participant's follow-up ended (withdrawal of consent or loss), if it did."""
-    return session.execute(
-        select(Withdrawal.effective_date).where(
-            Withdrawal.participant_id == participant_id, Withdrawal.kind.in_(FOLLOW_UP_ENDS)
-        )
-    ).scalar_one_or_none()
+    return session.execute(follow_up_end(participant_id)).scalar_one_or_none()
+
+
+def follow_up_end(participant_id: Any) -> Select[dt.date]:
+    """The statement of :func:`follow_up_ended_on` for ``participant_id`` (a value, or a
+    column to use it as a correlated subquery)."""
+    return select(Withdrawal.effective_date).where(
+        Withdrawal.participant_id == participant_id, Withdrawal.kind.in_(FOLLOW_UP_ENDS)
+    )
 
 
 class ScheduleService(Service):

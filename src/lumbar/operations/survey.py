@@ -27,8 +27,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -41,8 +41,13 @@ from lumbar.operations.authentication import (
     survey_token_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
-from lumbar.operations.responses import QuestionnaireView, checked_visit, store_visit
-from lumbar.operations.schedule import follow_up_ended_on, start_of_day, visit_window
+from lumbar.operations.responses import Checked, QuestionnaireView, checked_visit, store_visit
+from lumbar.operations.schedule import (
+    follow_up_end,
+    follow_up_ended_on,
+    start_of_day,
+    visit_window,
+)
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
 
 __all__ = [
@@ -303,7 +308,9 @@ class Survey:
             draft = dict(token.draft or {})
             draft[instrument] = dict(answers)
             token.draft = draft  # a new value, so the JSON column is written
-            return self._due(work, token, participant)
+            # Saving answers records no questionnaire: what is due stays as read above.
+            saved = {name: draft[name] for name in due.instruments if name in draft}
+            return replace(due, saved=saved)
 
     def submit(
         self, answers_by_instrument: Mapping[str, Mapping[str, Any]]
@@ -329,24 +336,54 @@ class Survey:
                         for instrument in extra
                     ],
                 )
-            token.used_at = work.now
-            token.draft = None
-            work.audit(
-                "survey_token.use",
-                "survey_token",
-                token.id,
-                new={"study_id": participant.study_id, "visit": visit, "instruments": list(due)},
-            )
-            return store_visit(
-                work,
+            return self._record(work, token, participant, due, checked)
+
+    def _record(
+        self,
+        work: Transaction,
+        token: SurveyToken,
+        participant: Participant,
+        due: tuple[str, ...],
+        checked: Checked,
+    ) -> tuple[QuestionnaireView, ...]:
+        """Store the checked answers of every questionnaire due, and use the link up."""
+        visit = self.principal.visit
+        token.used_at = work.now
+        token.draft = None
+        work.audit(
+            "survey_token.use",
+            "survey_token",
+            token.id,
+            new={"study_id": participant.study_id, "visit": visit, "instruments": list(due)},
+        )
+        return store_visit(
+            work,
+            self.context.protocol,
+            participant,
+            visit,
+            checked,
+            completed_on=work.now.date(),
+            source="participant_link",
+            entered_by=None,
+        )
+
+    def submit_saved(self) -> tuple[QuestionnaireView, ...] | None:
+        """:meth:`submit` the answers saved through the link, read in the same transaction
+        as they are recorded; None (and nothing changes) when a questionnaire due has no
+        saved answers yet."""
+        visit = self.principal.visit
+        with self._open(write=True) as (work, token, participant):
+            due = _due(work, self.context.protocol.visit(visit).instruments, participant.id, visit)
+            draft = token.draft or {}
+            if not due or any(name not in draft for name in due):
+                return None
+            checked = checked_visit(
                 self.context.protocol,
-                participant,
                 visit,
-                checked,
-                completed_on=work.now.date(),
-                source="participant_link",
-                entered_by=None,
+                {name: draft[name] for name in due},
+                "participant_link",
             )
+            return self._record(work, token, participant, due, checked)
 
     def _due(self, work: Transaction, token: SurveyToken, participant: Participant) -> SurveyDue:
         instruments = _due(
@@ -365,10 +402,20 @@ class Survey:
         principal = self.principal
         with self.context.transaction(principal.actor, principal.origin, write=write) as work:
             token = survey_token_in_force(work.session, principal, work.now)
-            participant = work.session.get(Participant, token.participant_id)
-            assert participant is not None  # a foreign key
-            randomized = work.session.get(Allocation, participant.id) is not None
-            if not randomized or follow_up_ended_on(work.session, participant.id) is not None:
+            # The participant, whether they are randomized and whether their follow-up
+            # ended, in one statement.
+            row = work.session.execute(
+                select(
+                    Participant,
+                    select(Allocation.participant_id)
+                    .where(Allocation.participant_id == Participant.id)
+                    .exists(),
+                    follow_up_end(Participant.id).scalar_subquery(),
+                ).where(Participant.id == token.participant_id)
+            ).one()
+            participant: Participant = row[0]
+            randomized, ended = bool(row[1]), cast("dt.date | None", row[2])
+            if not randomized or ended is not None:
                 raise SurveyLinkRefusedError(
                     "closed",
                     "opens no questionnaires now: follow-up has ended",

@@ -10,6 +10,7 @@ from lumbar.simulate.trial import (
     SimulationSummary,
     SyntheticClock,
     expected_differences,
+    join_now,
     populate_staff,
     simulate_trial,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "SimulationSummary",
     "SyntheticClock",
     "expected_differences",
+    "join_now",
     "populate_staff",
     "simulate_trial",
 ]

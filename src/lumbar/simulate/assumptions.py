@@ -78,6 +78,7 @@ class Assumptions:
         }
     )
     second_reason_share: float = 0.2
+    link_share: float = 0.8
     notes: dict[str, str] = field(
         default_factory=lambda: {
             "participants": f"{SEEN}: 401 randomized",
@@ -117,6 +118,9 @@ class Assumptions:
             "among the reasons people are excluded (keys are the protocol's rule ids; rules the "
             "protocol does not have are ignored)",
             "second_reason_share": f"{ASSUMED}: share of ineligible people with two reasons",
+            "link_share": f"{ASSUMED}: share of follow-up visits answered by the participant "
+            "through their survey link; the rest by telephone, entered by a blinded assessor "
+            "(the reference trial interviewed by telephone)",
         }
     )
 
@@ -131,6 +135,7 @@ class Assumptions:
             "adverse_event_share",
             "serious_event_share",
             "second_reason_share",
+            "link_share",
         )
         for name in shares:
             value = getattr(self, name)

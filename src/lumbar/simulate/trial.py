@@ -8,7 +8,8 @@ marked synthetic, and so is the trial.
 
 The staff the simulator uses: ``coordinator`` (unblinded: the simulator must
 know each arm to simulate its outcomes), ``assessor`` (a blinded outcome
-assessor who records the follow-up questionnaires), ``therapist1``... and
+assessor who sends participants their survey links and records the follow-up
+questionnaires answered by telephone), ``therapist1``... and
 ``statistician`` (unblinded, so the demo's report names the arms).
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lumbar.instruments import INSTRUMENTS
-from lumbar.operations import Trial
+from lumbar.operations import Survey, Trial, authenticate_survey
 from lumbar.protocol import Protocol
 from lumbar.simulate.assumptions import DEFAULT_ASSUMPTIONS, Assumptions
 
@@ -35,6 +36,7 @@ __all__ = [
     "baseline_scores",
     "expected_differences",
     "follow_up_scores",
+    "join_now",
     "populate_staff",
     "simulate_trial",
 ]
@@ -68,6 +70,8 @@ class SimulationSummary:
     adverse_events: int = 0
     lost: int = 0
     questionnaires: int = 0
+    by_link: int = 0
+    """Follow-up visits the participant answered through their survey link."""
     operations: int = 0
 
 
@@ -127,6 +131,28 @@ def simulate_trial(
     therapists = populate_staff(open_as("admin"), assumptions)
     runner = _Runner(protocol, open_as, clock, assumptions, rng, therapists, progress)
     return runner.run()
+
+
+def join_now(
+    protocol: Protocol,
+    coordinator: Trial,
+    clock: SyntheticClock,
+    *,
+    assumptions: Assumptions = DEFAULT_ASSUMPTIONS,
+    seed: int = 20110705,
+) -> str:
+    """One more synthetic person screened, consented, enrolled, questioned at baseline and
+    randomized by ``coordinator`` at ``clock``'s time (the clock ``coordinator`` was opened
+    with); returns their study id. Nothing of their follow-up is done: it is left to them."""
+    rng = np.random.default_rng(seed)
+    runner = _Runner(protocol, lambda user: coordinator, clock, assumptions, rng, [], None)
+    number = 0
+    while runner.summary.randomized == 0:
+        number += 1
+        person = runner._person(number)
+        if person.eligible and not person.declines:
+            runner._screen(person, None)
+    return person.study_id
 
 
 class _Runner:
@@ -401,15 +427,33 @@ class _Runner:
         self.summary.lost += 1
 
     def _visit(self, person: _Person, index: int) -> None:
+        """The follow-up visit's questionnaires: most through the participant's own link (the
+        assessor issues it and the participant answers it, both on the visit's day, through
+        the same :class:`~lumbar.operations.Survey` as the phone pages), the rest by
+        telephone, entered by the blinded assessor."""
         visit = self.protocol.follow_up_visits[index]
-        self.assessor.record_visit(
-            person.study_id,
-            visit.id,
-            {name: self._answers(person, name, index) for name in visit.instruments},
-            completed_on=self.clock.now.date(),
-            source="participant_link",
-        )
+        answers = {name: self._answers(person, name, index) for name in visit.instruments}
+        if self._answers_by_link(person, index):
+            link = self.assessor.issue_survey_token(person.study_id, visit.id)
+            context = self.assessor.context
+            Survey(context, authenticate_survey(context, link.token)).submit(answers)
+            self.summary.by_link += 1
+        else:
+            self.assessor.record_visit(
+                person.study_id,
+                visit.id,
+                answers,
+                completed_on=self.clock.now.date(),
+                source="staff_entry",
+            )
         self.summary.questionnaires += len(visit.instruments)
+
+    def _answers_by_link(self, person: _Person, index: int) -> bool:
+        """Whether the person answers follow-up visit ``index`` through their link: drawn from
+        a generator of its own (seeded like the session ratings), so the choice takes nothing
+        from the draws of the rest of the simulation and the outcomes stay those of the seed."""
+        seed = [*np.frombuffer(person.noise.tobytes(), dtype=np.uint32).tolist(), 1000 + index]
+        return bool(np.random.default_rng(seed).random() < self.assumptions.link_share)
 
     # ------------------------------------------------------------------ outcomes
 

@@ -360,11 +360,9 @@ def review_page(token: str, request: Request) -> Response:
 
 @router.post("/survey/{token}/submit")
 def submit(token: str, request: Request) -> Response:
-    survey = _survey(request, token)
-    due = survey.due()
-    if not due.instruments or any(name not in due.saved for name in due.instruments):
+    # The answers saved are read and recorded in one transaction (Survey.submit_saved).
+    if _survey(request, token).submit_saved() is None:
         return _redirect(f"/survey/{token}/review")
-    survey.submit(due.saved)
     return _redirect("/survey/thanks")
 
 
@@ -390,8 +388,7 @@ Posted = Annotated[dict[str, str], Depends(_posted)]
 @router.post("/survey/{token}/{name}")
 def form_post(token: str, name: str, request: Request, form: Posted) -> Response:
     survey = _survey(request, token)
-    due = survey.due()
-    if name not in due.instruments:
+    if name not in context_of(request).protocol.visit(survey.principal.visit).instruments:
         raise NotFoundError()
     instrument = _site(request).instrument(name)
     values = {item.id: str(form.get(f"answer_{item.id}", "")) for item in instrument.items}
@@ -400,6 +397,11 @@ def form_post(token: str, name: str, request: Request, form: Posted) -> Response
     except (AnswerError, OperationError) as error:
         if isinstance(error, SurveyLinkRefusedError):
             raise
+        # Only a refusal reads what is due again: to tell a screen not due (404) from
+        # answers refused at their items.
+        due = survey.due()
+        if name not in due.instruments:
+            raise NotFoundError() from None
         items = {item.id for item in instrument.items}
         named = frozenset(form_field(problem.where) for problem in error.problems) & items
         return _form(request, token, due, name, values, named, general=True)
