@@ -6,7 +6,10 @@ the pages are the same on both backends, and tests/web/ covers PostgreSQL in-pro
 :func:`chromium` finds the browser the way tests/report/test_browser.py does
 (scripts/ensure-chromium.sh installs it); under CI=true a missing browser fails the run
 instead of skipping it. :func:`accessible` runs axe-core on a page, and
-:func:`screenshot` keeps a PNG when LUMBAR_SCREENSHOTS names a folder.
+:func:`screenshot` keeps a PNG when LUMBAR_SCREENSHOTS names a folder. :func:`phone_tab`
+opens a phone-sized tab for a participant's pages (survey, session-rating and consent
+links), and :func:`phone_check` holds such a page to axe-core at every impact and to the
+phone's width.
 """
 
 from __future__ import annotations
@@ -16,19 +19,35 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import pytest
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from lumbar.web.app import create_app
 from tests.operations.world import World, build_world
 from tests.web.conftest import CHEAP
 
-__all__ = ["SCREENSHOTS", "Served", "accessible", "by_keyboard", "chromium", "screenshot"]
+__all__ = [
+    "PHONE",
+    "SCREENSHOTS",
+    "Served",
+    "accessible",
+    "by_keyboard",
+    "chromium",
+    "console_error",
+    "phone_check",
+    "phone_tab",
+    "screenshot",
+]
+
+PHONE: ViewportSize = {"width": 390, "height": 844}
+"""The viewport of a participant's phone."""
 
 SCREENSHOTS = "LUMBAR_SCREENSHOTS"
 """The environment variable naming a folder for the pages' screenshots (none are kept
@@ -190,3 +209,35 @@ _FOCUSED = """() => {
   return {tag: field.tagName, type: field.type || "", name: field.name || "",
           text: field.textContent || "", value: field.value || "", checked: !!field.checked};
 }"""
+
+
+@contextmanager
+def phone_tab(browser: Browser) -> Iterator[Page]:
+    """A phone-sized tab (a participant's pages have no script: tests/web/test_survey.py
+    checks it); fails the test on any failed request or console error (a CSP refusal among
+    them) once the tab is closed."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.extend(console_error(message.type, message.text)))
+    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    yield tab
+    context.close()
+    assert errors == []
+
+
+def console_error(kind: str, text: str) -> list[str]:
+    """The console message as an error of the page, if it is one."""
+    # A page's own status (a refused link's 410, a refused answer's 422) is logged as a
+    # failed load: expected. A stylesheet that fails is a failed request instead.
+    if kind != "error" or text.startswith("Failed to load resource"):
+        return []
+    return [text]
+
+
+def phone_check(tab: Page, what: str) -> None:
+    """A participant's page: no axe-core violation of any impact, nothing wider than the
+    phone."""
+    accessible(tab, what, every_impact=True)
+    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], what

@@ -11,9 +11,8 @@ from playwright.sync_api import Browser, Page, expect
 from lumbar.messages import Catalogue
 from lumbar.operations import Principal, Trial
 from tests.operations.world import World, amended_world, eligible_answers
-from tests.web.browser import Served, accessible
+from tests.web.browser import Served, accessible, phone_check, phone_tab
 from tests.web.conftest import PASSWORD
-from tests.web.test_survey_browser import PHONE, _check, _console_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -33,15 +32,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda message: errors.extend(_console_error(message.type, message.text)))
-    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
-    yield tab
-    context.close()
-    assert errors == []
+    with phone_tab(browser) as tab:
+        yield tab
 
 
 def _screened(world: World) -> str:
@@ -65,26 +57,26 @@ def test_a_participant_consents_again_on_a_phone(served: Served, phone: Page) ->
 
     phone.goto(url)
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("consent.title"))
-    _check(phone, "the consent page")
+    phone_check(phone, "the consent page")
     phone.get_by_role("button", name=ENGLISH.text("consent.submit")).tap()
     expect(phone.locator("#error-understood")).to_have_text(ENGLISH.text("consent.problem.answer"))
-    _check(phone, "the consent page with a question not answered")
+    phone_check(phone, "the consent page with a question not answered")
     phone.locator('input[name="q_understood"][value="yes"]').locator("xpath=..").tap()
     phone.locator("#typed_name").fill("Somebody Else")
     phone.get_by_role("button", name=ENGLISH.text("consent.submit")).tap()
     expect(phone.locator("#error-typed_name")).to_have_text(ENGLISH.text("consent.problem.name"))
-    _check(phone, "the consent page with a name that does not match")
+    phone_check(phone, "the consent page with a name that does not match")
     expect(phone.locator('input[name="q_understood"][value="yes"]')).to_be_checked()
     phone.locator("#typed_name").fill("zoe example")
     phone.get_by_role("button", name=ENGLISH.text("consent.submit")).tap()
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("consent.thanks.title"))
-    _check(phone, "the consent thank-you page")
+    phone_check(phone, "the consent thank-you page")
     phone.goto(url)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("consent.refused.used"))
-    _check(phone, "a used consent link's page")
+    phone_check(phone, "a used consent link's page")
     phone.goto(served.url + "/consent/lmc_" + "A" * 43)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("consent.refused.forged"))
-    _check(phone, "a forged consent link's page")
+    phone_check(phone, "a forged consent link's page")
     verified = world.as_("coord").consents(study_id)
     assert [(c.version, c.method, c.verified) for c in verified][-1] == (
         world.protocol.consent.documents[-1].version,  # type: ignore[union-attr]

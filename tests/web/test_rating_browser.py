@@ -12,10 +12,9 @@ from playwright.sync_api import Browser, Page, expect
 from lumbar.messages import Catalogue
 from lumbar.operations import Principal, Trial
 from tests.operations.test_session_ratings import log, treated
-from tests.web.browser import Served, accessible, by_keyboard, screenshot
+from tests.web.browser import Served, accessible, by_keyboard, phone_check, phone_tab, screenshot
 from tests.web.conftest import PASSWORD
 from tests.web.test_browser import sign_in
-from tests.web.test_survey_browser import PHONE, _check, _console_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -30,16 +29,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    """A phone-sized tab; fails the test on any failed request or console error."""
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda message: errors.extend(_console_error(message.type, message.text)))
-    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
-    yield tab
-    context.close()
-    assert errors == []
+    with phone_tab(browser) as tab:
+        yield tab
 
 
 def _link(served: Served) -> tuple[str, str]:
@@ -60,7 +51,7 @@ def test_a_participant_rates_before_a_session_on_a_phone(served: Served, phone: 
     phone.goto(url)
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("rating.title"))
     expect(phone.locator(".synthetic")).to_have_text(ENGLISH.text("synthetic"))
-    _check(phone, "the rating page")
+    phone_check(phone, "the rating page")
     for target in phone.locator(".option").all():  # large tap targets
         box = target.bounding_box()
         assert box is not None
@@ -68,7 +59,7 @@ def test_a_participant_rates_before_a_session_on_a_phone(served: Served, phone: 
         assert box["width"] >= 44
     phone.get_by_role("button", name=ENGLISH.text("rating.send")).tap()
     expect(phone.locator("#problems")).to_be_visible()  # nothing chosen: refused
-    _check(phone, "the rating page with a refusal")
+    phone_check(phone, "the rating page with a refusal")
     _tap(phone, "bothersomeness", 7)
     _tap(phone, "pain_intensity", 5)
     screenshot(phone, "phone-session-rating")
@@ -76,17 +67,17 @@ def test_a_participant_rates_before_a_session_on_a_phone(served: Served, phone: 
     expect(phone.locator(".notice")).to_have_text(
         ENGLISH.text("rating.given", day=world.clock.today.isoformat())
     )
-    _check(phone, "the rating page after rating")
+    phone_check(phone, "the rating page after rating")
     (given,) = world.as_("ther").given_ratings(study_id)
     assert dict(given.ratings) == {"bothersomeness": 7, "pain_intensity": 5}
 
     log(world, study_id, None)
     phone.goto(url)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("rating.logged"))
-    _check(phone, "the rating page once the session is logged")
+    phone_check(phone, "the rating page once the session is logged")
     phone.goto(served.url + "/rate/lmr_" + "A" * 43)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("rating.refused.forged"))
-    _check(phone, "a forged rating link's page")
+    phone_check(phone, "a forged rating link's page")
 
 
 def test_a_participant_rates_with_the_keyboard_alone(served: Served, phone: Page) -> None:

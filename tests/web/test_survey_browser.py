@@ -12,17 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Page, expect
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.messages import Catalogue
 from tests.operations.world import answers_for, rdq_answers
-from tests.web.browser import Served, accessible, by_keyboard, screenshot
+from tests.web.browser import Served, by_keyboard, phone_check, phone_tab, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ENGLISH = Catalogue.load()
-PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -33,25 +32,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    """A phone-sized tab (the pages have no script: tests/web/test_survey.py checks it);
-    fails the test on any failed request or console error (a CSP refusal among them)."""
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("console", lambda message: errors.extend(_console_error(message.type, message.text)))
-    tab.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
-    yield tab
-    context.close()
-    assert errors == []
-
-
-def _console_error(kind: str, text: str) -> list[str]:
-    # A page's own status (a refused link's 410, a refused answer's 422) is logged as a
-    # failed load: expected. A stylesheet that fails is a failed request instead.
-    if kind != "error" or text.startswith("Failed to load resource"):
-        return []
-    return [text]
+    with phone_tab(browser) as tab:
+        yield tab
 
 
 def _link(served: Served) -> str:
@@ -84,24 +66,19 @@ def _tap_answers(tab: Page, instrument: str) -> None:
             tab.locator(f"#answer_{item.id}").fill(str(value))
 
 
-def _check(tab: Page, what: str) -> None:
-    accessible(tab, what, every_impact=True)
-    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], what
-
-
 def test_a_participant_completes_a_follow_up_on_a_phone(served: Served, phone: Page) -> None:
     url = _link(served)
     phone.goto(url)
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("start.title"))
     expect(phone.locator(".synthetic")).to_have_text(ENGLISH.text("synthetic"))  # a demo trial
-    _check(phone, "the survey's start page")
+    phone_check(phone, "the survey's start page")
     phone.get_by_role("link", name=ENGLISH.text("start.begin")).tap()
     instruments = served.world.protocol.visit("week_10").instruments
     for number, instrument in enumerate(instruments, start=1):
         expect(phone.locator(".progress")).to_have_text(
             ENGLISH.text("progress", number=number, total=len(instruments))
         )
-        _check(phone, f"the screen of {instrument}")
+        phone_check(phone, f"the screen of {instrument}")
         if instrument == "bothersomeness":
             # A number out of range first: shown at the item, then corrected.
             phone.locator('input[value="3"]').locator("xpath=..").tap()
@@ -113,19 +90,19 @@ def test_a_participant_completes_a_follow_up_on_a_phone(served: Served, phone: P
             expect(phone.locator("#error-restricted_days")).to_have_text(
                 ENGLISH.text("form.item_problem")
             )
-            _check(phone, "a screen with an answer refused at its item")
+            phone_check(phone, "a screen with an answer refused at its item")
         _tap_answers(phone, instrument)
         phone.get_by_role("button", name=ENGLISH.text("form.save")).tap()
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("review.title"))
-    _check(phone, "the review page")
+    phone_check(phone, "the review page")
     phone.get_by_role("button", name=ENGLISH.text("review.send")).tap()
     expect(phone.get_by_role("heading", level=1)).to_have_text(ENGLISH.text("thanks.title"))
-    _check(phone, "the thank-you page")
+    phone_check(phone, "the thank-you page")
     phone.goto(url)
     expect(phone.locator(".notice")).to_have_text(ENGLISH.text("refused.used"))
-    _check(phone, "a used link's page")
+    phone_check(phone, "a used link's page")
     phone.goto(served.url + "/survey/lms_" + "A" * 43)
-    _check(phone, "a forged link's page")
+    phone_check(phone, "a forged link's page")
 
 
 def test_a_participant_answers_a_screen_with_the_keyboard_alone(

@@ -41,6 +41,7 @@ from lumbar.operations.consent import (
     read_consent_document,
 )
 from lumbar.operations.context import Context, Transaction
+from lumbar.operations.links import note_opened
 from lumbar.operations.schedule import follow_up_ended_on
 from lumbar.store.schema import ConsentToken, Participant
 
@@ -132,14 +133,8 @@ class ConsentLink:
             self.context.protocol, self.context.consent_documents, self.principal.version
         )
         with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "consent_token.open",
-                    "consent_token",
-                    token.id,
-                    new={"study_id": participant.study_id, "version": token.version},
-                )
+            new = {"study_id": participant.study_id, "version": token.version}
+            note_opened(work, token, "consent_token.open", new)
         return document
 
     def submit(self, answers: Mapping[str, Any], typed_name: str) -> ConsentRecord:

@@ -14,8 +14,9 @@ kind keeps its own rules where it is issued (who may issue it, when it opens and
 what it opens: :mod:`~lumbar.operations.survey`, :mod:`~lumbar.operations.ratings`,
 :mod:`~lumbar.operations.consent`); the token itself is made and checked in
 :mod:`~lumbar.operations.authentication`. This module holds what is the same for all of
-them: the status of a link at a time, the live links of a participant, and revoking them
-(one audit record a link, and the same refusal when there is none).
+them: the status of a link at a time, noting that it was opened, the live links of a
+participant, and revoking them (one audit record a link, and the same refusal when there is
+none).
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.context import Unit
+from lumbar.operations.context import Transaction, Unit
 from lumbar.store.schema import ConsentToken, SurveyToken
 
-__all__ = ["LINK_STATUSES", "link_status", "live_links", "participant_links", "revoke_links"]
+__all__ = [
+    "LINK_STATUSES",
+    "link_status",
+    "live_links",
+    "note_opened",
+    "participant_links",
+    "revoke_links",
+]
 
 LINK_STATUSES = ("revoked", "used", "expired", "not open yet", "saved", "opened", "sent")
 """Where a link stands, in the order :func:`link_status` decides it."""
@@ -57,6 +65,16 @@ def link_status(row: SurveyToken | ConsentToken, now: dt.datetime) -> str:
     if saved:
         return "saved"
     return "opened" if row.opened_at is not None else "sent"
+
+
+def note_opened(
+    work: Transaction, row: SurveyToken | ConsentToken, action: str, new: Mapping[str, Any]
+) -> None:
+    """Note, the first time only, that the participant opened the link (audited as
+    ``action`` with ``new``)."""
+    if row.opened_at is None:
+        row.opened_at = work.now
+        work.audit(action, row.__tablename__, row.id, new=dict(new))
 
 
 def participant_links(

@@ -69,7 +69,13 @@ from lumbar.operations.authentication import (
     rating_link_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
-from lumbar.operations.links import link_status, live_links, participant_links, revoke_links
+from lumbar.operations.links import (
+    link_status,
+    live_links,
+    note_opened,
+    participant_links,
+    revoke_links,
+)
 from lumbar.operations.schedule import start_of_day
 from lumbar.protocol import RATING_MAXIMUM, RATING_MINIMUM, Protocol
 from lumbar.store.schema import (
@@ -347,14 +353,7 @@ class SessionRatingForm:
     def open(self) -> RatingToday:
         """:meth:`today`, noting (once, audited) that the participant opened the link."""
         with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "rating_link.open",
-                    "survey_token",
-                    token.id,
-                    new={"study_id": participant.study_id},
-                )
+            note_opened(work, token, "rating_link.open", {"study_id": participant.study_id})
             return self._today(work, token, participant)
 
     def give(self, ratings: Mapping[str, Any]) -> RatingToday:
