@@ -15,7 +15,7 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from lumbar.operations import Principal, Trial
 from lumbar.web.app import create_app
@@ -111,3 +111,14 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A phone-sized tab for a participant's pages in the browser tests, failing the test on
+    any failed request or console error (:func:`tests.web.browser.phone_tab`). Modules that
+    drive the participant's pages in-process name their own ``phone`` (a TestClient)."""
+    from tests.web.browser import phone_tab
+
+    with phone_tab(browser) as tab:
+        yield tab

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from lumbar.messages import Catalogue
 from lumbar.operations import Principal, Trial
 from tests.operations.world import World, amended_world, eligible_answers
-from tests.web.browser import Served, accessible, phone_check, phone_tab
+from tests.web.browser import Served, accessible, phone_check
 from tests.web.conftest import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -28,12 +28,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         admin = Trial(application.app.state.context, Principal.operator("admin"))
         admin.set_password(PASSWORD, "coord")
         yield application
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    with phone_tab(browser) as tab:
-        yield tab
 
 
 def _screened(world: World) -> str:

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from lumbar.messages import Catalogue
 from lumbar.operations import Principal, Trial
 from tests.operations.test_session_ratings import log, treated
-from tests.web.browser import Served, accessible, by_keyboard, phone_check, phone_tab, screenshot
+from tests.web.browser import Served, accessible, by_keyboard, phone_check, screenshot
 from tests.web.conftest import PASSWORD
 from tests.web.test_browser import sign_in
 
@@ -25,12 +25,6 @@ ENGLISH = Catalogue.load()
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with Served(tmp_path_factory.mktemp("rating")) as application:
         yield application
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    with phone_tab(browser) as tab:
-        yield tab
 
 
 def _link(served: Served) -> tuple[str, str]:

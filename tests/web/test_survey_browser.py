@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from lumbar.instruments import INSTRUMENTS
 from lumbar.messages import Catalogue
 from tests.operations.world import answers_for, rdq_answers
-from tests.web.browser import Served, by_keyboard, phone_check, phone_tab, screenshot
+from tests.web.browser import Served, by_keyboard, phone_check, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -28,12 +28,6 @@ ENGLISH = Catalogue.load()
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with Served(tmp_path_factory.mktemp("survey")) as application:
         yield application
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    with phone_tab(browser) as tab:
-        yield tab
 
 
 def _link(served: Served) -> str:
