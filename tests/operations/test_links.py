@@ -14,7 +14,8 @@ from lumbar.errors import OperationError
 from lumbar.operations.links import LINK_STATUSES, link_status
 from lumbar.store.schema import AuditRecord, ConsentToken, SurveyToken
 from tests.operations.test_consent import enrolled_with_name
-from tests.operations.world import amended_world
+from tests.operations.test_session_ratings import treated
+from tests.operations.world import World, amended_world
 
 NOW = dt.datetime(2026, 3, 10, 12, 0)
 BEFORE = NOW - dt.timedelta(days=1)
@@ -134,3 +135,53 @@ def test_revoking_audits_each_live_link_and_refuses_when_none_is_left(
         after = session.execute(select(func.count()).select_from(AuditRecord)).scalar_one()
     assert after == before  # the refusal changed nothing
     coord.close()
+
+
+def issued(world: World, action: str) -> dict[str, Any]:
+    """The ``new`` of the latest audit record of ``action``."""
+    trial = world.as_("admin")
+    with trial.db.read() as session:
+        record = session.execute(
+            select(AuditRecord)
+            .where(AuditRecord.action == action)
+            .order_by(AuditRecord.seq.desc())
+            .limit(1)
+        ).scalar_one()
+    trial.close()
+    return dict(json.loads(record.new or ""))
+
+
+@pytest.mark.integration
+def test_issuing_each_kind_of_link_audits_its_own_fields(database_url: str, tmp_path: Path) -> None:
+    world = amended_world(database_url, tmp_path)
+    surveyed = world.randomized()
+    rated = treated(world)
+    consenting = enrolled_with_name(world)
+    world.clock.advance(70)  # in week 10's window, and version 2.0 of consent in effect
+    coord = world.as_("coord")
+    survey = coord.issue_survey_token(surveyed, "week_10")
+    consent = coord.issue_consent_link(consenting)
+    coord.close()
+    therapist = world.as_("ther")
+    rating = therapist.issue_rating_link(rated)
+    therapist.close()
+
+    assert issued(world, "survey_token.issue") == {
+        "study_id": surveyed,
+        "visit": "week_10",
+        "prefix": survey.token[:12],
+        "opens_at": survey.opens_at.isoformat(),
+        "expires_at": survey.expires_at.isoformat(),
+    }
+    assert issued(world, "rating_link.issue") == {
+        "study_id": rated,
+        "prefix": rating.token[:12],
+        "opens_at": rating.opens_at.isoformat(),
+        "expires_at": rating.expires_at.isoformat(),
+    }
+    assert issued(world, "consent_token.issue") == {
+        "study_id": consenting,
+        "version": consent.version,
+        "prefix": consent.token[:12],
+        "expires_at": consent.expires_at.isoformat(),
+    }

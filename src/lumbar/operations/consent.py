@@ -45,9 +45,14 @@ from typing import Any
 from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.authentication import new_token
 from lumbar.operations.context import Context, Service, Transaction, Unit
-from lumbar.operations.links import link_status, live_links, participant_links, revoke_links
+from lumbar.operations.links import (
+    add_link,
+    link_status,
+    live_links,
+    participant_links,
+    revoke_links,
+)
 from lumbar.operations.schedule import follow_up_ended_on
 from lumbar.protocol import ConsentDocument, ConsentQuestion, Protocol, shipped_consent_documents
 from lumbar.store.schema import (
@@ -625,29 +630,16 @@ class ConsentService(Service):
                 )
             study_id = str(participant.study_id)
             _revoke_live(unit, participant.id, study_id, "reissued")
-            token, prefix, digest = new_token(CONSENT_TOKEN_PREFIX)
             expires_at = unit.now + dt.timedelta(days=CONSENT_LINK_DAYS)
-            row = ConsentToken(
+            row, token = add_link(
+                unit,
+                ConsentToken,
+                CONSENT_TOKEN_PREFIX,
+                "consent_token.issue",
+                {"study_id": study_id, "version": current.version},
                 participant_id=participant.id,
                 version=current.version,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 expires_at=expires_at,
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "consent_token.issue",
-                "consent_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "version": current.version,
-                    "prefix": prefix,
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewConsentToken(row.id, study_id, current.version, token, expires_at)
 

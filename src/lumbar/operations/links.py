@@ -1,7 +1,9 @@
-"""What every participant link shares: where it stands, listing, revoking.
+"""What every participant link shares: issuing, where it stands, listing, revoking.
 
 ::
 
+    row, token = add_link(unit, ConsentToken, "lmc_", "consent_token.issue",
+                          {"study_id": ..., "version": ...}, participant_id=..., ...)
     rows = participant_links(unit, SurveyToken, participant.id, SurveyToken.kind == "survey")
     [link_status(row, unit.now) for row in rows]           # "sent", "opened", "used", ...
     live = live_links(unit, ConsentToken, participant.id)  # unused and unrevoked
@@ -14,9 +16,9 @@ kind keeps its own rules where it is issued (who may issue it, when it opens and
 what it opens: :mod:`~lumbar.operations.survey`, :mod:`~lumbar.operations.ratings`,
 :mod:`~lumbar.operations.consent`); the token itself is made and checked in
 :mod:`~lumbar.operations.authentication`. This module holds what is the same for all of
-them: the status of a link at a time, noting that it was opened, the live links of a
-participant, and revoking them (one audit record a link, and the same refusal when there is
-none).
+them: storing a new link with its audit record, the status of a link at a time, noting
+that it was opened, the live links of a participant, and revoking them (one audit record a
+link, and the same refusal when there is none).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, select
 
 from lumbar.errors import OperationError, Problem
+from lumbar.operations.authentication import new_token
 from lumbar.operations.context import Transaction, Unit
 from lumbar.store.schema import ConsentToken, SurveyToken
 
 __all__ = [
     "LINK_STATUSES",
+    "add_link",
     "link_status",
     "live_links",
     "note_opened",
@@ -44,6 +48,32 @@ LINK_STATUSES = ("revoked", "used", "expired", "not open yet", "saved", "opened"
 """Where a link stands, in the order :func:`link_status` decides it."""
 
 Link = TypeVar("Link", SurveyToken, ConsentToken)
+
+
+def add_link(
+    unit: Unit,
+    model: type[Link],
+    token_prefix: str,
+    action: str,
+    new: Mapping[str, Any],
+    **fields: Any,
+) -> tuple[Link, str]:
+    """Store a new link of ``model`` with ``fields`` (whose it is, what it opens, when it
+    expires), made by the unit's member of staff now with a new token of ``token_prefix``
+    (only its digest is kept), and audit it as ``action``: ``new`` and the link's prefix,
+    expiry and (a ``survey_token`` row's) opening. Returns the row and the token, to be shown
+    this once."""
+    token, prefix, digest = new_token(token_prefix)
+    row = model(
+        prefix=prefix, token_hash=digest, created_by=unit.scope.id, created_at=unit.now, **fields
+    )
+    unit.session.add(row)
+    unit.session.flush()
+    when = {"expires_at": row.expires_at.isoformat()}
+    if isinstance(row, SurveyToken):
+        when["opens_at"] = row.opens_at.isoformat()
+    unit.audit(action, row.__tablename__, row.id, new={**new, "prefix": prefix, **when})
+    return row, token
 
 
 def link_status(row: SurveyToken | ConsentToken, now: dt.datetime) -> str:

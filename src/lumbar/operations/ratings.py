@@ -65,11 +65,11 @@ from lumbar.operations.authentication import (
     RATING_TOKEN_PREFIX,
     RatingPrincipal,
     SurveyLinkRefusedError,
-    new_token,
     rating_link_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
 from lumbar.operations.links import (
+    add_link,
     link_status,
     live_links,
     note_opened,
@@ -232,30 +232,17 @@ class SessionRatingLinkService(Service):
                 )
             study_id = str(participant.study_id)
             _revoke_live(unit, participant.id, study_id, "reissued")
-            token, prefix, digest = new_token(RATING_TOKEN_PREFIX)
-            row = SurveyToken(
+            row, token = add_link(
+                unit,
+                SurveyToken,
+                RATING_TOKEN_PREFIX,
+                "rating_link.issue",
+                {"study_id": study_id},
                 participant_id=participant.id,
                 kind=RATING_LINK,
                 visit=RATING_LINK,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 opens_at=opens_at,
                 expires_at=expires_at,
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "rating_link.issue",
-                "survey_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "prefix": prefix,
-                    "opens_at": opens_at.isoformat(),
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewRatingLink(row.id, study_id, token, opens_at, expires_at)
 

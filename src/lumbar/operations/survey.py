@@ -37,11 +37,16 @@ from lumbar.operations.authentication import (
     SURVEY_TOKEN_PREFIX,
     SurveyLinkRefusedError,
     SurveyPrincipal,
-    new_token,
     survey_token_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
-from lumbar.operations.links import link_status, live_links, participant_links, revoke_links
+from lumbar.operations.links import (
+    add_link,
+    link_status,
+    live_links,
+    participant_links,
+    revoke_links,
+)
 from lumbar.operations.responses import QuestionnaireView, checked_visit, store_visit
 from lumbar.operations.schedule import follow_up_ended_on, start_of_day, visit_window
 from lumbar.store.schema import Allocation, Participant, Questionnaire, SurveyToken
@@ -181,31 +186,17 @@ class SurveyLinkService(Service):
             # with the new one: the participant does not answer again what they saved.
             saved = next((row.draft for row in reversed(replaced) if row.draft), None)
             _revoke(unit, replaced, study_id, visit, "reissued")
-            token, prefix, digest = new_token(SURVEY_TOKEN_PREFIX)
-            row = SurveyToken(
+            row, token = add_link(
+                unit,
+                SurveyToken,
+                SURVEY_TOKEN_PREFIX,
+                "survey_token.issue",
+                {"study_id": study_id, "visit": visit},
                 participant_id=participant.id,
                 visit=visit,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 opens_at=opens_at,
                 expires_at=expires_at,
                 draft=None if saved is None else dict(saved),
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "survey_token.issue",
-                "survey_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "visit": visit,
-                    "prefix": prefix,
-                    "opens_at": opens_at.isoformat(),
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewSurveyToken(row.id, study_id, visit, token, opens_at, expires_at)
 
