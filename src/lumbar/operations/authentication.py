@@ -42,9 +42,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lumbar.errors import AccessError, OperationError, Problem
@@ -52,6 +52,7 @@ from lumbar.operations.context import SYSTEM_ACTOR, Context, Principal, Transact
 from lumbar.operations.scope import load_scope
 from lumbar.store.schema import (
     ApiToken,
+    ConsentToken,
     LoginFailure,
     Participant,
     Staff,
@@ -86,6 +87,7 @@ __all__ = [
     "authenticate_token",
     "check_password_rules",
     "end_web_session",
+    "find_participant_link",
     "hash_password",
     "new_token",
     "new_totp_secret",
@@ -661,17 +663,33 @@ def authenticate_rating_link(context: Context, token: str) -> RatingPrincipal:
 def _participant_link(
     session: Session, token: str, prefix: str, kind: LinkKind
 ) -> tuple[SurveyToken, str]:
-    """The participant's link of ``kind`` whose digest is ``token``'s, with their study id:
-    found by the non-secret prefix, compared in constant time; refused as ``forged``."""
-    token = token.strip()
+    """The participant's link of ``kind`` whose digest is ``token``'s, with their study id."""
     what = "survey link" if kind == "survey" else "session-rating link"
     forged = SurveyLinkRefusedError("forged", f"is not a valid {what}", link=kind)
+    return find_participant_link(
+        session, SurveyToken, token, prefix, forged, SurveyToken.kind == kind
+    )
+
+
+def find_participant_link(
+    session: Session,
+    model: type[_LinkRow],
+    token: str,
+    prefix: str,
+    forged: SurveyLinkRefusedError,
+    *where: ColumnElement[bool],
+) -> tuple[_LinkRow, str]:
+    """The participant's link in ``model``'s table (narrowed by ``where``) whose digest is
+    ``token``'s, with their study id: found by the non-secret prefix, compared in constant
+    time with every candidate; ``forged`` is raised when the token is malformed or matches
+    none. Whether the link is still in force is for its kind to check."""
+    token = token.strip()
     if not _well_formed(token, prefix):
         raise forged
     rows = session.execute(
-        select(SurveyToken, Participant.study_id)
-        .join(Participant, Participant.id == SurveyToken.participant_id)
-        .where(SurveyToken.prefix == _lookup(token), SurveyToken.kind == kind)
+        select(model, Participant.study_id)
+        .join(Participant, Participant.id == model.participant_id)
+        .where(model.prefix == _lookup(token), *where)
     ).all()
     found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
     if found is None:
@@ -756,6 +774,7 @@ def survey_token_in_force(
     return row
 
 
+_LinkRow = TypeVar("_LinkRow", SurveyToken, ConsentToken)
 SurveyRefusal = Literal["forged", "revoked", "used", "not_open", "expired", "closed"]
 LinkKind = Literal["survey", "session_rating", "consent"]
 

@@ -45,10 +45,14 @@ from typing import Any
 from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
-from lumbar.operations.authentication import (
-    new_token,
+from lumbar.operations.context import Context, Service, Transaction, Unit
+from lumbar.operations.links import (
+    add_link,
+    link_status,
+    live_links,
+    participant_links,
+    revoke_links,
 )
-from lumbar.operations.context import Context, Service, Transaction
 from lumbar.operations.schedule import follow_up_ended_on
 from lumbar.protocol import ConsentDocument, ConsentQuestion, Protocol, shipped_consent_documents
 from lumbar.store.schema import (
@@ -597,7 +601,7 @@ class ConsentService(Service):
                         latest.version,
                         latest.consent_date,
                         current.version,
-                        None if link is None else _status(link, unit.now),
+                        None if link is None else link_status(link, unit.now),
                     )
                 )
             return due
@@ -626,29 +630,16 @@ class ConsentService(Service):
                 )
             study_id = str(participant.study_id)
             _revoke_live(unit, participant.id, study_id, "reissued")
-            token, prefix, digest = new_token(CONSENT_TOKEN_PREFIX)
             expires_at = unit.now + dt.timedelta(days=CONSENT_LINK_DAYS)
-            row = ConsentToken(
+            row, token = add_link(
+                unit,
+                ConsentToken,
+                CONSENT_TOKEN_PREFIX,
+                "consent_token.issue",
+                {"study_id": study_id, "version": current.version},
                 participant_id=participant.id,
                 version=current.version,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 expires_at=expires_at,
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "consent_token.issue",
-                "consent_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "version": current.version,
-                    "prefix": prefix,
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewConsentToken(row.id, study_id, current.version, token, expires_at)
 
@@ -656,43 +647,33 @@ class ConsentService(Service):
         """Revoke the participant's unused consent links; returns how many were revoked."""
         with self._unit("consent") as unit:
             participant = unit.enrolled(reference)
-            revoked = _revoke_live(unit, participant.id, str(participant.study_id), "revoked")
-            if not revoked:
-                raise OperationError(
-                    "no link to revoke",
-                    [
-                        Problem(
-                            "participant",
-                            "has no unused consent link",
-                            reference,
-                            "issue one first",
-                        )
-                    ],
-                )
-            return revoked
+            return _revoke_live(
+                unit,
+                participant.id,
+                str(participant.study_id),
+                "revoked",
+                refusal=Problem(
+                    "participant", "has no unused consent link", reference, "issue one first"
+                ),
+            )
 
     def consent_links(self, reference: str) -> list[ConsentLinkView]:
         """A participant's consent links, oldest first, with where each stands."""
         with self._unit("consent", write=False) as unit:
             participant = unit.enrolled(reference)
-            rows = unit.session.execute(
-                select(ConsentToken)
-                .where(ConsentToken.participant_id == participant.id)
-                .order_by(ConsentToken.id)
-            ).scalars()
             return [
                 ConsentLinkView(
                     row.id,
                     str(participant.study_id),
                     row.version,
                     row.prefix,
-                    _status(row, unit.now),
+                    link_status(row, unit.now),
                     row.expires_at,
                     row.opened_at,
                     row.used_at,
                     row.revoked_at,
                 )
-                for row in rows
+                for row in participant_links(unit, ConsentToken, participant.id)
             ]
 
     def _view(self, row: Consent, username: str | None) -> ConsentRecord:
@@ -710,33 +691,10 @@ class ConsentService(Service):
         )
 
 
-def _status(row: ConsentToken, now: dt.datetime) -> str:
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.used_at is not None:
-        return "used"
-    if row.expires_at <= now:
-        return "expired"
-    return "opened" if row.opened_at is not None else "sent"
-
-
-def _revoke_live(work: Any, participant_id: int, study_id: str, reason: str) -> int:
-    count = 0
-    for row in work.session.execute(
-        select(ConsentToken).where(
-            ConsentToken.participant_id == participant_id,
-            ConsentToken.used_at.is_(None),
-            ConsentToken.revoked_at.is_(None),
-        )
-    ).scalars():
-        row.revoked_at = work.now
-        row.revoked_by = work.scope.id
-        work.audit(
-            "consent_token.revoke",
-            "consent_token",
-            row.id,
-            old={"prefix": row.prefix},
-            new={"study_id": study_id, "reason": reason},
-        )
-        count += 1
-    return count
+def _revoke_live(
+    unit: Unit, participant_id: int, study_id: str, reason: str, *, refusal: Problem | None = None
+) -> int:
+    """Revoke the participant's unused, unrevoked consent links (audited)."""
+    rows = live_links(unit, ConsentToken, participant_id)
+    new = {"study_id": study_id, "reason": reason}
+    return revoke_links(unit, rows, "consent_token.revoke", new, refusal=refusal)

@@ -26,15 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumbar.operations.authentication import (
     SurveyLinkRefusedError,
     SurveyRefusal,
-    _lookup,
-    _matching,
-    _well_formed,
+    find_participant_link,
 )
 from lumbar.operations.consent import (
     CONSENT_TOKEN_PREFIX,
@@ -44,6 +41,7 @@ from lumbar.operations.consent import (
     read_consent_document,
 )
 from lumbar.operations.context import Context, Transaction
+from lumbar.operations.links import note_opened
 from lumbar.operations.schedule import follow_up_ended_on
 from lumbar.store.schema import ConsentToken, Participant
 
@@ -80,20 +78,12 @@ def _refused(
 def authenticate_consent(context: Context, token: str) -> ConsentPrincipal:
     """The participant and version a consent link opens; refused (with the reason, for
     the page to explain) when it opens nothing."""
-    token = token.strip()
-    if not _well_formed(token, CONSENT_TOKEN_PREFIX):
-        raise _refused("forged", "is not a valid consent link")
+    forged = _refused("forged", "is not a valid consent link")
     with context.db.read() as session:
-        rows = session.execute(
-            select(ConsentToken, Participant.study_id)
-            .join(Participant, Participant.id == ConsentToken.participant_id)
-            .where(ConsentToken.prefix == _lookup(token))
-        ).all()
-        found = _matching(token, [(row.token_hash, row.id) for row, _ in rows])
-        if found is None:
-            raise _refused("forged", "is not a valid consent link")
-        row, study_id = next((row, study_id) for row, study_id in rows if row.id == found)
-        principal = ConsentPrincipal(row.id, row.participant_id, str(study_id), row.version)
+        row, study_id = find_participant_link(
+            session, ConsentToken, token, CONSENT_TOKEN_PREFIX, forged
+        )
+        principal = ConsentPrincipal(row.id, row.participant_id, study_id, row.version)
         _in_force(session, principal, context.now())
         return principal
 
@@ -143,14 +133,8 @@ class ConsentLink:
             self.context.protocol, self.context.consent_documents, self.principal.version
         )
         with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "consent_token.open",
-                    "consent_token",
-                    token.id,
-                    new={"study_id": participant.study_id, "version": token.version},
-                )
+            new = {"study_id": participant.study_id, "version": token.version}
+            note_opened(work, token, "consent_token.open", new)
         return document
 
     def submit(self, answers: Mapping[str, Any], typed_name: str) -> ConsentRecord:

@@ -39,9 +39,10 @@ from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Service, Unit
+from lumbar.operations.links import link_status
 from lumbar.operations.outbox import PARTICIPANT
 from lumbar.operations.schedule import VisitStatus, participant_statuses
-from lumbar.operations.survey import LINK_STATUS_WORDS, link_status
+from lumbar.operations.survey import LINK_STATUS_WORDS
 from lumbar.store.schema import Allocation, OutboxMessage, Participant, SurveyToken
 
 __all__ = ["CLOSING_SOON", "Completion", "FollowUp", "FollowUpService", "ToCall"]

@@ -65,10 +65,17 @@ from lumbar.operations.authentication import (
     RATING_TOKEN_PREFIX,
     RatingPrincipal,
     SurveyLinkRefusedError,
-    new_token,
     rating_link_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
+from lumbar.operations.links import (
+    add_link,
+    link_status,
+    live_links,
+    note_opened,
+    participant_links,
+    revoke_links,
+)
 from lumbar.operations.schedule import start_of_day
 from lumbar.protocol import RATING_MAXIMUM, RATING_MINIMUM, Protocol
 from lumbar.store.schema import (
@@ -225,30 +232,17 @@ class SessionRatingLinkService(Service):
                 )
             study_id = str(participant.study_id)
             _revoke_live(unit, participant.id, study_id, "reissued")
-            token, prefix, digest = new_token(RATING_TOKEN_PREFIX)
-            row = SurveyToken(
+            row, token = add_link(
+                unit,
+                SurveyToken,
+                RATING_TOKEN_PREFIX,
+                "rating_link.issue",
+                {"study_id": study_id},
                 participant_id=participant.id,
                 kind=RATING_LINK,
                 visit=RATING_LINK,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 opens_at=opens_at,
                 expires_at=expires_at,
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "rating_link.issue",
-                "survey_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "prefix": prefix,
-                    "opens_at": opens_at.isoformat(),
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewRatingLink(row.id, study_id, token, opens_at, expires_at)
 
@@ -257,40 +251,33 @@ class SessionRatingLinkService(Service):
         with self._unit("session") as unit:
             unit.scope.require_unblinded(_ISSUING)
             participant = unit.enrolled(reference)
-            revoked = _revoke_live(unit, participant.id, str(participant.study_id), "revoked")
-            if not revoked:
-                raise OperationError(
-                    "no link to revoke",
-                    [
-                        Problem(
-                            "participant",
-                            "has no session-rating link in force",
-                            reference,
-                            "issue one first",
-                        )
-                    ],
-                )
-            return revoked
+            return _revoke_live(
+                unit,
+                participant.id,
+                str(participant.study_id),
+                "revoked",
+                refusal=Problem(
+                    "participant",
+                    "has no session-rating link in force",
+                    reference,
+                    "issue one first",
+                ),
+            )
 
     def rating_links(self, reference: str) -> list[RatingLink]:
         """A participant's session-rating links, oldest first, with where each stands."""
         with self._unit("treatment_records", write=False) as unit:
             unit.scope.require_unblinded("a participant's session-rating links")
             participant = unit.enrolled(reference)
-            rows = unit.session.execute(
-                select(SurveyToken)
-                .where(
-                    SurveyToken.participant_id == participant.id,
-                    SurveyToken.kind == RATING_LINK,
-                )
-                .order_by(SurveyToken.id)
-            ).scalars()
+            rows = participant_links(
+                unit, SurveyToken, participant.id, SurveyToken.kind == RATING_LINK
+            )
             return [
                 RatingLink(
                     row.id,
                     str(participant.study_id),
                     row.prefix,
-                    _status(row, unit.now),
+                    link_status(row, unit.now),
                     row.opens_at,
                     row.expires_at,
                     row.opened_at,
@@ -353,14 +340,7 @@ class SessionRatingForm:
     def open(self) -> RatingToday:
         """:meth:`today`, noting (once, audited) that the participant opened the link."""
         with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "rating_link.open",
-                    "survey_token",
-                    token.id,
-                    new={"study_id": participant.study_id},
-                )
+            note_opened(work, token, "rating_link.open", {"study_id": participant.study_id})
             return self._today(work, token, participant)
 
     def give(self, ratings: Mapping[str, Any]) -> RatingToday:
@@ -591,37 +571,16 @@ def _stopped(session: Session, participant_id: int) -> bool:
     )
 
 
-def _status(row: SurveyToken, now: dt.datetime) -> str:
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.expires_at <= now:
-        return "expired"
-    if now < row.opens_at:
-        return "not open yet"
-    return "opened" if row.opened_at is not None else "sent"
-
-
-def _revoke_live(unit: Unit, participant_id: int, study_id: str, reason: str) -> int:
-    """Revoke the participant's unrevoked session-rating links (audited)."""
-    count = 0
-    for row in unit.session.execute(
-        select(SurveyToken)
-        .where(
-            SurveyToken.participant_id == participant_id,
-            SurveyToken.kind == RATING_LINK,
-            SurveyToken.revoked_at.is_(None),
-            SurveyToken.expires_at > unit.now,
-        )
-        .order_by(SurveyToken.id)
-    ).scalars():
-        row.revoked_at = unit.now
-        row.revoked_by = unit.scope.id
-        unit.audit(
-            "rating_link.revoke",
-            "survey_token",
-            row.id,
-            old={"prefix": row.prefix},
-            new={"study_id": study_id, "reason": reason},
-        )
-        count += 1
-    return count
+def _revoke_live(
+    unit: Unit, participant_id: int, study_id: str, reason: str, *, refusal: Problem | None = None
+) -> int:
+    """Revoke the participant's unrevoked, unexpired session-rating links (audited)."""
+    rows = live_links(
+        unit,
+        SurveyToken,
+        participant_id,
+        SurveyToken.kind == RATING_LINK,
+        SurveyToken.expires_at > unit.now,
+    )
+    new = {"study_id": study_id, "reason": reason}
+    return revoke_links(unit, rows, "rating_link.revoke", new, refusal=refusal)

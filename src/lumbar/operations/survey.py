@@ -37,10 +37,17 @@ from lumbar.operations.authentication import (
     SURVEY_TOKEN_PREFIX,
     SurveyLinkRefusedError,
     SurveyPrincipal,
-    new_token,
     survey_token_in_force,
 )
 from lumbar.operations.context import Context, Service, Transaction, Unit
+from lumbar.operations.links import (
+    add_link,
+    link_status,
+    live_links,
+    note_opened,
+    participant_links,
+    revoke_links,
+)
 from lumbar.operations.responses import Checked, QuestionnaireView, checked_visit, store_visit
 from lumbar.operations.schedule import (
     follow_up_end,
@@ -57,7 +64,6 @@ __all__ = [
     "SurveyDue",
     "SurveyLink",
     "SurveyLinkService",
-    "link_status",
 ]
 
 LINK_STATUS_WORDS = {"saved": "partially answered", "used": "complete"}
@@ -185,32 +191,18 @@ class SurveyLinkService(Service):
             # Answers saved through the link replaced (a reminder carries a new link) go on
             # with the new one: the participant does not answer again what they saved.
             saved = next((row.draft for row in reversed(replaced) if row.draft), None)
-            _revoke_live(unit, participant.id, study_id, visit, "reissued")
-            token, prefix, digest = new_token(SURVEY_TOKEN_PREFIX)
-            row = SurveyToken(
+            _revoke(unit, replaced, study_id, visit, "reissued")
+            row, token = add_link(
+                unit,
+                SurveyToken,
+                SURVEY_TOKEN_PREFIX,
+                "survey_token.issue",
+                {"study_id": study_id, "visit": visit},
                 participant_id=participant.id,
                 visit=visit,
-                prefix=prefix,
-                token_hash=digest,
-                created_by=unit.scope.id,
-                created_at=unit.now,
                 opens_at=opens_at,
                 expires_at=expires_at,
                 draft=None if saved is None else dict(saved),
-            )
-            unit.session.add(row)
-            unit.session.flush()
-            unit.audit(
-                "survey_token.issue",
-                "survey_token",
-                row.id,
-                new={
-                    "study_id": study_id,
-                    "visit": visit,
-                    "prefix": prefix,
-                    "opens_at": opens_at.isoformat(),
-                    "expires_at": expires_at.isoformat(),
-                },
             )
             return NewSurveyToken(row.id, study_id, visit, token, opens_at, expires_at)
 
@@ -218,32 +210,24 @@ class SurveyLinkService(Service):
         """Revoke the participant's live link to ``visit``; returns how many were revoked."""
         with self._unit("questionnaire") as unit:
             participant = unit.enrolled(reference)
-            revoked = _revoke_live(
-                unit, participant.id, str(participant.study_id), visit, "revoked"
+            return _revoke(
+                unit,
+                _live(unit, participant.id, visit),
+                str(participant.study_id),
+                visit,
+                "revoked",
+                refusal=Problem(
+                    "visit", "the participant has no unused link to it", visit, "issue one first"
+                ),
             )
-            if not revoked:
-                raise OperationError(
-                    "no link to revoke",
-                    [
-                        Problem(
-                            "visit",
-                            "the participant has no unused link to it",
-                            visit,
-                            "issue one first",
-                        )
-                    ],
-                )
-            return revoked
 
     def survey_links(self, reference: str) -> list[SurveyLink]:
         """A participant's survey links, oldest first, with where each stands."""
         with self._unit("questionnaire", write=False) as unit:
             participant = unit.enrolled(reference)
-            rows = unit.session.execute(
-                select(SurveyToken)
-                .where(SurveyToken.participant_id == participant.id, SurveyToken.kind == "survey")
-                .order_by(SurveyToken.id)
-            ).scalars()
+            rows = participant_links(
+                unit, SurveyToken, participant.id, SurveyToken.kind == "survey"
+            )
             return [
                 SurveyLink(
                     row.id,
@@ -276,14 +260,12 @@ class Survey:
     def open(self) -> SurveyDue:
         """:meth:`due`, noting (once, audited) that the participant opened the link."""
         with self._open(write=True) as (work, token, participant):
-            if token.opened_at is None:
-                token.opened_at = work.now
-                work.audit(
-                    "survey_token.open",
-                    "survey_token",
-                    token.id,
-                    new={"study_id": participant.study_id, "visit": token.visit},
-                )
+            note_opened(
+                work,
+                token,
+                "survey_token.open",
+                {"study_id": participant.study_id, "visit": token.visit},
+            )
             return self._due(work, token, participant)
 
     def save(self, instrument: str, answers: Mapping[str, Any]) -> SurveyDue:
@@ -425,53 +407,25 @@ class Survey:
             yield work, token, participant
 
 
-def link_status(row: SurveyToken, now: dt.datetime) -> str:
-    """Where a link stands at ``now`` (see :attr:`SurveyLink.status`)."""
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.used_at is not None:
-        return "used"
-    if row.expires_at <= now:
-        return "expired"
-    if now < row.opens_at:
-        return "not open yet"
-    if row.draft:
-        return "saved"
-    return "opened" if row.opened_at is not None else "sent"
-
-
 def _live(unit: Unit, participant_id: int, visit: str) -> list[SurveyToken]:
     """The participant's unused, unrevoked links to ``visit``, oldest first."""
-    return list(
-        unit.session.execute(
-            select(SurveyToken)
-            .where(
-                SurveyToken.participant_id == participant_id,
-                SurveyToken.kind == "survey",
-                SurveyToken.visit == visit,
-                SurveyToken.used_at.is_(None),
-                SurveyToken.revoked_at.is_(None),
-            )
-            .order_by(SurveyToken.id)
-        ).scalars()
+    return live_links(
+        unit, SurveyToken, participant_id, SurveyToken.kind == "survey", SurveyToken.visit == visit
     )
 
 
-def _revoke_live(unit: Unit, participant_id: int, study_id: str, visit: str, reason: str) -> int:
-    """Revoke the participant's unused, unrevoked links to ``visit`` (audited)."""
-    count = 0
-    for row in _live(unit, participant_id, visit):
-        row.revoked_at = unit.now
-        row.revoked_by = unit.scope.id
-        unit.audit(
-            "survey_token.revoke",
-            "survey_token",
-            row.id,
-            old={"prefix": row.prefix},
-            new={"study_id": study_id, "visit": visit, "reason": reason},
-        )
-        count += 1
-    return count
+def _revoke(
+    unit: Unit,
+    rows: list[SurveyToken],
+    study_id: str,
+    visit: str,
+    reason: str,
+    *,
+    refusal: Problem | None = None,
+) -> int:
+    """Revoke the links ``rows`` to ``visit`` (audited)."""
+    new = {"study_id": study_id, "visit": visit, "reason": reason}
+    return revoke_links(unit, rows, "survey_token.revoke", new, refusal=refusal)
 
 
 def _due(
