@@ -121,6 +121,7 @@ def test_schema_is_json_schema_of_the_protocol() -> None:
         "access",
         "messages",
         "session_rating",
+        "consent",
     }
 
 
