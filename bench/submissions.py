@@ -55,6 +55,7 @@ from sqlalchemy.engine import make_url
 
 from lumbar.operations import Trial, create_trial
 from lumbar.protocol import Protocol, shipped_protocol
+from operations import eligible
 
 SITE = "SEA"
 COORDINATOR = "coord"
@@ -123,24 +124,6 @@ def prepare(url: str, key_file: Path, links: int) -> list[str]:
     tokens = [coordinator.issue_survey_token(study_id, VISIT).token for study_id in study_ids]
     coordinator.close()
     return tokens
-
-
-def eligible(chosen: Protocol) -> dict[str, object]:
-    answers: dict[str, object] = {
-        q.id: False for q in chosen.eligibility.questions if q.type == "yes_no"
-    }
-    answers.update(
-        health_plan_member=True,
-        recent_primary_care_visit=True,
-        nonspecific_diagnosis=True,
-        physician_willing=True,
-        near_therapist=True,
-        age=45,
-        sex="female",
-        pain_duration="years_1_to_5",
-        pain_frequency="every_day",
-    )
-    return answers
 
 
 def survey_answers(index: int) -> dict[str, dict[str, object]]:
