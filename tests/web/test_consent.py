@@ -115,8 +115,7 @@ def amended(database_url: str, tmp_path: Path) -> World:
     return amended_world(database_url, tmp_path)
 
 
-@pytest.fixture
-def staff(amended: World) -> Iterator[TestClient]:
+def _client(amended: World) -> TestClient:
     app = create_app(
         amended.url,
         key_file=amended.key_file,
@@ -124,7 +123,12 @@ def staff(amended: World) -> Iterator[TestClient]:
         password_hasher=CHEAP,
         consent_documents=amended.consent_documents,
     )
-    with TestClient(app, follow_redirects=False) as client:
+    return TestClient(app, follow_redirects=False)
+
+
+@pytest.fixture
+def staff(amended: World) -> Iterator[TestClient]:
+    with _client(amended) as client:
         set_password(client, "coord")
         assert sign_in(client, "coord").status_code == 303  # type: ignore[attr-defined]
         yield client
@@ -132,14 +136,7 @@ def staff(amended: World) -> Iterator[TestClient]:
 
 @pytest.fixture
 def phone(amended: World) -> Iterator[TestClient]:
-    app = create_app(
-        amended.url,
-        key_file=amended.key_file,
-        clock=amended.clock,
-        password_hasher=CHEAP,
-        consent_documents=amended.consent_documents,
-    )
-    with TestClient(app, follow_redirects=False) as client:
+    with _client(amended) as client:
         yield client
 
 
