@@ -46,6 +46,7 @@ from sqlalchemy import select
 
 from lumbar.errors import OperationError, Problem
 from lumbar.operations.context import Context, Service, Transaction, Unit
+from lumbar.operations.enrolment import require_eligible
 from lumbar.operations.links import (
     add_link,
     link_status,
@@ -499,19 +500,7 @@ class ConsentService(Service):
                         )
                     ],
                 )
-            if participant.eligibility != "eligible":
-                raise OperationError(
-                    "not eligible",
-                    [
-                        Problem(
-                            "participant",
-                            f"screening says {participant.eligibility}; only eligible people "
-                            "are consented",
-                            reference,
-                            "complete or correct screening first",
-                        )
-                    ],
-                )
+            require_eligible(participant, reference)
             _follow_up_over(unit, participant, reference)
             document = read_consent_document(self.protocol, self.context.consent_documents, version)
             row = _record(

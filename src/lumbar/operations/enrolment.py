@@ -342,19 +342,7 @@ class EnrolmentService(Service):
             )
         with self._unit("consent") as unit:
             participant = unit.participant(reference)
-            if participant.eligibility != "eligible":
-                raise OperationError(
-                    "not eligible",
-                    [
-                        Problem(
-                            "participant",
-                            f"screening says {participant.eligibility}; only eligible people "
-                            "are consented",
-                            reference,
-                            "complete or correct screening first",
-                        )
-                    ],
-                )
+            require_eligible(participant, reference)
             not_after(consent_date, unit.now.date(), "consent_date")
             if consent_date < participant.screened_at.date():
                 raise OperationError(
@@ -545,3 +533,19 @@ _LISTED = select(
     Participant.screening_number, Participant.study_id, Participant.site_id, _STATUS
 ).order_by(Participant.screening_number)
 """Each participant's screening number, study id, site id and status, in order."""
+
+
+def require_eligible(participant: Participant, reference: str) -> None:
+    """Refuse consent for someone whose screening did not find them eligible."""
+    if participant.eligibility != "eligible":
+        raise OperationError(
+            "not eligible",
+            [
+                Problem(
+                    "participant",
+                    f"screening says {participant.eligibility}; only eligible people are consented",
+                    reference,
+                    "complete or correct screening first",
+                )
+            ],
+        )
