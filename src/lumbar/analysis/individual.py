@@ -451,7 +451,10 @@ class _Words:
         if category == "reliably worse":
             return f"{moved} {self.noise().capitalize()}, so this is a real worsening."
         if category == "improved but within measurement error":
-            return f"{moved} This is an improvement, but {self.noise()}, so we cannot yet be sure it is real.{self.floor()}"
+            return (
+                f"{moved} This is an improvement, but {self.noise()}, so we cannot yet be sure "
+                f"it is real.{self.floor()}"
+            )
         floor = self.floor() if self.improvement >= 0 else ""
         return (
             f"{moved} {self.noise().capitalize()}, so this is not a real change either way.{floor}"
@@ -488,7 +491,10 @@ class _Words:
         if category == "reliably improved":
             return f"{asked} {yours}, which reaches it and is beyond day-to-day variation."
         if category == "improved but within measurement error":
-            return f"{asked} {yours}, which reaches it, but {self.noise()}, so we cannot yet be sure it is real."
+            return (
+                f"{asked} {yours}, which reaches it, but {self.noise()}, so we cannot yet be "
+                "sure it is real."
+            )
         if category == "reliably worse":
             return f"{asked} {yours}, more than day-to-day variation: a real worsening."
         if self.improvement > 0:
