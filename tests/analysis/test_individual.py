@@ -182,7 +182,8 @@ def test_higher_is_better_instrument_turns_the_sign() -> None:
     assert up.improvement == 2
     assert up.rci == pytest.approx(2.828427, abs=1e-6)
     assert up.category == "reliably improved"
-    assert "went up 2 points" in up.reason and "higher is better" in up.reason
+    assert "went up 2 points" in up.reason
+    assert "higher is better" in up.reason
     down = client_change("satisfaction", 4, 2, properties=properties)
     assert down.improvement == -2
     assert down.category == "reliably worse"
@@ -218,9 +219,12 @@ def test_trajectory_band_and_points() -> None:
     assert [point.when for point in chart.points] == [1, 2, 3]
     assert chart.points[0].change is None
     second, third = chart.points[1].change, chart.points[2].change
-    assert second is not None and third is not None
-    assert second.improvement == 2 and second.category == "improved but within measurement error"
-    assert third.improvement == 11 and third.category == "reliably improved"
+    assert second is not None
+    assert third is not None
+    assert second.improvement == 2
+    assert second.category == "improved but within measurement error"
+    assert third.improvement == 11
+    assert third.category == "reliably improved"
     # Without a published error there is no band.
     assert trajectory("bothersomeness", [("week 0", 7), ("week 10", 3)]).band_low is None
 
