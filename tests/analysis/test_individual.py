@@ -192,6 +192,29 @@ def test_higher_is_better_instrument_turns_the_sign() -> None:
     assert _verdicts(small)["mic"] == (1.0, True, "improved but within measurement error")
 
 
+def test_reliable_change_below_a_threshold_is_not_reliably_improved_under_it() -> None:
+    # SEM 0.5: reliable change 1.385929. 2 -> 4 (satisfaction): improvement 2, RCI 2.828427,
+    # so the change is reliable; a 3-point threshold is not met: under it, no improvement.
+    properties = MeasurementProperties(
+        sem=Reference(value=0.5, source="test figure"),
+        minimal_important_change=Reference(value=3, source="test figure"),
+    )
+    change = client_change("satisfaction", 2, 4, properties=properties)
+    assert change.category == "reliably improved"
+    assert _verdicts(change)["mic"] == (3.0, False, "no reliable change")
+    assert "does not reach it" in change.thresholds[0].reason
+
+
+def test_results_as_dicts_for_a_chart() -> None:
+    record = client_change("rdq", 20, 9).to_dict()
+    assert record["category"] == "reliably improved"
+    assert record["reliable_change"] == pytest.approx(RDQ_RELIABLE, abs=1e-6)
+    assert record["thresholds"][1]["definition"]["name"] == "mic"
+    chart = trajectory("rdq", [(1, 14), (2, 3)]).to_dict()
+    assert chart["band_low"] == pytest.approx(3.744123, abs=1e-6)
+    assert chart["points"][1]["change"]["improvement"] == 11
+
+
 def test_every_category_is_reached_and_reasons_avoid_jargon() -> None:
     changes = [
         client_change("rdq", 20, 9),

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from lumbar.analysis.responders import RELIABLE_CHANGE_Z, Definition, definitions_from
 from lumbar.errors import AnalysisError, Problem
@@ -137,6 +137,10 @@ class ClientChange:
     def reliable_change(self) -> float | None:
         return self.error.reliable_change
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, with the reliable change in points, for JSON or a chart."""
+        return {**asdict(self), "reliable_change": self.reliable_change}
+
 
 @dataclass(frozen=True)
 class TrajectoryPoint:
@@ -163,6 +167,10 @@ class Trajectory:
     band_low: float | None
     band_high: float | None
     points: tuple[TrajectoryPoint, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, with the reliable change in points, for JSON or a chart."""
+        return {**asdict(self), "reliable_change": self.error.reliable_change}
 
 
 def measurement_error(properties: MeasurementProperties) -> MeasurementError:
