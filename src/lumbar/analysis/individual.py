@@ -325,7 +325,7 @@ def _judge(
 ) -> ClientChange:
     direction = instrument.score(score).direction
     sign = 1.0 if direction == "higher_is_worse" else -1.0
-    improvement = sign * (baseline - current)
+    improvement = sign * (baseline - current) + 0.0  # no -0.0 when nothing changed
     best = low if direction == "higher_is_worse" else high
     error = measurement_error(properties)
     rci = None if error.s_diff is None else improvement / error.s_diff
