@@ -4,7 +4,9 @@ Start from :class:`TrialData` (any long DataFrame with a column mapping, or
 lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
 :func:`multiple_imputation` and :func:`responders`, or run them all with
 :func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
-:func:`pooled_summary` describe the trial (by arm, or all participants together).
+:func:`pooled_summary` describe the trial (by arm, or all participants together);
+:func:`client_change` and :func:`trajectory` judge one client's change against
+measurement error and the trial's thresholds.
 No function here reads a database (docs/analysis.md).
 """
 
@@ -21,6 +23,7 @@ from lumbar.analysis.imputation import (
     pool,
     tipping_point,
 )
+from lumbar.analysis.individual import ClientChange, Trajectory, client_change, trajectory
 from lumbar.analysis.mmrm import MmrmResult, mmrm
 from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze
 from lumbar.analysis.pooled import PooledSummary, pooled_summary
@@ -32,6 +35,7 @@ __all__ = [
     "STRUCTURES",
     "AncovaResult",
     "BaselineTable",
+    "ClientChange",
     "Columns",
     "ConsortFlow",
     "Definition",
@@ -45,10 +49,12 @@ __all__ = [
     "ResponderResult",
     "Settings",
     "TippingPointResult",
+    "Trajectory",
     "TrialData",
     "analyze",
     "ancova",
     "baseline_table",
+    "client_change",
     "consort_counts",
     "definitions_from",
     "gee",
@@ -59,4 +65,5 @@ __all__ = [
     "pooled_summary",
     "responders",
     "tipping_point",
+    "trajectory",
 ]
