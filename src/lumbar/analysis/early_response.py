@@ -169,12 +169,12 @@ class EarlyResponseResult:
         if cv is None:
             return pd.DataFrame()
         rows = []
-        for estimate, sensitivity, specificity in (
+        for sample, sensitivity, specificity in (
             ("in_sample", cv.in_sample_sensitivity, cv.in_sample_specificity),
             ("out_of_sample", cv.out_of_sample_sensitivity, cv.out_of_sample_specificity),
         ):
             for measure, value in (("sensitivity", sensitivity), ("specificity", specificity)):
-                rows.append({"estimate": estimate, "measure": measure, **vars(value)})
+                rows.append({"sample": sample, "measure": measure, **vars(value)})
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
