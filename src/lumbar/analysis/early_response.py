@@ -58,6 +58,7 @@ from lumbar.errors import AnalysisError, Problem
 
 __all__ = [
     "CrossValidation",
+    "Proportion",
     "EarlyResponseResult",
     "Relief",
     "RuleAccuracy",
