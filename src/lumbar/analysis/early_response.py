@@ -58,8 +58,8 @@ from lumbar.errors import AnalysisError, Problem
 
 __all__ = [
     "CrossValidation",
-    "Proportion",
     "EarlyResponseResult",
+    "Proportion",
     "Relief",
     "RuleAccuracy",
     "auc_delong",
