@@ -282,3 +282,18 @@ def test_session_changes_builds_the_per_participant_frame_from_tidy_ratings() ->
         "responder": [True, False],
     }
     assert list(session_changes(ratings, responder, 2)["participant"]) == ["a"]
+
+
+def test_delong_interval_is_undefined_with_one_participant_in_a_group() -> None:
+    auc, variance, lower, upper = auc_delong(np.array([1.0]), np.array([2.0, 0.0]))
+    assert auc == 0.5
+    assert all(math.isnan(value) for value in (variance, lower, upper))
+
+
+def test_given_folds_must_leave_both_groups_in_training() -> None:
+    with pytest.raises(AnalysisError) as error:
+        # fold 0 holds out every non-responder (p1, p2, p3)
+        early_response(_tiny(), [POINTS_2], session=2, folds=2, fold=[0, 0, 0, 1, 1, 1])
+    assert "fold: must leave non-responders and responders in every training set" in str(
+        error.value
+    )

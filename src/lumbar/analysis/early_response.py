@@ -242,7 +242,9 @@ def auc_delong(
     s01 = float(np.var(v01, ddof=1)) if n > 1 else math.nan
     variance = s10 / m + s01 / n
     z = float(stats.norm.ppf(0.5 + level / 2))
-    half = z * math.sqrt(variance) if variance >= 0 else math.nan
+    if math.isnan(variance):  # one participant in a group: no variance estimate
+        return auc, variance, math.nan, math.nan
+    half = z * math.sqrt(variance)
     return auc, variance, max(0.0, auc - half), min(1.0, auc + half)
 
 
@@ -443,6 +445,17 @@ def early_response(
             problems.append(
                 Problem("fold", f"must give each row a fold 0..{folds - 1}", list(given)[:5])
             )
+        else:
+            for held_out in range(folds):
+                train = non_responder[given != held_out]
+                if train.all() or not train.any():
+                    problems.append(
+                        Problem(
+                            "fold",
+                            "must leave non-responders and responders in every training set",
+                            f"fold {held_out} holds out every participant of one group",
+                        )
+                    )
     _refuse(problems, session)
 
     rules = tuple(
