@@ -2,8 +2,8 @@
 
 Start from :class:`TrialData` (any long DataFrame with a column mapping, or
 lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
-:func:`multiple_imputation` and :func:`responders`, or run them all with
-:func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
+:func:`multiple_imputation`, :func:`responders` and :func:`early_response`, or
+run them all with :func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
 :func:`pooled_summary` describe the trial (by arm, or all participants together).
 No function here reads a database (docs/analysis.md).
 """
@@ -13,6 +13,7 @@ from lumbar.analysis.baseline import BaselineTable, baseline_table, participant_
 from lumbar.analysis.consort import ConsortFlow, consort_counts
 from lumbar.analysis.covariance import STRUCTURES
 from lumbar.analysis.data import Columns, TrialData
+from lumbar.analysis.early_response import EarlyResponseResult, Relief, early_response
 from lumbar.analysis.gee import GeeResult, gee
 from lumbar.analysis.imputation import (
     ImputationResult,
@@ -35,6 +36,7 @@ __all__ = [
     "Columns",
     "ConsortFlow",
     "Definition",
+    "EarlyResponseResult",
     "Estimate",
     "GeeResult",
     "ImputationResult",
@@ -42,6 +44,7 @@ __all__ = [
     "OutcomeAnalysis",
     "PooledSummary",
     "Provenance",
+    "Relief",
     "ResponderResult",
     "Settings",
     "TippingPointResult",
@@ -51,6 +54,7 @@ __all__ = [
     "baseline_table",
     "consort_counts",
     "definitions_from",
+    "early_response",
     "gee",
     "mmrm",
     "multiple_imputation",
