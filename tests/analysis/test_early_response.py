@@ -227,6 +227,8 @@ def test_to_frame_has_one_row_per_relief_and_measure() -> None:
     assert len(frame) == 8
     assert set(frame["measure"]) == {"sensitivity", "specificity", "ppv", "npv"}
     assert "AUC 0.833" in str(result)
+    assert "less than 2 points; 50%" in result.method_text
+    assert result.to_dict()["method_text"] == result.method_text
 
 
 def test_missing_rating_is_refused_naming_the_field() -> None:

@@ -190,7 +190,29 @@ class EarlyResponseResult:
             "auc_lower": self.auc_lower,
             "auc_upper": self.auc_upper,
             "cross_validation": self.cross_validation_frame().to_dict(orient="records"),
+            "method_text": self.method_text,
         }
+
+    @property
+    def method_text(self) -> str:
+        names = "; ".join(
+            f"{rule.relief.threshold:g}{' points' if rule.relief.kind == 'points' else '%'}"
+            for rule in self.rules
+        )
+        text = (
+            f"No meaningful relief by session {self.session} (improvement from the rating "
+            f"before session 1 of less than {names}) was assessed as a predictor of "
+            "non-response: sensitivity, specificity and predictive values with 95% Wilson "
+            "score intervals; the improvement as a continuous predictor by the ROC curve, "
+            "with the Mann-Whitney AUC and DeLong's 95% interval."
+        )
+        if self.cross_validation is not None:
+            text += (
+                " The relief threshold maximizing Youden's J was chosen in-sample and by "
+                f"{self.cross_validation.folds}-fold stratified cross-validation "
+                f"(seed {self.cross_validation.seed}), held-out counts pooled."
+            )
+        return text
 
     def __str__(self) -> str:
         lines = [
