@@ -2,8 +2,8 @@
 
 Start from :class:`TrialData` (any long DataFrame with a column mapping, or
 lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
-:func:`multiple_imputation` and :func:`responders`, or run them all with
-:func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
+:func:`multiple_imputation`, :func:`responders` and :func:`early_response`, or
+run them all with :func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
 :func:`pooled_summary` describe the trial (by arm, or all participants together);
 :func:`client_change` and :func:`trajectory` judge one client's change against
 measurement error and the trial's thresholds.
@@ -15,6 +15,7 @@ from lumbar.analysis.baseline import BaselineTable, baseline_table, participant_
 from lumbar.analysis.consort import ConsortFlow, consort_counts
 from lumbar.analysis.covariance import STRUCTURES
 from lumbar.analysis.data import Columns, TrialData
+from lumbar.analysis.early_response import EarlyResponseResult, Relief, early_response
 from lumbar.analysis.gee import GeeResult, gee
 from lumbar.analysis.imputation import (
     ImputationResult,
@@ -39,6 +40,7 @@ __all__ = [
     "Columns",
     "ConsortFlow",
     "Definition",
+    "EarlyResponseResult",
     "Estimate",
     "GeeResult",
     "ImputationResult",
@@ -46,6 +48,7 @@ __all__ = [
     "OutcomeAnalysis",
     "PooledSummary",
     "Provenance",
+    "Relief",
     "ResponderResult",
     "Settings",
     "TippingPointResult",
@@ -57,6 +60,7 @@ __all__ = [
     "client_change",
     "consort_counts",
     "definitions_from",
+    "early_response",
     "gee",
     "mmrm",
     "multiple_imputation",
