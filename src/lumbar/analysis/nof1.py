@@ -378,5 +378,5 @@ def nof1_pooled(periods: pd.DataFrame) -> Nof1Pooled:
         upper=mu + half,
         tau2=tau2,
         sigma2=sigma2,
-        log_likelihood=log_l,
+        log_likelihood=float(log_l),
     )
