@@ -231,9 +231,10 @@ def _sentence(n: int, mean: float, as_extreme: int, patterns: int, scale: str) -
         )
     else:
         way = "less" if mean > 0 else "more"
+        points = "point" if size == "1" else "points"
         effect = (
             f"In your {n} pairs of periods, your back bothered you on average {size}"
-            f" points {way} ({scale}) in the periods with massage."
+            f" {points} {way} ({scale}) in the periods with massage."
         )
     share = as_extreme / patterns
     chance = (
