@@ -6,7 +6,9 @@ lumbar's tidy dataset), then fit :func:`ancova`, :func:`mmrm`, :func:`gee`,
 run them all with :func:`analyze`. :func:`baseline_table`, :func:`consort_counts` and
 :func:`pooled_summary` describe the trial (by arm, or all participants together);
 :func:`client_change` and :func:`trajectory` judge one client's change against
-measurement error and the trial's thresholds.
+measurement error and the trial's thresholds; :func:`nof1_plan`,
+:func:`nof1_analysis` and :func:`nof1_pooled` plan and analyse a client's own
+randomized trial (N-of-1).
 No function here reads a database (docs/analysis.md).
 """
 
@@ -26,6 +28,14 @@ from lumbar.analysis.imputation import (
 )
 from lumbar.analysis.individual import ClientChange, Trajectory, client_change, trajectory
 from lumbar.analysis.mmrm import MmrmResult, mmrm
+from lumbar.analysis.nof1 import (
+    Nof1Plan,
+    Nof1Pooled,
+    Nof1Result,
+    nof1_analysis,
+    nof1_plan,
+    nof1_pooled,
+)
 from lumbar.analysis.plan import OutcomeAnalysis, Settings, analyze
 from lumbar.analysis.pooled import PooledSummary, pooled_summary
 from lumbar.analysis.responders import Definition, ResponderResult, definitions_from, responders
@@ -45,6 +55,9 @@ __all__ = [
     "GeeResult",
     "ImputationResult",
     "MmrmResult",
+    "Nof1Plan",
+    "Nof1Pooled",
+    "Nof1Result",
     "OutcomeAnalysis",
     "PooledSummary",
     "Provenance",
@@ -64,6 +77,9 @@ __all__ = [
     "gee",
     "mmrm",
     "multiple_imputation",
+    "nof1_analysis",
+    "nof1_plan",
+    "nof1_pooled",
     "participant_rows",
     "pool",
     "pooled_summary",
