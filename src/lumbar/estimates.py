@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Estimate", "frame_of", "t_estimate", "z_estimate"]
+__all__ = ["Estimate", "frame_of", "t_estimate", "wilson_interval", "z_estimate"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,19 @@ def frame_of(estimates: tuple[Estimate, ...]) -> pd.DataFrame:
     """Estimates as a table, one row each."""
     columns = [field.name for field in fields(Estimate)]
     return pd.DataFrame([estimate.row() for estimate in estimates], columns=columns)
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion, without continuity correction (Wilson,
+    J Am Stat Assoc 1927;22:209-212; Newcombe, Stat Med 1998;17:857, method 3); exactly 0
+    or 1 at the ends, (nan, nan) when there are no trials."""
+    if trials <= 0:
+        return math.nan, math.nan
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    share = successes / trials
+    centre = share + z * z / (2 * trials)
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    denominator = 1 + z * z / trials
+    lower = 0.0 if successes == 0 else max(0.0, (centre - half) / denominator)
+    upper = 1.0 if successes == trials else min(1.0, (centre + half) / denominator)
+    return lower, upper

@@ -17,9 +17,9 @@ from lumbar.analysis.early_response import (
     auc_delong,
     early_response,
     session_changes,
-    wilson_interval,
 )
 from lumbar.errors import AnalysisError
+from lumbar.estimates import wilson_interval
 
 POINTS_2 = Relief("2 points", "points", 2)
 PERCENT_50 = Relief("50 percent", "percent", 50)

@@ -19,7 +19,7 @@ from lumbar.design import (
     simulate_trials,
 )
 from lumbar.design import simulation as simulation_module
-from lumbar.design.simulation import wilson_interval
+from lumbar.estimates import wilson_interval
 from lumbar.report.figures import power_figure
 
 pytestmark = pytest.mark.unit

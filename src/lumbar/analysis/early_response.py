@@ -55,6 +55,7 @@ import pandas as pd
 from scipy import stats
 
 from lumbar.errors import AnalysisError, Problem
+from lumbar.estimates import wilson_interval
 
 __all__ = [
     "CrossValidation",
@@ -65,7 +66,6 @@ __all__ = [
     "auc_delong",
     "early_response",
     "session_changes",
-    "wilson_interval",
 ]
 
 LEVEL = 0.95
@@ -227,18 +227,6 @@ class EarlyResponseResult:
                 f"PPV {rule.ppv.estimate:.2f} NPV {rule.npv.estimate:.2f}"
             )
         return "\n".join(lines)
-
-
-def wilson_interval(successes: int, trials: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval without continuity correction; (nan, nan) when trials is 0."""
-    if trials == 0:
-        return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    p = successes / trials
-    centre = p + z * z / (2 * trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    scale = 1 + z * z / trials
-    return (centre - half) / scale, (centre + half) / scale
 
 
 def _proportion(numerator: int, denominator: int) -> Proportion:

@@ -75,6 +75,7 @@ from lumbar.design.assumptions import (
     check_share,
 )
 from lumbar.errors import Problem
+from lumbar.estimates import wilson_interval
 
 __all__ = [
     "DEFAULT_MISSING_SLOPE",
@@ -87,7 +88,6 @@ __all__ = [
     "ancova_trials",
     "simulate_power",
     "simulate_trials",
-    "wilson_interval",
 ]
 
 Missing = Literal["mcar", "baseline"]
@@ -499,22 +499,6 @@ def _floats(values: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- power
-
-
-def wilson_interval(
-    successes: int, trials: int, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Wilson's score interval for a proportion (J Am Stat Assoc 1927;22:209-212)."""
-    if trials <= 0:
-        return math.nan, math.nan
-    z = float(special.ndtri(0.5 + confidence / 2))
-    share = successes / trials
-    centre = share + z * z / (2 * trials)
-    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
-    denominator = 1 + z * z / trials
-    lower = 0.0 if successes == 0 else max(0.0, (centre - half) / denominator)
-    upper = 1.0 if successes == trials else min(1.0, (centre + half) / denominator)
-    return lower, upper
 
 
 @dataclass(frozen=True)
